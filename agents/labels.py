@@ -1,0 +1,103 @@
+"""Stage 3: join delayed labels with the features parked when their event was scored.
+
+In: join (key = event id): ``{"kind": "park"}`` from agents/learner.py (features, prediction,
+shard) and ``{"kind": "label"}`` from agents/validate.py. Whichever arrives first waits in
+tables.pending; when both are there, the joined label goes to ``scoring`` on the event's shard.
+Out: scoring (``{"kind": "label", "x", "y", "y_pred", ...}``, partition = the event's shard).
+State: tables.pending, tables.counters (orphan labels, expired events, duplicate labels).
+Waiting entries older than STREAMLEARN_LABEL_TTL seconds of event time are dropped and counted:
+``expired_events`` (never labelled) and ``orphan_labels`` (a label whose event never came).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app import app, settings
+from app.topics import join, scoring
+from tables.counters import count
+from tables.pending import pending_by_id
+
+log = logging.getLogger(__name__)
+
+#: Sweep a partition for expired entries when its event time has moved this far (seconds).
+SWEEP_STEP_FRACTION = 0.25
+
+
+def joined(park: dict, label: dict) -> dict:
+    """The ``scoring`` message that teaches the model a delayed label.
+
+    >>> joined({"id": "e1", "key": "k", "x": {"a": 1}, "y_pred": {}, "ts": 5, "shard": 0},
+    ...        {"id": "e1", "y": True, "ts": 9})["y"]
+    True
+    """
+    return {
+        "kind": "label",
+        "id": park["id"],
+        "key": park["key"],
+        "ts": label["ts"],
+        "x": park["x"],
+        "y": label["y"],
+        "y_pred": park["y_pred"],
+    }
+
+
+def expired(entries, now_ts: float, ttl: float, partition: int) -> list[tuple[str, str]]:
+    """``(id, "park" | "label")`` of the entries of ``partition`` older than ``ttl``.
+
+    >>> expired([("a", {"since": 0, "p": 0, "park": {}}), ("b", {"since": 90, "p": 0,
+    ...          "label": {}}), ("c", {"since": 0, "p": 1, "label": {}})], 100, 50, 0)
+    [('a', 'park')]
+    """
+    return [
+        (key, "park" if "park" in entry else "label")
+        for key, entry in entries
+        if entry is not None and entry["p"] == partition and now_ts - entry["since"] > ttl
+    ]
+
+
+@app.agent(join, concurrency=1)
+async def join_labels(stream):
+    last_sweep: dict[int, float] = {}
+    async for message in stream:
+        partition = stream.current_event.message.partition
+        event_id = message["id"]
+        kind = message["kind"]
+        waiting = pending_by_id.get(event_id)
+        if kind == "park":
+            if waiting is not None and "label" in waiting:
+                park_shard = message["shard"]
+                await scoring.send(
+                    key=message["key"] or event_id,
+                    partition=park_shard,
+                    value=joined(message, waiting["label"]),
+                )
+                del pending_by_id[event_id]
+            else:
+                pending_by_id[event_id] = {"park": message, "since": message["ts"], "p": partition}
+        else:
+            if waiting is not None and "park" in waiting:
+                park = waiting["park"]
+                await scoring.send(
+                    key=park["key"] or event_id,
+                    partition=park["shard"],
+                    value=joined(park, message),
+                )
+                del pending_by_id[event_id]
+            elif waiting is not None:
+                count("duplicate_labels", partition)
+                log.warning(
+                    "label for %r arrived twice before its event; keeping the first", event_id
+                )
+            else:
+                pending_by_id[event_id] = {"label": message, "since": message["ts"], "p": partition}
+        now_ts = message["ts"]
+        if (
+            now_ts - last_sweep.setdefault(partition, now_ts)
+            >= settings.label_ttl * SWEEP_STEP_FRACTION
+        ):
+            last_sweep[partition] = now_ts
+            entries = list(pending_by_id.items())
+            for key, what in expired(entries, now_ts, settings.label_ttl, partition):
+                del pending_by_id[key]
+                count("expired_events" if what == "park" else "orphan_labels", partition)

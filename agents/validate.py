@@ -1,0 +1,62 @@
+"""Stage 0: check raw events and labels; route the bad ones to dead-letter topics.
+
+In: events (raw bytes), labels (raw bytes).
+Out: clean (event dict, key = entity key or event id), join (label, key = event id),
+     events-dlq / labels-dlq (the original bytes; reason and origin in headers).
+State: tables.counters (dead letters per partition).
+Only this module touches raw payloads; nothing malformed gets past it and nothing crashes it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app import app
+from app.records import Malformed, dead_letter_headers, parse_event, parse_label
+from app.topics import clean, events, events_dlq, join, labels, labels_dlq
+from tables.counters import count
+
+log = logging.getLogger(__name__)
+
+
+def routing_key(event: dict) -> str:
+    """The key an event travels under: its entity key, or its id when it has none.
+
+    >>> routing_key({"id": "e1", "key": None}), routing_key({"id": "e1", "key": "card-1"})
+    ('e1', 'card-1')
+    """
+    return event["key"] if event["key"] is not None else event["id"]
+
+
+async def _reject(stream, dlq, raw: bytes | None, reason: str, counter: str) -> None:
+    message = stream.current_event.message
+    log.warning("rejected %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
+    count(counter, message.partition)
+    await dlq.send(
+        key=message.key,
+        value=raw if raw is not None else b"",
+        headers=dead_letter_headers(reason, message.topic, message.partition, message.offset),
+    )
+
+
+@app.agent(events)
+async def validate_events(stream):
+    async for raw in stream:
+        try:
+            event = parse_event(raw)
+        except Malformed as exc:
+            await _reject(stream, events_dlq, raw, str(exc), "dead_letters")
+            continue
+        event["t_in"] = stream.current_event.message.timestamp
+        await clean.send(key=routing_key(event), value=event)
+
+
+@app.agent(labels)
+async def validate_labels(stream):
+    async for raw in stream:
+        try:
+            label = parse_label(raw)
+        except Malformed as exc:
+            await _reject(stream, labels_dlq, raw, str(exc), "dead_labels")
+            continue
+        await join.send(key=label["id"], value={"kind": "label", **label})

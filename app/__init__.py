@@ -1,0 +1,46 @@
+"""The Faust app of streamlearn: ``faust -A app worker -l info`` runs it.
+
+This module imports only the settings and the codecs; topics, tables, agents, views and the
+``replay`` command are found by ``autodiscover``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from app import codec
+from app.settings import DEV_SECRET, settings
+
+__all__ = ["app", "settings"]
+
+codec.register(settings.checkpoint_secret)
+
+app = faust.App(
+    settings.id,
+    broker=settings.broker,
+    store=settings.store,
+    datadir=str(settings.datadir),
+    autodiscover=["agents", "tables", "app.topics", "app.views", "app.commands"],
+    origin="app",
+    key_serializer="raw",
+    value_serializer="orjson",
+    topic_partitions=settings.partitions,
+    topic_replication_factor=settings.replication,
+    table_standby_replicas=settings.standby_replicas,
+    processing_guarantee=settings.processing_guarantee,
+    web_port=settings.web_port,
+    web_bind=settings.web_bind,
+    web_host=settings.web_bind,
+    consumer_auto_offset_reset="earliest",
+    broker_max_poll_records=1000,
+    stream_buffer_maxsize=8192,
+    table_cleanup_interval=min(30.0, settings.window_expires),
+)
+
+if settings.checkpoint_secret == DEV_SECRET:
+    logging.getLogger(__name__).warning(
+        "STREAMLEARN_CHECKPOINT_SECRET is not set: model checkpoints are signed with the public "
+        "development secret. Set it to a private value in production."
+    )

@@ -1,0 +1,169 @@
+"""Turn a model spec such as ``StandardScaler | LogisticRegression(l2=0.1)`` into River objects.
+
+A spec is River estimator class names joined by ``|``; each may take keyword arguments whose values
+are Python literals. Names are resolved against River's estimator modules, never with ``eval``.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib
+from dataclasses import dataclass
+from functools import cache
+
+from river import base, compose, metrics
+
+#: River modules searched, in order, for the names a spec uses.
+RIVER_MODULES = (
+    "preprocessing",
+    "linear_model",
+    "tree",
+    "naive_bayes",
+    "neighbors",
+    "forest",
+    "ensemble",
+    "feature_extraction",
+    "feature_selection",
+    "imblearn",
+    "multiclass",
+    "dummy",
+    "compose",
+    "anomaly",
+    "cluster",
+    "stats",
+    "optim",
+)
+
+
+class ModelSpecError(ValueError):
+    """The model spec names no River estimator, or gives it arguments it cannot take."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed spec: the text it came from and its stages as ``(class, kwargs)`` pairs."""
+
+    text: str
+    stages: tuple[tuple[type, dict], ...]
+
+    @property
+    def name(self) -> str:
+        """A short, URL-safe name for the spec, e.g. ``StandardScaler-LogisticRegression``.
+
+        >>> parse_spec("StandardScaler | LogisticRegression").name
+        'StandardScaler-LogisticRegression'
+        """
+        return "-".join(cls.__name__ for cls, _ in self.stages)
+
+    def build(self) -> base.Estimator:
+        """A fresh, untrained model for this spec."""
+        steps = [cls(**kwargs) for cls, kwargs in self.stages]
+        return steps[0] if len(steps) == 1 else compose.Pipeline(*steps)
+
+    @property
+    def is_classifier(self) -> bool:
+        """Whether the final stage is a classifier (else it is treated as a regressor)."""
+        return issubclass(self.stages[-1][0], base.Classifier)
+
+    def new_metrics(self) -> metrics.base.Metrics:
+        """The metrics for this model's task, updated prequentially.
+
+        >>> [type(m).__name__ for m in parse_spec("LogisticRegression").new_metrics()]
+        ['Accuracy', 'ROCAUC', 'LogLoss']
+        >>> [type(m).__name__ for m in parse_spec("LinearRegression").new_metrics()]
+        ['MAE', 'RMSE']
+        """
+        if self.is_classifier:
+            return metrics.Accuracy() + metrics.ROCAUC() + metrics.LogLoss()
+        return metrics.MAE() + metrics.RMSE()
+
+
+@cache
+def _river_names() -> dict[str, type]:
+    names: dict[str, type] = {}
+    for module_name in RIVER_MODULES:
+        module = importlib.import_module(f"river.{module_name}")
+        for attr in getattr(module, "__all__", dir(module)):
+            obj = getattr(module, attr, None)
+            if isinstance(obj, type) and issubclass(obj, base.Base):
+                names.setdefault(attr, obj)
+    return names
+
+
+def _parse_stage(text: str) -> tuple[type, dict]:
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise ModelSpecError(f"cannot parse model stage {text.strip()!r}: {exc.msg}") from None
+    if isinstance(node, ast.Name):
+        name, call = node.id, None
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        name, call = node.func.id, node
+    else:
+        raise ModelSpecError(
+            f"model stage {text.strip()!r} must be a River class name, optionally called with "
+            "keyword arguments, e.g. HoeffdingTreeClassifier(grace_period=50)"
+        )
+    cls = _river_names().get(name)
+    if cls is None:
+        close = difflib.get_close_matches(name, _river_names(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ModelSpecError(f"unknown River estimator {name!r}{hint}")
+    kwargs: dict = {}
+    if call is not None:
+        if call.args:
+            raise ModelSpecError(f"{name}: use keyword arguments only (name=value)")
+        for kw in call.keywords:
+            if kw.arg is None:
+                raise ModelSpecError(f"{name}: **kwargs are not allowed in a model spec")
+            try:
+                kwargs[kw.arg] = ast.literal_eval(kw.value)
+            except ValueError:
+                raise ModelSpecError(
+                    f"{name}({kw.arg}=...): only literal values (numbers, strings, "
+                    "True/False/None, lists, dicts) are allowed"
+                ) from None
+    try:
+        cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ModelSpecError(f"{name}{tuple(kwargs.items()) or ''}: {exc}") from None
+    return cls, kwargs
+
+
+def parse_spec(text: str) -> ModelSpec:
+    """Parse and check a model spec; raise :class:`ModelSpecError` with the reason if it is bad.
+
+    >>> parse_spec("HoeffdingTreeClassifier(grace_period=50)").build().grace_period
+    50
+    >>> parse_spec("StandardScaler | Nope")
+    Traceback (most recent call last):
+    app.model_spec.ModelSpecError: unknown River estimator 'Nope'...
+    """
+    parts = [p for p in text.split("|")]
+    if not text.strip() or any(not p.strip() for p in parts):
+        raise ModelSpecError(f"empty stage in model spec {text!r}")
+    spec = ModelSpec(text=text, stages=tuple(_parse_stage(p) for p in parts))
+    if not issubclass(spec.stages[-1][0], (base.Classifier, base.Regressor)):
+        raise ModelSpecError(
+            f"the last stage of {text!r} must be a River classifier or regressor, "
+            f"not {spec.stages[-1][0].__name__}"
+        )
+    return spec
+
+
+def parse_specs(text: str) -> list[ModelSpec]:
+    """Parse one or more specs separated by ``;`` (champion and challengers on the same stream).
+
+    >>> [s.name for s in parse_specs("LogisticRegression; GaussianNB")]
+    ['LogisticRegression', 'GaussianNB']
+    """
+    specs = [parse_spec(part) for part in text.split(";") if part.strip()]
+    if not specs:
+        raise ModelSpecError("STREAMLEARN_MODEL is empty: name at least one River model")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ModelSpecError(f"two model specs share a name in {text!r}: {names}")
+    if len({s.is_classifier for s in specs}) > 1:
+        raise ModelSpecError("all models of one stream must be classifiers, or all regressors")
+    return specs

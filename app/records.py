@@ -1,0 +1,140 @@
+"""The messages streamlearn reads and writes, and the checks raw input must pass.
+
+Raw input (the events and labels topics) is decoded and checked here and nowhere else; a payload
+that fails raises :class:`Malformed` with a reason a person can act on. Everything downstream of
+``agents/validate.py`` carries plain dicts that passed these checks.
+
+Event (``events`` topic)::
+
+    {"id": str, "key": str | null, "ts": float, "x": {name: number | str | bool}, "y": label?}
+
+Label (``labels`` topic)::
+
+    {"id": str, "y": label, "ts": float}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+MAX_ID_LENGTH = 256
+
+
+class Malformed(ValueError):
+    """A raw message that is not a well-formed event or label; the text says why."""
+
+
+def _decode(raw: bytes | None) -> dict:
+    if raw is None:
+        raise Malformed("empty message (no value)")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Malformed(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise Malformed(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _check_number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Malformed(f"{what} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise Malformed(f"{what} must be finite, got {value!r}")
+    return value
+
+
+def _check_id(value: Any, what: str = "id") -> str:
+    if not isinstance(value, str) or not value:
+        raise Malformed(f"{what} must be a non-empty string")
+    if len(value) > MAX_ID_LENGTH:
+        raise Malformed(f"{what} is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _check_label(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        return _check_number(value, "y")
+    raise Malformed(f"y must be a number, string or bool, got {type(value).__name__}")
+
+
+def _check_features(x: Any) -> dict:
+    if not isinstance(x, dict):
+        raise Malformed(f"x must be an object of features, got {type(x).__name__}")
+    for name, value in x.items():
+        if isinstance(value, bool | str):
+            continue
+        if isinstance(value, int | float):
+            _check_number(value, f"x[{name!r}]")
+            continue
+        kind = "null" if value is None else type(value).__name__
+        raise Malformed(f"x[{name!r}] must be a number, string or bool, got {kind}")
+    return x
+
+
+def parse_event(raw: bytes | None) -> dict:
+    """Decode and check one raw event; return ``{"id", "key", "ts", "x"}`` plus ``"y"`` if given.
+
+    >>> parse_event(b'{"id": "e1", "key": "card-7", "ts": 10, "x": {"amount": 3.5}, "y": true}')
+    {'id': 'e1', 'key': 'card-7', 'ts': 10, 'x': {'amount': 3.5}, 'y': True}
+    >>> parse_event(b'{"id": "e2", "ts": 1.5, "x": {}}')
+    {'id': 'e2', 'key': None, 'ts': 1.5, 'x': {}}
+    >>> parse_event(b'{"id": "e3", "ts": 1, "x": {"a": [1, 2]}}')
+    Traceback (most recent call last):
+    app.records.Malformed: x['a'] must be a number, string or bool, got list
+    """
+    value = _decode(raw)
+    for field in ("id", "ts", "x"):
+        if field not in value:
+            raise Malformed(f"missing field {field!r}")
+    event = {
+        "id": _check_id(value["id"]),
+        "key": None,
+        "ts": _check_number(value["ts"], "ts"),
+        "x": _check_features(value["x"]),
+    }
+    key = value.get("key")
+    if key is not None:
+        event["key"] = _check_id(key, "key")
+    if value.get("y") is not None:
+        event["y"] = _check_label(value["y"])
+    return event
+
+
+def parse_label(raw: bytes | None) -> dict:
+    """Decode and check one raw label; return ``{"id", "y", "ts"}``.
+
+    >>> parse_label(b'{"id": "e1", "y": 0, "ts": 20}')
+    {'id': 'e1', 'y': 0, 'ts': 20}
+    >>> parse_label(b'{"id": "e1", "ts": 20}')
+    Traceback (most recent call last):
+    app.records.Malformed: missing field 'y'
+    """
+    value = _decode(raw)
+    for field in ("id", "y", "ts"):
+        if field not in value or value[field] is None:
+            raise Malformed(f"missing field {field!r}")
+    return {
+        "id": _check_id(value["id"]),
+        "y": _check_label(value["y"]),
+        "ts": _check_number(value["ts"], "ts"),
+    }
+
+
+def dead_letter_headers(reason: str, topic: str, partition: int, offset: int) -> list:
+    """Kafka headers that say why and where a message was rejected.
+
+    >>> dead_letter_headers("not JSON", "events", 0, 7)[0]
+    ('reason', b'not JSON')
+    """
+    return [
+        ("reason", reason.encode()),
+        ("source_topic", topic.encode()),
+        ("source_partition", str(partition).encode()),
+        ("source_offset", str(offset).encode()),
+    ]

@@ -1,0 +1,104 @@
+"""Every setting of streamlearn, read once from ``STREAMLEARN_*`` environment variables.
+
+No other module reads ``os.environ``; the app, the tables and the agents take what they need from
+the frozen ``settings`` object built here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+PREFIX = "STREAMLEARN_"
+DEV_SECRET = "streamlearn-dev-secret"
+
+
+class SettingsError(ValueError):
+    """A ``STREAMLEARN_*`` variable holds a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """streamlearn's configuration; one field per ``STREAMLEARN_<FIELD>`` variable.
+
+    >>> s = Settings.from_env({"STREAMLEARN_PARTITIONS": "4", "STREAMLEARN_ID": "x"})
+    >>> (s.id, s.partitions, s.events_topic, s.dlq_topic)
+    ('x', 4, 'events', 'events-dlq')
+    """
+
+    id: str = "streamlearn"
+    broker: str = "kafka://127.0.0.1:9092"
+    partitions: int = 1
+    replication: int = 1
+    store: str = "rocksdb://"
+    model: str = "StandardScaler | LogisticRegression"
+    events_topic: str = "events"
+    labels_topic: str = "labels"
+    predictions_topic: str = "predictions"
+    web_port: int = 6066
+    web_bind: str = "127.0.0.1"
+    datadir: Path = Path(".data")
+    window: float = 3600.0
+    hop_window: float = 3600.0
+    hop_step: float = 600.0
+    window_expires: float = 7200.0
+    label_ttl: float = 86400.0
+    checkpoint_every: int = 1000
+    checkpoint_seconds: float = 2.0
+    checkpoint_secret: str = DEV_SECRET
+    processing_guarantee: str = "at_least_once"
+    standby_replicas: int = 1
+
+    @property
+    def dlq_topic(self) -> str:
+        """Where malformed events go: ``<events topic>-dlq``."""
+        return f"{self.events_topic}-dlq"
+
+    @property
+    def labels_dlq_topic(self) -> str:
+        """Where malformed labels go: ``<labels topic>-dlq``."""
+        return f"{self.labels_topic}-dlq"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: the process environment)."""
+        environ = os.environ if environ is None else environ
+        values: dict = {}
+        for f in fields(cls):
+            raw = environ.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            kind = type(f.default)
+            try:
+                values[f.name] = kind(raw)
+            except ValueError as exc:
+                raise SettingsError(
+                    f"{PREFIX}{f.name.upper()}={raw!r}: expected {kind.__name__}"
+                ) from exc
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse values that would fail later in a less readable way."""
+        if self.partitions < 1:
+            raise SettingsError(f"{PREFIX}PARTITIONS must be >= 1, got {self.partitions}")
+        if self.replication < 1:
+            raise SettingsError(f"{PREFIX}REPLICATION must be >= 1, got {self.replication}")
+        if self.processing_guarantee not in ("at_least_once", "exactly_once"):
+            raise SettingsError(
+                f"{PREFIX}PROCESSING_GUARANTEE must be at_least_once or exactly_once, "
+                f"got {self.processing_guarantee!r}"
+            )
+        for name in ("window", "hop_window", "hop_step", "window_expires", "label_ttl"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be > 0")
+        if self.hop_step > self.hop_window:
+            raise SettingsError(f"{PREFIX}HOP_STEP must not exceed {PREFIX}HOP_WINDOW")
+        if self.checkpoint_every < 1:
+            raise SettingsError(f"{PREFIX}CHECKPOINT_EVERY must be >= 1")
+
+
+settings = Settings.from_env()

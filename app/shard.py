@@ -1,0 +1,211 @@
+"""The models of one shard and the prequential step they take per message (pure, no Faust).
+
+A shard holds one live River model per model spec, each with its metrics and counters, and the
+last ``scoring`` offset it has taken. :meth:`ShardModels.step` is the whole per-message logic:
+
+* an event with ``y``: predict, score, learn (test-then-train, as River's
+  ``evaluate.progressive_val_score``);
+* an event without ``y``: predict and return what must be parked until its label arrives;
+* a joined label: score the prediction made when the event arrived, then learn.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from river import base
+
+from app.model_spec import ModelSpec
+
+HISTORY_POINTS = 500
+
+
+@dataclass
+class LiveModel:
+    """One model of a shard: the River estimator, its metrics and its counters."""
+
+    spec: ModelSpec
+    model: base.Estimator
+    metric: Any
+    n_learned: int = 0
+    n_predicted: int = 0
+    n_scored: int = 0
+
+    @classmethod
+    def fresh(cls, spec: ModelSpec) -> LiveModel:
+        return cls(spec=spec, model=spec.build(), metric=spec.new_metrics())
+
+    @property
+    def uses_proba(self) -> bool:
+        return self.spec.is_classifier and not self.metric.requires_labels
+
+    def predict(self, x: dict) -> Any:
+        """What River's progressive validation would hand to the metric for ``x``."""
+        self.n_predicted += 1
+        if self.uses_proba:
+            return self.model.predict_proba_one(x)
+        return self.model.predict_one(x)
+
+    def score_and_learn(self, x: dict, y: Any, y_pred: Any) -> None:
+        """Update the metrics with ``y_pred`` (if there was one), then learn ``(x, y)``."""
+        if y_pred is not None and y_pred != {}:
+            self.metric.update(y_true=y, y_pred=y_pred)
+            self.n_scored += 1
+        self.model.learn_one(x, y)
+        self.n_learned += 1
+
+    def metric_values(self) -> dict[str, float]:
+        """Each metric's current value by its class name."""
+        return {type(m).__name__: m.get() for m in self.metric}
+
+
+def label_of(y_pred: Any) -> Any:
+    """The predicted label of a probability dict (River's ``predict_one`` rule), else ``y_pred``.
+
+    >>> label_of({False: 0.2, True: 0.8}), label_of({}), label_of(3.5)
+    (True, None, 3.5)
+    """
+    if isinstance(y_pred, dict):
+        return max(y_pred, key=y_pred.get) if y_pred else None
+    return y_pred
+
+
+def to_pairs(y_pred: Any) -> Any:
+    """A JSON-safe form of ``y_pred``: probability dicts become ``[[label, p], ...]``.
+
+    Labels keep their type (bool, int, str) through JSON this way; dict keys would not.
+
+    >>> to_pairs({False: 0.25, True: 0.75}), to_pairs(1.5)
+    ([[False, 0.25], [True, 0.75]], 1.5)
+    """
+    return [[k, v] for k, v in y_pred.items()] if isinstance(y_pred, dict) else y_pred
+
+
+def from_pairs(value: Any) -> Any:
+    """Inverse of :func:`to_pairs`.
+
+    >>> from_pairs([[False, 0.25], [True, 0.75]])
+    {False: 0.25, True: 0.75}
+    """
+    return {k: v for k, v in value} if isinstance(value, list) else value
+
+
+@dataclass
+class Outcome:
+    """What one step produced: predictions to publish and, maybe, features to park."""
+
+    predictions: list[dict] = field(default_factory=list)
+    park: dict | None = None
+
+
+@dataclass
+class ShardModels:
+    """The live models of one shard and the ``scoring`` offset they have taken."""
+
+    shard: int
+    models: dict[str, LiveModel]
+    offset: int = -1
+    history: deque = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+
+    @classmethod
+    def fresh(cls, shard: int, specs: list[ModelSpec]) -> ShardModels:
+        return cls(shard=shard, models={s.name: LiveModel.fresh(s) for s in specs})
+
+    def covers(self, offset: int) -> bool:
+        """Whether the message at ``offset`` was already taken (a replay after a restart)."""
+        return offset <= self.offset
+
+    def step(self, value: dict, offset: int, now: float | None = None) -> Outcome:
+        """Take one ``scoring`` message; see the module docstring for the three kinds."""
+        now = time.time() if now is None else now
+        out = Outcome()
+        x = value["x"]
+        if value["kind"] == "event":
+            labelled = "y" in value
+            parked = {}
+            for name, live in self.models.items():
+                version = live.n_learned
+                y_pred = live.predict(x)
+                if labelled:
+                    live.score_and_learn(x, value["y"], y_pred)
+                else:
+                    parked[name] = to_pairs(y_pred)
+                out.predictions.append(self._prediction(value, name, version, y_pred, now))
+            if not labelled:
+                out.park = {
+                    "kind": "park",
+                    "id": value["id"],
+                    "key": value["key"],
+                    "ts": value["ts"],
+                    "x": x,
+                    "y_pred": parked,
+                    "shard": self.shard,
+                }
+        elif value["kind"] == "label":
+            for name, live in self.models.items():
+                y_pred = from_pairs(value["y_pred"].get(name)) if name in value["y_pred"] else None
+                live.score_and_learn(x, value["y"], y_pred)
+        else:
+            raise ValueError(f"unknown scoring message kind {value['kind']!r}")
+        self.offset = offset
+        return out
+
+    def _prediction(self, value: dict, name: str, version: int, y_pred: Any, now: float) -> dict:
+        t_in = value.get("t_in")
+        return {
+            "id": value["id"],
+            "key": value["key"],
+            "model": name,
+            "version": version,
+            "y_pred": label_of(y_pred),
+            "proba": to_pairs(y_pred) if isinstance(y_pred, dict) else None,
+            "ts": value["ts"],
+            "latency_ms": round((now - t_in) * 1000.0, 3) if t_in else None,
+        }
+
+    def snapshot(self) -> dict:
+        """The checkpoint of this shard: every model, its metrics and counters, and the offset."""
+        return {
+            "offset": self.offset,
+            "models": {
+                name: {
+                    "spec": live.spec.text,
+                    "model": live.model,
+                    "metric": live.metric,
+                    "n_learned": live.n_learned,
+                    "n_predicted": live.n_predicted,
+                    "n_scored": live.n_scored,
+                }
+                for name, live in self.models.items()
+            },
+        }
+
+    @classmethod
+    def restore(cls, shard: int, specs: list[ModelSpec], snapshot: dict) -> ShardModels:
+        """Rebuild a shard from :meth:`snapshot`; specs not in it start fresh."""
+        shard_models = cls.fresh(shard, specs)
+        shard_models.offset = snapshot["offset"]
+        for name, saved in snapshot["models"].items():
+            live = shard_models.models.get(name)
+            if live is None:
+                continue
+            live.model, live.metric = saved["model"], saved["metric"]
+            live.n_learned, live.n_predicted = saved["n_learned"], saved["n_predicted"]
+            live.n_scored = saved.get("n_scored", 0)
+        return shard_models
+
+    def record_history(self, now: float) -> None:
+        """Append the current metrics to the bounded history the web view shows."""
+        self.history.append(
+            {
+                "t": now,
+                "offset": self.offset,
+                "models": {
+                    name: {"n_learned": m.n_learned, "metrics": m.metric_values()}
+                    for name, m in self.models.items()
+                },
+            }
+        )

@@ -1,0 +1,126 @@
+"""Model checkpoints, one entry per model shard (= partition of the ``scoring`` topic).
+
+Key: shard number. Value: :meth:`app.shard.ShardModels.snapshot` (every model of the shard, its
+metrics and counters, and ``offset``: the last ``scoring`` offset it covers), signed and pickled by
+the ``river`` codec (``app/codec.py``).
+
+The learner keeps the live models of the shards this worker owns in :data:`live_shards`, a cache
+in front of the table: pickling a River model per event would cost more than learning it, so the
+table is written every ``STREAMLEARN_CHECKPOINT_EVERY`` messages or
+``STREAMLEARN_CHECKPOINT_SECONDS`` seconds, and at once when a rebalance starts. The messages a
+checkpoint covers are acknowledged to Faust only when it is written, so Kafka's committed offset
+never passes the checkpoint: after a crash the learner replays exactly what the model had not
+learned, and skips (``offset <= checkpoint offset``) what it had.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+
+from faust.streams import _current_event
+
+from app import app, settings
+from app.model_spec import parse_specs
+from app.shard import ShardModels
+from tables import new_table
+
+log = logging.getLogger(__name__)
+
+shard_checkpoints = new_table(
+    "shard-checkpoints",
+    value_serializer="river",
+    default=None,
+    help="Latest checkpoint of each model shard (int to signed pickle).",
+)
+
+
+class LiveShards:
+    """The live models of the shards this worker owns, and the messages not yet checkpointed."""
+
+    def __init__(self, spec_text: str, every: int, seconds: float) -> None:
+        self.specs = parse_specs(spec_text)
+        self.every = every
+        self.seconds = seconds
+        self.shards: dict[int, ShardModels] = {}
+        self.held: dict[int, list] = {}
+        self.last_checkpoint: dict[int, float] = {}
+        self.n_restored = 0
+        self.n_skipped = 0
+
+    def get(self, shard: int) -> ShardModels:
+        """The live models of ``shard``: in memory, else from its checkpoint, else fresh."""
+        models = self.shards.get(shard)
+        if models is None:
+            saved = shard_checkpoints.get(shard)
+            if saved is None:
+                models = ShardModels.fresh(shard, self.specs)
+                log.info("shard %d: no checkpoint, starting fresh models", shard)
+            else:
+                models = ShardModels.restore(shard, self.specs, saved)
+                self.n_restored += 1
+                log.info("shard %d: restored checkpoint at offset %d", shard, models.offset)
+            self.shards[shard] = models
+            self.held[shard] = []
+            self.last_checkpoint[shard] = time.monotonic()
+        return models
+
+    def hold(self, shard: int, event) -> None:
+        """Keep ``event`` unacknowledged until a checkpoint covers it."""
+        self.held[shard].append(event)
+
+    def due(self, shard: int, now: float) -> bool:
+        """Whether ``shard`` has waiting messages and a checkpoint is owed."""
+        held = self.held.get(shard)
+        if not held:
+            return False
+        return (
+            len(held) >= self.every
+            or now - self.last_checkpoint[shard] >= self.seconds
+            or app.rebalancing
+        )
+
+    def checkpoint(self, shard: int) -> None:
+        """Write ``shard``'s checkpoint to the table, then acknowledge the messages it covers."""
+        held = self.held[shard]
+        if not held:
+            return
+        models = self.shards[shard]
+        # The table writes to the changelog partition of the current event; outside the agent's
+        # loop (timer, rebalance) that is the last message this checkpoint covers.
+        token = _current_event.set(weakref.ref(held[-1]))
+        try:
+            shard_checkpoints[shard] = models.snapshot()
+        finally:
+            _current_event.reset(token)
+        for event in held:
+            event.ack()
+        held.clear()
+        now = time.monotonic()
+        self.last_checkpoint[shard] = now
+        models.record_history(time.time())
+
+    def checkpoint_due(self) -> None:
+        """Checkpoint every shard that owes one."""
+        now = time.monotonic()
+        for shard in list(self.held):
+            if self.due(shard, now):
+                self.checkpoint(shard)
+
+    def forget(self, shards: set[int]) -> None:
+        """Drop revoked shards from memory (their checkpoint is in the table)."""
+        for shard in shards:
+            if self.held.get(shard):
+                log.warning(
+                    "shard %d revoked with %d messages not checkpointed: the next owner "
+                    "learns them again from Kafka",
+                    shard,
+                    len(self.held[shard]),
+                )
+            self.shards.pop(shard, None)
+            self.held.pop(shard, None)
+            self.last_checkpoint.pop(shard, None)
+
+
+live_shards = LiveShards(settings.model, settings.checkpoint_every, settings.checkpoint_seconds)
