@@ -1,0 +1,49 @@
+# streamlearn: the commands a user runs. `make demo` and `make test` set up what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BROKERS ?= 1
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock 2>/dev/null | cksum | cut -d' ' -f1)
+
+.PHONY: setup kafka-up kafka-down kafka-status test test-fast lint format demo demo-stop clean
+
+setup: $(STAMP)
+
+$(STAMP):
+	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) (3.11 or 3.12) is required"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e . --config-settings editable_mode=compat
+	rm -f $(VENV)/.installed-* && touch $@
+
+kafka-up:
+	scripts/kafka.sh up $(BROKERS)
+
+kafka-down:
+	scripts/kafka.sh down
+
+kafka-status:
+	scripts/kafka.sh status
+
+test: setup
+	$(BIN)/python -m pytest -v
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+demo: setup
+	scripts/demo.sh
+
+demo-stop:
+	scripts/demo.sh stop
+
+clean:
+	rm -rf .data results tests/artifacts

@@ -1,0 +1,8 @@
+"""Test-session defaults, loaded before any module of the app (doctests included)."""
+
+import os
+
+# Unit tests and doctests import the app: keep its tables in memory and its state out of the tree.
+os.environ.setdefault("STREAMLEARN_STORE", "memory://")
+os.environ.setdefault("STREAMLEARN_DATADIR", "/tmp/streamlearn-unit-tests")
+os.environ.setdefault("STREAMLEARN_CHECKPOINT_SECRET", "unit-test-secret")

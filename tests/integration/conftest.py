@@ -1,0 +1,54 @@
+"""One real Kafka broker per test session, from the project's own script.
+
+If nothing answers on KAFKA_PORT (9092), the session starts a broker with scripts/kafka.sh and
+stops it at the end; if it cannot start one, every integration test fails (a skipped integration
+test would let a broken pipeline pass CI).
+"""
+
+import socket
+import subprocess
+
+import pytest
+
+from tests.integration.harness import ROOT, Pipeline
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka():
+    import os
+
+    port = int(os.environ.get("KAFKA_PORT", "9092"))
+    started = False
+    if not _answers(port):
+        result = subprocess.run(
+            [str(ROOT / "scripts" / "kafka.sh"), "up", "1"], capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            pytest.fail(f"could not start Kafka:\n{result.stdout}\n{result.stderr}")
+        started = True
+    yield f"127.0.0.1:{port}"
+    if started:
+        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "down"], check=False)
+
+
+@pytest.fixture
+def pipeline_factory(kafka, request):
+    made: list[Pipeline] = []
+
+    def make(**settings) -> Pipeline:
+        name = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:30]
+        p = Pipeline(name, **settings)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.stop()

@@ -1,0 +1,250 @@
+"""Real workers, real topics: start `faust -A app worker` processes and talk to them over Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from app.codec import RiverCodec
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+BOOTSTRAP = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
+SECRET = "integration-test-secret"
+WAIT = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = WAIT, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - keep polling; report the last error
+            last_error = exc
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
+
+
+class Pipeline:
+    """One test's own app id, topics, and the workers running it."""
+
+    def __init__(self, name: str, **settings: Any) -> None:
+        self.id = f"it-{name}-{uuid.uuid4().hex[:8]}"
+        self.events = f"{self.id}-events"
+        self.labels = f"{self.id}-labels"
+        self.predictions = f"{self.id}-predictions"
+        self.settings = {
+            "ID": self.id,
+            "BROKER": f"kafka://{BOOTSTRAP}",
+            "EVENTS_TOPIC": self.events,
+            "LABELS_TOPIC": self.labels,
+            "PREDICTIONS_TOPIC": self.predictions,
+            "CHECKPOINT_SECRET": SECRET,
+            "CHECKPOINT_SECONDS": "0.5",
+            "STORE": "rocksdb://",
+            **{k.upper(): str(v) for k, v in settings.items()},
+        }
+        self.workers: list[Worker] = []
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
+        env.update({f"STREAMLEARN_{k}": v for k, v in self.settings.items()})
+        return env
+
+    def start_worker(self) -> Worker:
+        worker = Worker(self, len(self.workers))
+        self.workers.append(worker)
+        worker.start()
+        return worker
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.kill()
+
+    def replay(self, *args: str) -> subprocess.CompletedProcess:
+        """Run the real ``faust -A app replay`` command against this pipeline's topics."""
+        return subprocess.run(
+            [sys.executable, "-m", "faust", "-A", "app", "replay", *args],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def send(self, topic: str, values: list[bytes | None], keys: list[bytes | None] | None = None):
+        asyncio.run(produce(topic, values, keys))
+
+    def read(self, topic: str, count: int, timeout: float = WAIT) -> list:
+        return asyncio.run(consume(topic, count, timeout))
+
+    def last_checkpoint(self, shard: int = 0) -> dict | None:
+        """The newest checkpoint of ``shard`` as stored in the changelog topic, decoded."""
+        records = asyncio.run(consume_all(f"{self.id}-shard-checkpoints-changelog"))
+        codec = RiverCodec(SECRET)
+        found = None
+        for record in records:
+            if json.loads(record.key) == shard and record.value is not None:
+                found = codec.loads(record.value)
+        return found
+
+
+class Worker:
+    """A ``faust -A app worker`` subprocess with its own web port, data dir and log file."""
+
+    def __init__(self, pipeline: Pipeline, index: int) -> None:
+        self.pipeline = pipeline
+        self.index = index
+        self.port = free_port()
+        self.datadir = ARTIFACTS / pipeline.id / f"worker-{index}"
+        self.log_path = ARTIFACTS / pipeline.id / f"worker-{index}.log"
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        env = self.pipeline.env()
+        env["STREAMLEARN_WEB_PORT"] = str(self.port)
+        env["STREAMLEARN_DATADIR"] = str(self.datadir)
+        log = open(self.log_path, "a")  # noqa: SIM115 - closed with the process
+        self.starts += 1
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "faust", "-A", "app", "worker", "-l", "info"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self.ready, what=f"worker {self.index} of {self.pipeline.id} to serve /stats/")
+
+    def ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"worker exited with {self.process.returncode}; see {self.log_path}")
+        return self.get("/stats/") is not None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def get(self, path: str) -> Any:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return json.loads(r.read())
+        except OSError:
+            return None
+
+    def models(self) -> list[dict]:
+        return self.get("/models/") or []
+
+    def model(self, name: str, shard: int = 0) -> dict | None:
+        for entry in self.models():
+            if entry["name"] == name and entry["shard"] == shard:
+                return entry
+        return None
+
+    def stats(self) -> dict:
+        return self.get("/stats/") or {}
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.alive:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+async def produce(topic: str, values: list, keys: list | None = None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value, key=None if keys is None else keys[i])
+            for i, value in enumerate(values)
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def consume(topic: str, count: int, timeout: float) -> list:
+    """The first ``count`` records of ``topic`` (all partitions), or fail after ``timeout``."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=BOOTSTRAP,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(records) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{topic}: got {len(records)} of {count} records in {timeout}s")
+            batch = await consumer.getmany(timeout_ms=int(min(left, 1.0) * 1000))
+            for part in batch.values():
+                records.extend(part)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def consume_all(topic: str) -> list:
+    """Every record of ``topic`` up to its end offsets now."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list = []
+        while True:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
+                break
+            batch = await consumer.getmany(timeout_ms=1000)
+            for part in batch.values():
+                records.extend(part)
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+    finally:
+        await consumer.stop()

@@ -1,0 +1,65 @@
+"""With one partition, what the stream teaches equals River's progressive validation, exactly."""
+
+import orjson
+import pytest
+from river import datasets, evaluate
+
+from app.datasets import encode_x
+from app.model_spec import parse_specs
+from tests.integration.harness import wait_for
+from tests.model_state import canonical, first_difference
+
+pytestmark = pytest.mark.integration
+
+
+def reference(spec, dataset, limit=None):
+    rows = []
+    for i, (x, y) in enumerate(dataset):
+        if limit is not None and i == limit:
+            break
+        rows.append((orjson.loads(orjson.dumps(encode_x(x))), y))
+    model, metric = spec.build(), spec.new_metrics()
+    evaluate.progressive_val_score(rows, model, metric)
+    return model, metric, len(rows)
+
+
+def assert_exact(pipeline, worker, spec_text, dataset):
+    specs = parse_specs(spec_text)
+    for spec in specs:
+        model, metric, n = reference(spec, dataset)
+        entry = wait_for(
+            lambda s=spec, n=n: (e := worker.model(s.name)) and e["n_learned"] == n and e,
+            what=f"{spec.name} to learn {n} events",
+        )
+        assert entry["n_predicted"] == n
+        assert entry["metrics"] == {type(m).__name__: m.get() for m in metric}
+        checkpoint = wait_for(
+            lambda n=n: (c := pipeline.last_checkpoint(0)) and c["offset"] == n - 1 and c,
+            what="a checkpoint covering every event",
+        )
+        saved = checkpoint["models"][spec.name]
+        assert saved["n_learned"] == n
+        diff = first_difference(canonical(saved["model"]), canonical(model))
+        assert diff is None, f"{spec.name} differs from River offline at {diff}"
+        assert [m.get() for m in saved["metric"]] == [m.get() for m in metric]
+
+
+def test_classifiers_linear_and_tree_equal_river(pipeline_factory):
+    spec = "StandardScaler | LogisticRegression; HoeffdingTreeClassifier(grace_period=50)"
+    pipeline = pipeline_factory(partitions=1, model=spec)
+    worker = pipeline.start_worker()
+    result = pipeline.replay("phishing")
+    assert result.returncode == 0, result.stderr
+    assert "1250 events of 'phishing' acknowledged" in result.stdout
+    assert_exact(pipeline, worker, spec, datasets.Phishing())
+    predictions = pipeline.read(pipeline.predictions, 2 * 1250)
+    assert len({(p.value, p.key) for p in predictions}) == 2500
+
+
+def test_regression_equals_river(pipeline_factory):
+    spec = "StandardScaler | LinearRegression"
+    pipeline = pipeline_factory(partitions=1, model=spec)
+    worker = pipeline.start_worker()
+    result = pipeline.replay("trump_approval")
+    assert result.returncode == 0, result.stderr
+    assert_exact(pipeline, worker, spec, datasets.TrumpApproval())
