@@ -97,8 +97,8 @@ async def add_features(stream):
             key_activity_tumbling[key].apply(add_to_window, values)
             key_activity_hopping[key].apply(add_to_window, values)
             windows = {
-                TUMBLING: key_activity_tumbling[key].current(),
-                HOPPING: key_activity_hopping[key].current(),
+                TUMBLING: key_activity_tumbling[key].value(),
+                HOPPING: key_activity_hopping[key].value(),
             }
             previous = key_last_seen.get(key)
             if previous is None or event["ts"] >= previous:

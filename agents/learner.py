@@ -9,6 +9,7 @@ Messages are acknowledged only once a checkpoint covers them (see tables/models.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
@@ -16,7 +17,7 @@ import orjson
 from app import app
 from app.records import dead_letter_headers
 from app.topics import events_dlq, join, predictions, scoring
-from tables.models import live_shards
+from tables.models import live_shards, shard_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,28 @@ async def _reject(message, value: dict, exc: Exception) -> None:
     )
 
 
+async def checkpoint_periodically(interval: float = 0.2) -> None:
+    """Checkpoint shards whose messages have waited long enough (see ``LiveShards.due``).
+
+    A task of the agent rather than an ``app.timer``: Faust stops its timers as soon as the app
+    begins to stop, but waits for every message to be acknowledged before it commits and closes
+    the tables; this loop keeps running until then, so shutdown writes the final checkpoints.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        live_shards.checkpoint_due()
+
+
 @app.agent(scoring, concurrency=1)
 async def learn(stream):
+    checkpointer = asyncio.ensure_future(checkpoint_periodically())
+    try:
+        await _learn(stream)
+    finally:
+        checkpointer.cancel()
+
+
+async def _learn(stream) -> None:
     async for event in stream.noack().events():
         message = event.message
         shard = message.partition
@@ -57,10 +78,13 @@ async def learn(stream):
             live_shards.checkpoint(shard)
 
 
-@app.timer(interval=0.25)
-async def checkpoint_models() -> None:
-    """Checkpoint shards whose messages have waited ``STREAMLEARN_CHECKPOINT_SECONDS``."""
-    live_shards.checkpoint_due()
+@shard_checkpoints.on_recover
+async def load_assigned_shards() -> None:
+    """Once tables are recovered, load the model of every shard this worker now owns."""
+    topic = scoring.get_topic_name()
+    for tp in app.assignor.assigned_actives():
+        if tp.topic == topic:
+            live_shards.get(tp.partition)
 
 
 @app.on_partitions_revoked.connect

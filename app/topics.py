@@ -33,8 +33,12 @@ scoring = app.topic(_internal("scoring"), internal=True)
 join = app.topic(_internal("join"), internal=True)
 
 
-@app.task
-async def declare_output_topics() -> None:
-    """Create the topics the app writes but never reads, before the first message needs them."""
+@app.on_partitions_assigned.connect
+async def declare_output_topics(app, assigned, **kwargs) -> None:
+    """Create the topics the app writes but never reads, before any stream sends to them.
+
+    Runs on every assignment, before recovery resumes the streams; creating an existing topic
+    is a no-op.
+    """
     for topic in (events_dlq, labels_dlq, predictions):
         await topic.maybe_declare()

@@ -79,6 +79,7 @@ class LiveShards:
             len(held) >= self.every
             or now - self.last_checkpoint[shard] >= self.seconds
             or app.rebalancing
+            or app.should_stop
         )
 
     def checkpoint(self, shard: int) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.codec import RiverCodec
+from app.kafka_admin import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -34,7 +35,7 @@ def free_port() -> int:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = WAIT, what: str = "condition") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -75,6 +76,15 @@ class Pipeline:
         return env
 
     def start_worker(self) -> Worker:
+        if not self.workers:  # as a user would: the input topics exist before the first event
+            asyncio.run(
+                ensure_topics(
+                    f"kafka://{BOOTSTRAP}",
+                    [self.events, self.labels],
+                    int(self.settings.get("PARTITIONS", 1)),
+                    1,
+                )
+            )
         worker = Worker(self, len(self.workers))
         self.workers.append(worker)
         worker.start()

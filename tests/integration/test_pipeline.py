@@ -1,0 +1,189 @@
+"""The pipeline end to end on a real broker: features, delayed labels, dead letters, restarts."""
+
+import signal
+
+import orjson
+import pytest
+from river import datasets
+
+from app.model_spec import parse_spec
+from tests.integration.harness import wait_for
+from tests.integration.test_exactness import reference
+from tests.model_state import canonical, first_difference
+
+pytestmark = pytest.mark.integration
+
+LR = "StandardScaler | LogisticRegression"
+LR_NAME = parse_spec(LR).name
+
+
+def event(i, x, y=None, key=None, ts=None):
+    value = {"id": f"e{i}", "key": key, "ts": float(i) if ts is None else ts, "x": x}
+    if y is not None:
+        value["y"] = y
+    return orjson.dumps(value)
+
+
+def phishing_events(start, stop):
+    rows = list(datasets.Phishing())[start:stop]
+    return [event(start + i, x, y) for i, (x, y) in enumerate(rows)]
+
+
+def total(worker, field):
+    return sum(e[field] for e in worker.models() if e["name"] == LR_NAME)
+
+
+def test_windowed_aggregates_match_hand_computed_values(pipeline_factory):
+    pipeline = pipeline_factory(
+        partitions=1, model=LR, window=10, hop_window=10, hop_step=5, window_expires=1000
+    )
+    worker = pipeline.start_worker()
+    sent = [
+        ("a1", "a", 100.0, {"amount": 1.0, "merchant": "fuel"}),
+        ("b1", "b", 101.0, {"amount": 16.0}),
+        ("a2", "a", 103.0, {"amount": 2.0}),
+        ("a3", "a", 108.0, {"amount": 4.0}),
+        ("a4", "a", 112.0, {"amount": 8.0}),
+        ("n1", None, 113.0, {"amount": 5.0}),
+    ]
+    pipeline.send(
+        pipeline.events,
+        [orjson.dumps({"id": i, "key": k, "ts": ts, "x": x, "y": True}) for i, k, ts, x in sent],
+        [(k or i).encode() for i, k, _, _ in sent],
+    )
+    scored = {
+        v["id"]: v["x"]
+        for v in (orjson.loads(r.value) for r in pipeline.read(f"{pipeline.id}-scoring", 6))
+    }
+
+    def agg(n, total, n_hop, total_hop):
+        return {
+            "count_tumbling_10s": n,
+            "amount_sum_tumbling_10s": total,
+            "amount_mean_tumbling_10s": total / n,
+            "count_hopping_10s": n_hop,
+            "amount_sum_hopping_10s": total_hop,
+            "amount_mean_hopping_10s": total_hop / n_hop,
+        }
+
+    assert scored["a1"] == {"amount": 1.0, "merchant=fuel": 1, **agg(1, 1.0, 1, 1.0)}
+    assert scored["b1"] == {"amount": 16.0, **agg(1, 16.0, 1, 16.0)}
+    # hopping windows of 10 s every 5 s; "current" is the newest window holding the event
+    assert scored["a2"] == {"amount": 2.0, **agg(2, 3.0, 2, 3.0), "secs_since_last": 3.0}
+    assert scored["a3"] == {"amount": 4.0, **agg(3, 7.0, 1, 4.0), "secs_since_last": 5.0}
+    assert scored["a4"] == {"amount": 8.0, **agg(1, 8.0, 1, 8.0), "secs_since_last": 4.0}
+    assert scored["n1"] == {"amount": 5.0}  # no key: no aggregates
+    wait_for(lambda: total(worker, "n_learned") == 6, what="6 events learned")
+
+
+def test_delayed_labels_join_once_and_orphans_are_counted(pipeline_factory):
+    pipeline = pipeline_factory(partitions=2, model=LR, label_ttl=50)
+    worker = pipeline.start_worker()
+    rows = list(datasets.Phishing())[:20]
+    pipeline.send(
+        pipeline.events,
+        [event(i, x, ts=1000.0) for i, (x, _) in enumerate(rows)],
+        [f"e{i}".encode() for i in range(20)],
+    )
+    wait_for(lambda: total(worker, "n_predicted") == 20, what="20 predictions")
+    assert total(worker, "n_learned") == 0
+
+    labels = [orjson.dumps({"id": f"e{i}", "y": y, "ts": 1010.0}) for i, (_, y) in enumerate(rows)]
+    labels.append(orjson.dumps({"id": "ghost", "y": True, "ts": 1005.0}))  # no such event
+    labels.append(orjson.dumps({"id": "e0", "y": rows[0][1], "ts": 1011.0}))  # duplicate
+    labels.append(b'{"id": "e1", "y": [1], "ts": 1}')  # malformed
+    pipeline.send(pipeline.labels, labels)
+    wait_for(lambda: total(worker, "n_learned") == 20, what="20 labels learned")
+    assert total(worker, "n_scored") == 20
+
+    # event time moves on past the TTL on every partition: waiting labels expire and are counted
+    pipeline.send(
+        pipeline.labels,
+        [orjson.dumps({"id": f"tick{i}", "y": True, "ts": 2000.0}) for i in range(8)],
+    )
+    counters = wait_for(
+        lambda: (c := worker.stats()["counters"]).get("orphan_labels") == 2 and c,
+        what="2 orphan labels (the ghost and the duplicate)",
+    )
+    assert counters["dead_labels"] == 1
+    assert total(worker, "n_learned") == 20
+    predictions = pipeline.read(pipeline.predictions, 20)
+    assert sorted(orjson.loads(p.value)["id"] for p in predictions) == sorted(
+        f"e{i}" for i in range(20)
+    )
+    (dead,) = pipeline.read(pipeline.labels + "-dlq", 1)
+    assert dead.value == labels[-1]
+
+
+BAD_EVENTS = [
+    b"not json",
+    b"",
+    b"[1, 2, 3]",
+    b'"a string"',
+    b'{"ts": 1, "x": {}}',
+    b'{"id": "m1", "x": {}}',
+    b'{"id": "m2", "ts": 1}',
+    b'{"id": 5, "ts": 1, "x": {}}',
+    b'{"id": "m3", "ts": "yesterday", "x": {}}',
+    b'{"id": "m4", "ts": 1, "x": [1, 2]}',
+    b'{"id": "m5", "ts": 1, "x": {"a": {"nested": 1}}}',
+    b'{"id": "m6", "ts": 1, "x": {"a": null}}',
+    b'{"id": "m7", "ts": 1, "x": {"a": 1e999}}',
+    b'{"id": "m8", "ts": 1, "x": {"a": NaN}}',
+    b'{"id": "m9", "ts": 1, "x": {"a": 1}, "y": {"class": 1}}',
+    b'{"id": "", "ts": 1, "x": {}}',
+    b"\xff\xfe\x00 binary",
+    b'{"id": "m10", "ts": 1, "x": {"a": 1}',
+]
+
+
+def test_malformed_events_go_to_the_dead_letter_topic(pipeline_factory):
+    pipeline = pipeline_factory(partitions=1, model=LR)
+    worker = pipeline.start_worker()
+    good = phishing_events(0, 60)
+    mixed = []
+    for i, payload in enumerate(good):
+        mixed.append(payload)
+        if i < len(BAD_EVENTS):
+            mixed.append(BAD_EVENTS[i])
+    pipeline.send(pipeline.events, mixed)
+    dead = pipeline.read(pipeline.events + "-dlq", len(BAD_EVENTS))
+    assert [r.value for r in dead] == BAD_EVENTS
+    for record in dead:
+        headers = dict(record.headers)
+        assert headers["reason"], record
+        assert headers["source_topic"] == pipeline.events.encode()
+
+    model, metric, n = reference(parse_spec(LR), datasets.Phishing(), limit=60)
+    entry = wait_for(
+        lambda: (e := worker.model(LR_NAME)) and e["n_learned"] == 60 and e, what="60 learned"
+    )
+    assert entry["metrics"] == {type(m).__name__: m.get() for m in metric}
+    assert worker.alive
+    assert worker.stats()["counters"]["dead_letters"] == len(BAD_EVENTS)
+    checkpoint = wait_for(
+        lambda: (c := pipeline.last_checkpoint(0)) and c["offset"] == 59 and c, what="checkpoint"
+    )
+    assert (
+        first_difference(canonical(checkpoint["models"][LR_NAME]["model"]), canonical(model))
+        is None
+    )
+
+
+def test_restarted_worker_keeps_its_model(pipeline_factory):
+    pipeline = pipeline_factory(partitions=1, model=LR)
+    worker = pipeline.start_worker()
+    pipeline.send(pipeline.events, phishing_events(0, 300))
+    wait_for(lambda: total(worker, "n_learned") == 300, what="300 learned")
+    assert worker.stop(signal.SIGTERM) == 0
+
+    worker.start()
+    wait_for(lambda: total(worker, "n_learned") == 300, what="the model back after restart")
+    pipeline.send(pipeline.events, phishing_events(300, 600))
+    entry = wait_for(
+        lambda: (e := worker.model(LR_NAME)) and e["n_learned"] == 600 and e, what="600 learned"
+    )
+    assert worker.stats()["checkpoints_restored"] == 1
+    model, metric, _ = reference(parse_spec(LR), datasets.Phishing(), limit=600)
+    assert entry["metrics"] == {type(m).__name__: m.get() for m in metric}
+    assert entry["n_predicted"] == 600
