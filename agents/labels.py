@@ -24,14 +24,19 @@ log = logging.getLogger(__name__)
 SWEEP_STEP_FRACTION = 0.25
 
 
-def joined(park: dict, label: dict) -> dict:
+def joined(park: dict, label: dict, partition: int, offset: int) -> dict:
     """The ``scoring`` message that teaches the model a delayed label.
 
-    >>> joined({"id": "e1", "key": "k", "x": {"a": 1}, "y_pred": {}, "ts": 5, "shard": 0},
-    ...        {"id": "e1", "y": True, "ts": 9})["y"]
-    True
+    ``src`` names the ``join`` message that completed the join, so that the learner can drop a
+    copy of it sent again after a crash.
+
+    >>> m = joined({"id": "e1", "key": "k", "x": {"a": 1}, "y_pred": {}, "ts": 5, "shard": 0},
+    ...            {"id": "e1", "y": True, "ts": 9}, 1, 42)
+    >>> m["y"], m["src"]
+    (True, ['j', 1, 42])
     """
     return {
+        "src": ["j", partition, offset],
         "kind": "label",
         "id": park["id"],
         "key": park["key"],
@@ -61,6 +66,7 @@ async def join_labels(stream):
     last_sweep: dict[int, float] = {}
     async for message in stream:
         partition = stream.current_event.message.partition
+        offset = stream.current_event.message.offset
         event_id = message["id"]
         kind = message["kind"]
         waiting = pending_by_id.get(event_id)
@@ -70,7 +76,7 @@ async def join_labels(stream):
                 await scoring.send(
                     key=message["key"] or event_id,
                     partition=park_shard,
-                    value=joined(message, waiting["label"]),
+                    value=joined(message, waiting["label"], partition, offset),
                 )
                 del pending_by_id[event_id]
             else:
@@ -81,7 +87,7 @@ async def join_labels(stream):
                 await scoring.send(
                     key=park["key"] or event_id,
                     partition=park["shard"],
-                    value=joined(park, message),
+                    value=joined(park, message, partition, offset),
                 )
                 del pending_by_id[event_id]
             elif waiting is not None:

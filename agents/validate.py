@@ -47,7 +47,9 @@ async def validate_events(stream):
         except Malformed as exc:
             await _reject(stream, events_dlq, raw, str(exc), "dead_letters")
             continue
-        event["t_in"] = stream.current_event.message.timestamp
+        message = stream.current_event.message
+        event["t_in"] = message.timestamp
+        event["src"] = ["e", message.partition, message.offset]
         await clean.send(key=routing_key(event), value=event)
 
 

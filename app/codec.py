@@ -116,6 +116,10 @@ class RiverCodec(codecs.Codec):
 
 
 def register(secret: str) -> None:
-    """Make ``orjson`` and ``river`` known to Faust under those names."""
+    """Make ``orjson`` and ``river`` known to Faust under those names.
+
+    Faust's own ``json`` codec is left in place: Faust also uses it for its internal records
+    (assignor metadata, ...), and for table keys and plain-dict table values.
+    """
     codecs.register("orjson", OrjsonCodec())
     codecs.register("river", RiverCodec(secret))

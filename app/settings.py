@@ -50,6 +50,7 @@ class Settings:
     checkpoint_secret: str = DEV_SECRET
     processing_guarantee: str = "at_least_once"
     standby_replicas: int = 1
+    session_timeout: float = 10.0
 
     @property
     def dlq_topic(self) -> str:

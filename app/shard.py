@@ -108,6 +108,9 @@ class ShardModels:
     shard: int
     models: dict[str, LiveModel]
     offset: int = -1
+    #: highest origin offset taken per upstream partition ("e<p>": events, "j<p>": joins)
+    origins: dict[str, int] = field(default_factory=dict)
+    n_duplicates: int = 0
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
 
     @classmethod
@@ -118,10 +121,30 @@ class ShardModels:
         """Whether the message at ``offset`` was already taken (a replay after a restart)."""
         return offset <= self.offset
 
+    def is_duplicate(self, value: dict) -> bool:
+        """Whether ``value`` is a copy of a message already taken, re-sent upstream after a crash.
+
+        Messages from one upstream partition reach a shard in the order of their origin offsets,
+        so one number per upstream partition is enough.
+
+        >>> s = ShardModels(0, {}, origins={"e0": 7})
+        >>> s.is_duplicate({"src": ["e", 0, 7]}), s.is_duplicate({"src": ["e", 0, 8]})
+        (True, False)
+        """
+        src = value.get("src")
+        if src is None:
+            return False
+        kind, partition, offset = src
+        return offset <= self.origins.get(f"{kind}{partition}", -1)
+
     def step(self, value: dict, offset: int, now: float | None = None) -> Outcome:
         """Take one ``scoring`` message; see the module docstring for the three kinds."""
         now = time.time() if now is None else now
         out = Outcome()
+        if self.is_duplicate(value):
+            self.n_duplicates += 1
+            self.offset = offset
+            return out
         x = value["x"]
         if value["kind"] == "event":
             labelled = "y" in value
@@ -150,6 +173,9 @@ class ShardModels:
                 live.score_and_learn(x, value["y"], y_pred)
         else:
             raise ValueError(f"unknown scoring message kind {value['kind']!r}")
+        src = value.get("src")
+        if src is not None:
+            self.origins[f"{src[0]}{src[1]}"] = src[2]
         self.offset = offset
         return out
 
@@ -170,6 +196,8 @@ class ShardModels:
         """The checkpoint of this shard: every model, its metrics and counters, and the offset."""
         return {
             "offset": self.offset,
+            "origins": dict(self.origins),
+            "n_duplicates": self.n_duplicates,
             "models": {
                 name: {
                     "spec": live.spec.text,
@@ -188,6 +216,8 @@ class ShardModels:
         """Rebuild a shard from :meth:`snapshot`; specs not in it start fresh."""
         shard_models = cls.fresh(shard, specs)
         shard_models.offset = snapshot["offset"]
+        shard_models.origins = dict(snapshot.get("origins", {}))
+        shard_models.n_duplicates = snapshot.get("n_duplicates", 0)
         for name, saved in snapshot["models"].items():
             live = shard_models.models.get(name)
             if live is None:

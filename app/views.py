@@ -75,5 +75,6 @@ async def stats(web: View, request: Request) -> Response:
             "shards_owned": sorted(live_shards.shards),
             "checkpoints_restored": live_shards.n_restored,
             "messages_skipped": live_shards.n_skipped,
+            "duplicates_dropped": sum(m.n_duplicates for m in live_shards.shards.values()),
         },
     )

@@ -6,9 +6,9 @@ changelog. Value: int. ``GET /models/`` and ``GET /stats/`` add them up.
 
 from __future__ import annotations
 
-from tables import new_table
+from app import app
 
-pipeline_counts = new_table(
+pipeline_counts = app.Table(
     "pipeline-counts",
     default=int,
     help="Counts of dead letters, orphan labels and expired events ('name:partition' to int).",

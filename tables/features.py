@@ -7,8 +7,7 @@ Written only by ``agents/features.py``; sizes and expiry come from settings.
 
 from __future__ import annotations
 
-from app import settings
-from tables import new_table
+from app import app, settings
 
 
 def _event_time(event) -> float:
@@ -16,7 +15,7 @@ def _event_time(event) -> float:
 
 
 key_activity_tumbling = (
-    new_table(
+    app.Table(
         "key-activity-tumbling",
         default=dict,
         help="Count and feature sums per key per tumbling window (str to dict).",
@@ -26,7 +25,7 @@ key_activity_tumbling = (
 )
 
 key_activity_hopping = (
-    new_table(
+    app.Table(
         "key-activity-hopping",
         default=dict,
         help="Count and feature sums per key per hopping window (str to dict).",
@@ -35,7 +34,7 @@ key_activity_hopping = (
     .relative_to(_event_time)
 )
 
-key_last_seen = new_table(
+key_last_seen = app.Table(
     "key-last-seen",
     default=None,
     help="Event time of each key's latest event (str to float).",

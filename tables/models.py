@@ -18,19 +18,27 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from typing import Any
 
+import faust
 from faust.streams import _current_event
 
 from app import app, settings
 from app.model_spec import parse_specs
 from app.shard import ShardModels
-from tables import new_table
 
 log = logging.getLogger(__name__)
 
-shard_checkpoints = new_table(
+
+class ShardCheckpoint(faust.Record, serializer="river", include_metadata=False):
+    """A shard's :meth:`app.shard.ShardModels.snapshot`, as the table stores it."""
+
+    snapshot: Any
+
+
+shard_checkpoints = app.Table(
     "shard-checkpoints",
-    value_serializer="river",
+    value_type=ShardCheckpoint,
     default=None,
     help="Latest checkpoint of each model shard (int to signed pickle).",
 )
@@ -58,7 +66,7 @@ class LiveShards:
                 models = ShardModels.fresh(shard, self.specs)
                 log.info("shard %d: no checkpoint, starting fresh models", shard)
             else:
-                models = ShardModels.restore(shard, self.specs, saved)
+                models = ShardModels.restore(shard, self.specs, saved.snapshot)
                 self.n_restored += 1
                 log.info("shard %d: restored checkpoint at offset %d", shard, models.offset)
             self.shards[shard] = models
@@ -92,7 +100,7 @@ class LiveShards:
         # loop (timer, rebalance) that is the last message this checkpoint covers.
         token = _current_event.set(weakref.ref(held[-1]))
         try:
-            shard_checkpoints[shard] = models.snapshot()
+            shard_checkpoints[shard] = ShardCheckpoint(snapshot=models.snapshot())
         finally:
             _current_event.reset(token)
         for event in held:

@@ -8,9 +8,9 @@ older than ``STREAMLEARN_LABEL_TTL`` seconds of event time are dropped and count
 
 from __future__ import annotations
 
-from tables import new_table
+from app import app
 
-pending_by_id = new_table(
+pending_by_id = app.Table(
     "pending-by-id",
     default=None,
     help="Parked features or early labels per event id (str to dict).",

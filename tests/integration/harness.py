@@ -118,7 +118,7 @@ class Pipeline:
         found = None
         for record in records:
             if json.loads(record.key) == shard and record.value is not None:
-                found = codec.loads(record.value)
+                found = codec.loads(record.value)["snapshot"]
         return found
 
 

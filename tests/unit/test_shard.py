@@ -118,3 +118,25 @@ def test_prediction_contract():
     assert pred["latency_ms"] == 250.0
     assert pred["proba"] == [[False, 0.5], [True, 0.5]]
     assert out.park is None
+
+
+def test_copies_resent_upstream_are_taken_once():
+    spec = parse_spec("StandardScaler | LogisticRegression")
+    rows = json_rows(datasets.Phishing(), 30)
+    once, twice = ShardModels.fresh(0, [spec]), ShardModels.fresh(0, [spec])
+    for i, row in enumerate(rows):
+        once.step(
+            {"kind": "event", "id": str(i), "key": None, "ts": 0, "src": ["e", 0, i], **row}, i
+        )
+    offset = 0
+    # upstream crashed twice and sent rows 10..19, then 5..29, again
+    for i in [*range(20), *range(10, 20), *range(5, 30)]:
+        value = {"kind": "event", "id": str(i), "key": None, "ts": 0, "src": ["e", 0, i], **rows[i]}
+        twice.step(value, offset)
+        offset += 1
+    assert twice.n_duplicates == 10 + 15
+    live_once, live_twice = once.models[spec.name], twice.models[spec.name]
+    assert live_twice.n_learned == live_twice.n_predicted == 30
+    assert canonical(live_twice.model) == canonical(live_once.model)
+    restored = ShardModels.restore(0, [spec], twice.snapshot())
+    assert restored.origins == {"e0": 29} and restored.n_duplicates == 25

@@ -13,7 +13,8 @@ async def test_valid_event_goes_to_clean_keyed_by_entity(app, sent):
     sent["clean"].assert_awaited_once()
     kwargs = sent["clean"].await_args.kwargs
     assert kwargs["key"] == "card-1"
-    assert {k: v for k, v in kwargs["value"].items() if k != "t_in"} == {
+    assert kwargs["value"]["src"] == ["e", 0, 0]
+    assert {k: v for k, v in kwargs["value"].items() if k not in ("t_in", "src")} == {
         "id": "e1",
         "key": "card-1",
         "ts": 5.0,

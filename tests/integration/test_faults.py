@@ -1,0 +1,152 @@
+"""Kill real worker processes mid-stream: every model ends as if nothing had happened."""
+
+import random
+import signal
+
+import orjson
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from river import datasets, evaluate
+
+from app.datasets import encode_x
+from app.model_spec import parse_spec
+from tests.integration.harness import wait_for
+from tests.model_state import canonical, first_difference
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+LR = parse_spec("StandardScaler | LogisticRegression")
+N = 6000
+
+
+def hyperplane_events(n, seed=7):
+    rows = []
+    for i, (x, y) in enumerate(datasets.synth.Hyperplane(seed=seed, n_features=10)):
+        if i == n:
+            break
+        rows.append({"id": f"h{i}", "key": None, "ts": float(i), "x": encode_x(x), "y": y})
+    return rows
+
+
+def reference_by_shard(rows, partitions):
+    """Per shard: River's progressive validation over the rows that shard owns, in order."""
+    partitioner = DefaultPartitioner()
+    by_shard = {p: [] for p in range(partitions)}
+    for row in rows:
+        shard = partitioner(row["id"].encode(), list(range(partitions)), list(range(partitions)))
+        by_shard[shard].append((orjson.loads(orjson.dumps(row["x"])), row["y"]))
+    out = {}
+    for shard, data in by_shard.items():
+        model, metric = LR.build(), LR.new_metrics()
+        evaluate.progressive_val_score(data, model, metric)
+        out[shard] = (len(data), model, metric)
+    return out
+
+
+def learned(workers):
+    entries = {}
+    for worker in workers:
+        if worker.alive:
+            for entry in worker.models():
+                entries[entry["shard"]] = entry
+    return entries
+
+
+def assert_exact(pipeline, workers, rows, partitions):
+    expected = reference_by_shard(rows, partitions)
+    entries = wait_for(
+        lambda: (e := learned(workers))
+        and len(e) == partitions
+        and all(e[s]["n_learned"] == expected[s][0] for s in expected)
+        and e,
+        timeout=180,
+        what="every shard to learn its events once",
+    )
+    for shard, (n, model, metric) in expected.items():
+        assert entries[shard]["n_learned"] == n
+        assert entries[shard]["n_scored"] == n
+        assert entries[shard]["metrics"] == {type(m).__name__: m.get() for m in metric}
+        checkpoint = wait_for(
+            lambda s=shard, n=n: (c := pipeline.last_checkpoint(s))
+            and c["models"][LR.name]["n_learned"] == n
+            and c,
+            what=f"checkpoint of shard {shard}",
+        )
+        diff = first_difference(canonical(checkpoint["models"][LR.name]["model"]), canonical(model))
+        assert diff is None, f"shard {shard} differs at {diff}"
+
+
+def test_sigkill_three_times_learns_every_event_once(pipeline_factory):
+    rng = random.Random(11)
+    pipeline = pipeline_factory(partitions=1, model=LR.text, checkpoint_every=500)
+    worker = pipeline.start_worker()
+    rows = hyperplane_events(N)
+    pipeline.send(
+        pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows]
+    )
+    for kill in range(3):
+        threshold = rng.randint(kill * N // 4 + 200, (kill + 1) * N // 4)
+        wait_for(
+            lambda t=threshold: (e := worker.model(LR.name)) and e["n_learned"] >= t,
+            what=f"{threshold} learned before kill {kill + 1}",
+        )
+        worker.stop(signal.SIGKILL)
+        worker.start()
+    assert_exact(pipeline, [worker], rows, 1)
+    assert "Traceback" not in worker.log()
+
+
+def test_two_workers_one_killed_the_survivor_takes_over(pipeline_factory):
+    pipeline = pipeline_factory(partitions=4, model=LR.text, checkpoint_every=300)
+    first, second = pipeline.start_worker(), pipeline.start_worker()
+    rows = hyperplane_events(N, seed=8)
+    wait_for(lambda: len(first.stats().get("shards_owned", [])) == 2, what="shards split 2/2")
+    pipeline.send(
+        pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows]
+    )
+    wait_for(
+        lambda: sum(e["n_learned"] for e in second.models()) >= N // 8, what="second worker busy"
+    )
+    second.stop(signal.SIGKILL)
+    wait_for(
+        lambda: len(first.stats().get("shards_owned", [])) == 4,
+        timeout=120,
+        what="the survivor to own all 4 shards",
+    )
+    assert_exact(pipeline, [first], rows, 4)
+
+
+def test_worker_added_mid_stream_takes_shards_over(pipeline_factory):
+    pipeline = pipeline_factory(partitions=4, model=LR.text, checkpoint_every=300)
+    first = pipeline.start_worker()
+    rows = hyperplane_events(N, seed=9)
+    pipeline.send(
+        pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows]
+    )
+    wait_for(lambda: sum(e["n_learned"] for e in first.models()) >= N // 6, what="first busy")
+    second = pipeline.start_worker()
+    wait_for(
+        lambda: len(second.stats().get("shards_owned", [])) == 2,
+        timeout=120,
+        what="the new worker to own 2 shards",
+    )
+    assert_exact(pipeline, [first, second], rows, 4)
+
+
+def test_sigterm_checkpoints_so_the_restart_replays_nothing(pipeline_factory):
+    pipeline = pipeline_factory(
+        partitions=1, model=LR.text, checkpoint_every=100000, checkpoint_seconds=3600
+    )
+    worker = pipeline.start_worker()
+    rows = hyperplane_events(500)
+    pipeline.send(
+        pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows]
+    )
+    wait_for(lambda: (e := worker.model(LR.name)) and e["n_learned"] == 500, what="500 learned")
+    assert worker.stop(signal.SIGTERM) == 0
+    worker.start()
+    wait_for(lambda: worker.stats()["checkpoints_restored"] == 1, what="the checkpoint restored")
+    assert worker.model(LR.name)["n_learned"] == 500
+    pipeline.send(pipeline.events, [orjson.dumps(hyperplane_events(501)[-1])], [b"h500"])
+    wait_for(lambda: worker.model(LR.name)["n_learned"] == 501, what="one more learned")
+    assert worker.stats()["messages_skipped"] == 0  # nothing replayed
