@@ -4,12 +4,14 @@
 #   scripts/kafka.sh up [BROKERS]   start 1 (default) or 3 brokers on loopback; no-op if running
 #   scripts/kafka.sh down           stop them cleanly (SIGTERM, then wait)
 #   scripts/kafka.sh status         exit 0 when every broker of the cluster answers
+#   scripts/kafka.sh fetch          only resolve the jars (once)
 #   scripts/kafka.sh kill N         SIGKILL broker N (fault tests)
 #   scripts/kafka.sh start N        start broker N again after a kill
 #
 # Environment: KAFKA_PORT (first broker's client port, default 9092; broker i listens on
 # KAFKA_PORT+i), KAFKA_HOME (cache + data + logs, default .cache/kafka in the repository),
-# KAFKA_START_TIMEOUT (seconds, default 60).
+# KAFKA_RUN (data, logs and pids of this cluster, default $KAFKA_HOME/run: use another one to run a
+# second cluster beside the first), KAFKA_START_TIMEOUT (seconds, default 60).
 # Jars come from Maven Central through Maven (scripts/kafka/pom.xml) once, into $KAFKA_HOME/lib.
 # Each broker's log: $KAFKA_HOME/run/broker-N/server.log.
 set -euo pipefail
@@ -20,7 +22,7 @@ KAFKA_HOME="${KAFKA_HOME:-$root/.cache/kafka}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 lib="$KAFKA_HOME/lib"
-run="$KAFKA_HOME/run"
+run="${KAFKA_RUN:-$KAFKA_HOME/run}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
@@ -164,9 +166,10 @@ cmd_status() {
 
 case "${1:-}" in
     up) shift; cmd_up "$@" ;;
+    fetch) need_tools; fetch_jars ;;
     down) cmd_down ;;
     status) cmd_status ;;
     kill) alive "$2" && kill -KILL "$(pid_of "$2")"; echo "kafka.sh: broker $2 killed" ;;
     start) start_broker "$2"; echo "kafka.sh: broker $2 starting" ;;
-    *) echo "usage: $0 up [1|3] | down | status | kill N | start N" >&2; exit 2 ;;
+    *) echo "usage: $0 up [1|3] | down | status | fetch | kill N | start N" >&2; exit 2 ;;
 esac

@@ -22,6 +22,16 @@ def _answers(port: int) -> bool:
 
 
 @pytest.fixture(scope="session")
+def kafka_jars():
+    """Kafka's jars in the cache (the broker fixture fetches them; this one for extra clusters)."""
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "kafka.sh"), "fetch"], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.fail(f"could not fetch Kafka's jars:\n{result.stdout}\n{result.stderr}")
+
+
+@pytest.fixture(scope="session")
 def kafka():
     import os
 

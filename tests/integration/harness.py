@@ -52,14 +52,15 @@ def wait_for(condition: Callable[[], Any], timeout: float = WAIT, what: str = "c
 class Pipeline:
     """One test's own app id, topics, and the workers running it."""
 
-    def __init__(self, name: str, **settings: Any) -> None:
+    def __init__(self, name: str, bootstrap: str = BOOTSTRAP, **settings: Any) -> None:
+        self.bootstrap = bootstrap
         self.id = f"it-{name}-{uuid.uuid4().hex[:8]}"
         self.events = f"{self.id}-events"
         self.labels = f"{self.id}-labels"
         self.predictions = f"{self.id}-predictions"
         self.settings = {
             "ID": self.id,
-            "BROKER": f"kafka://{BOOTSTRAP}",
+            "BROKER": ";".join(f"kafka://{b}" for b in bootstrap.split(",")),
             "EVENTS_TOPIC": self.events,
             "LABELS_TOPIC": self.labels,
             "PREDICTIONS_TOPIC": self.predictions,
@@ -79,10 +80,10 @@ class Pipeline:
         if not self.workers:  # as a user would: the input topics exist before the first event
             asyncio.run(
                 ensure_topics(
-                    f"kafka://{BOOTSTRAP}",
+                    self.settings["BROKER"],
                     [self.events, self.labels],
                     int(self.settings.get("PARTITIONS", 1)),
-                    1,
+                    int(self.settings.get("REPLICATION", 1)),
                 )
             )
         worker = Worker(self, len(self.workers))
@@ -106,14 +107,14 @@ class Pipeline:
         )
 
     def send(self, topic: str, values: list[bytes | None], keys: list[bytes | None] | None = None):
-        asyncio.run(produce(topic, values, keys))
+        asyncio.run(produce(self.bootstrap, topic, values, keys))
 
     def read(self, topic: str, count: int, timeout: float = WAIT) -> list:
-        return asyncio.run(consume(topic, count, timeout))
+        return asyncio.run(consume(self.bootstrap, topic, count, timeout))
 
     def last_checkpoint(self, shard: int = 0) -> dict | None:
         """The newest checkpoint of ``shard`` as stored in the changelog topic, decoded."""
-        records = asyncio.run(consume_all(f"{self.id}-shard-checkpoints-changelog"))
+        records = asyncio.run(consume_all(self.bootstrap, f"{self.id}-shard-checkpoints-changelog"))
         codec = RiverCodec(SECRET)
         found = None
         for record in records:
@@ -192,8 +193,8 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
 
-async def produce(topic: str, values: list, keys: list | None = None) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5)
+async def produce(bootstrap: str, topic: str, values: list, keys: list | None = None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
         futures = [
@@ -205,11 +206,11 @@ async def produce(topic: str, values: list, keys: list | None = None) -> None:
         await producer.stop()
 
 
-async def consume(topic: str, count: int, timeout: float) -> list:
+async def consume(bootstrap: str, topic: str, count: int, timeout: float) -> list:
     """The first ``count`` records of ``topic`` (all partitions), or fail after ``timeout``."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=BOOTSTRAP,
+        bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
@@ -230,10 +231,10 @@ async def consume(topic: str, count: int, timeout: float) -> list:
     return records
 
 
-async def consume_all(topic: str) -> list:
+async def consume_all(bootstrap: str, topic: str) -> list:
     """Every record of ``topic`` up to its end offsets now."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, group_id=None
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
     )
     await consumer.start()
     try:

@@ -1,0 +1,77 @@
+"""A three-broker cluster loses a broker mid-stream: nothing is lost, learning goes on."""
+
+import os
+import subprocess
+import time
+
+import orjson
+import pytest
+
+from tests.integration.harness import ROOT, Pipeline, wait_for
+from tests.integration.test_faults import LR, N, assert_exact, hyperplane_events, learned
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PORT = 29092
+
+
+def kafka(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KAFKA_PORT": str(PORT), "KAFKA_RUN": str(ROOT / ".cache/kafka/run-3")}
+    return subprocess.run(
+        [str(ROOT / "scripts/kafka.sh"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def three_brokers(kafka_jars):
+    result = kafka("up", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    yield ",".join(f"127.0.0.1:{PORT + i}" for i in range(3))
+    kafka("down")
+
+
+def test_killing_one_of_three_brokers_loses_nothing(three_brokers):
+    pipeline = Pipeline(
+        "broker-loss",
+        bootstrap=three_brokers,
+        partitions=2,
+        replication=3,
+        model=LR.text,
+        checkpoint_every=300,
+    )
+    try:
+        worker = pipeline.start_worker()
+        rows = hyperplane_events(N, seed=5)
+        half = N // 2
+        pipeline.send(
+            pipeline.events,
+            [orjson.dumps(r) for r in rows[:half]],
+            [r["id"].encode() for r in rows[:half]],
+        )
+        wait_for(
+            lambda: sum(e["n_learned"] for e in worker.models()) >= half // 2,
+            what="learning under way",
+        )
+        assert kafka("kill", "1").returncode == 0
+        killed_at = time.monotonic()
+        before = sum(e["n_learned"] for e in worker.models())
+        wait_for(
+            lambda: sum(e["n_learned"] for e in worker.models()) > before + 100,
+            timeout=60,
+            what="learning to go on after the broker kill",
+        )
+        print(f"learning again {time.monotonic() - killed_at:.1f}s after the broker kill")
+        pipeline.send(
+            pipeline.events,
+            [orjson.dumps(r) for r in rows[half:]],
+            [r["id"].encode() for r in rows[half:]],
+        )
+        assert_exact(pipeline, [worker], rows, 2)
+        assert worker.alive
+        assert len(learned([worker])) == 2
+    finally:
+        pipeline.stop()
