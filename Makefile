@@ -28,9 +28,11 @@ kafka-status:
 	scripts/kafka.sh status
 
 test: setup
+	scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -v
 
 test-fast: setup
+	scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: setup

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import orjson
 
 from app import app
 from app.records import dead_letter_headers
 from app.topics import events_dlq, join, predictions, scoring
+from tables.counters import count, remember_reject
 from tables.models import live_shards, shard_checkpoints
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 async def _reject(message, value: dict, exc: Exception) -> None:
     reason = f"model failed on {value.get('kind')} {value.get('id')!r}: {type(exc).__name__}: {exc}"
     log.error("%s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
+    count("model_errors", message.partition)
+    remember_reject("model_errors", message.partition, reason, message.offset, time.time())
     await events_dlq.send(
         key=value.get("id", "").encode(),
         value=orjson.dumps(value),

@@ -10,11 +10,12 @@ Only this module touches raw payloads; nothing malformed gets past it and nothin
 from __future__ import annotations
 
 import logging
+import time
 
 from app import app
 from app.records import Malformed, dead_letter_headers, parse_event, parse_label
 from app.topics import clean, events, events_dlq, join, labels, labels_dlq
-from tables.counters import count
+from tables.counters import count, remember_reject
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ async def _reject(stream, dlq, raw: bytes | None, reason: str, counter: str) -> 
     message = stream.current_event.message
     log.warning("rejected %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
     count(counter, message.partition)
+    remember_reject(counter, message.partition, reason, message.offset, time.time())
     await dlq.send(
         key=message.key,
         value=raw if raw is not None else b"",

@@ -16,11 +16,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from river import base
+from river import base, utils
 
 from app.model_spec import ModelSpec
 
 HISTORY_POINTS = 500
+#: Size of the rolling window of the "recent" metrics the web view shows beside the totals.
+ROLLING_WINDOW = 1000
 
 
 @dataclass
@@ -33,10 +35,14 @@ class LiveModel:
     n_learned: int = 0
     n_predicted: int = 0
     n_scored: int = 0
+    #: the same metrics over the last ROLLING_WINDOW scored labels (for the web view only)
+    rolling: list = field(default_factory=list)
 
     @classmethod
     def fresh(cls, spec: ModelSpec) -> LiveModel:
-        return cls(spec=spec, model=spec.build(), metric=spec.new_metrics())
+        metric = spec.new_metrics()
+        rolling = [utils.Rolling(type(m), window_size=ROLLING_WINDOW) for m in metric]
+        return cls(spec=spec, model=spec.build(), metric=metric, rolling=rolling)
 
     @property
     def uses_proba(self) -> bool:
@@ -54,12 +60,20 @@ class LiveModel:
         if y_pred is not None and y_pred != {}:
             self.metric.update(y_true=y, y_pred=y_pred)
             self.n_scored += 1
+            label = label_of(y_pred)
+            for rolling in self.rolling:
+                wants_label = getattr(rolling.obj, "requires_labels", False)
+                rolling.update(y, label if wants_label else y_pred)
         self.model.learn_one(x, y)
         self.n_learned += 1
 
     def metric_values(self) -> dict[str, float]:
         """Each metric's current value by its class name."""
         return {type(m).__name__: m.get() for m in self.metric}
+
+    def rolling_values(self) -> dict[str, float]:
+        """Each metric over the last ROLLING_WINDOW scored labels, by class name."""
+        return {type(r.obj).__name__: r.get() for r in self.rolling}
 
 
 def label_of(y_pred: Any) -> Any:
@@ -206,6 +220,7 @@ class ShardModels:
                     "n_learned": live.n_learned,
                     "n_predicted": live.n_predicted,
                     "n_scored": live.n_scored,
+                    "rolling": live.rolling,
                 }
                 for name, live in self.models.items()
             },
@@ -225,6 +240,7 @@ class ShardModels:
             live.model, live.metric = saved["model"], saved["metric"]
             live.n_learned, live.n_predicted = saved["n_learned"], saved["n_predicted"]
             live.n_scored = saved.get("n_scored", 0)
+            live.rolling = saved.get("rolling", live.rolling)
         return shard_models
 
     def record_history(self, now: float) -> None:
@@ -234,7 +250,12 @@ class ShardModels:
                 "t": now,
                 "offset": self.offset,
                 "models": {
-                    name: {"n_learned": m.n_learned, "metrics": m.metric_values()}
+                    name: {
+                        "n_learned": m.n_learned,
+                        "n_predicted": m.n_predicted,
+                        "metrics": m.metric_values(),
+                        "rolling": m.rolling_values(),
+                    }
                     for name, m in self.models.items()
                 },
             }

@@ -1,19 +1,30 @@
 """streamlearn's pages in Faust's web view (beside Faust's own ``/``, ``/graph/``, ...).
 
+* ``GET /dashboard/``: a live page of everything below (``app/static/dashboard.html``).
 * ``GET /models/``: one entry per model and shard this worker owns.
 * ``GET /models/{name}/``: one model's shards with their recent metric history.
-* ``GET /stats/``: the pipeline's counters (dead letters, orphan labels, expired events, ...).
+* ``GET /models/{name}/history``: the metric time series the dashboard draws (bounded).
+* ``GET /stats/``: counters, recent dead-letter reasons, lag, checkpoints, feature keys, workers.
+* ``GET /features/{key}/``: one key's current window aggregates (keys this worker holds).
+* ``GET /metrics``: Prometheus exposition.
 """
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
 
 import orjson
 from faust.web import Request, Response, View
 
 from app import app
+from app.metrics import CONTENT_TYPE, consumer_lag, exposition
 from app.shard import ShardModels
-from tables.counters import totals
+from tables.counters import recent, totals
+from tables.features import key_activity_hopping, key_activity_tumbling, key_last_seen
 from tables.models import live_shards
+
+DASHBOARD = (Path(__file__).parent / "static" / "dashboard.html").read_bytes()
 
 
 def _json(view: View, data, status: int = 200) -> Response:
@@ -66,15 +77,77 @@ async def model_detail(web: View, request: Request, name: str) -> Response:
     return _json(web, {"name": name, "shards": entries})
 
 
+@app.page("/models/{name}/history")
+async def model_history(web: View, request: Request, name: str) -> Response:
+    if name not in {s.name for s in live_shards.specs}:
+        return _json(web, {"error": f"no model named {name!r}"}, status=404)
+    series = {
+        shard: [{"t": h["t"], **h["models"][name]} for h in models.history if name in h["models"]]
+        for shard, models in sorted(live_shards.shards.items())
+    }
+    return _json(web, {"name": name, "shards": series})
+
+
+def workers() -> list[str]:
+    """Web addresses of the workers of this app that the partition assignor knows of."""
+    urls = {str(app.conf.canonical_url)}
+    try:
+        urls.update(str(url) for url in app.router.tables_metadata())
+    except Exception:  # noqa: BLE001 - no assignment yet
+        pass
+    return sorted(urls)
+
+
 @app.page("/stats/")
 async def stats(web: View, request: Request) -> Response:
+    now = time.time()
     return _json(
         web,
         {
+            "t": now,
             "counters": totals(),
+            "recent_dead_letters": recent(),
             "shards_owned": sorted(live_shards.shards),
             "checkpoints_restored": live_shards.n_restored,
             "messages_skipped": live_shards.n_skipped,
             "duplicates_dropped": sum(m.n_duplicates for m in live_shards.shards.values()),
+            "checkpoint_age_s": {
+                shard: round(now - t, 3) for shard, t in live_shards.last_checkpoint_wall.items()
+            },
+            "messages_received": dict(app.monitor.messages_received_by_topic),
+            "consumer_lag": [
+                {"topic": t, "partition": p, "lag": lag}
+                for (t, p), lag in sorted(consumer_lag().items())
+            ],
+            "feature_keys": len(key_last_seen),
+            "this_worker": str(app.conf.canonical_url),
+            "workers": workers(),
         },
     )
+
+
+@app.page("/features/{key}/")
+async def features_of_key(web: View, request: Request, key: str) -> Response:
+    ts = key_last_seen.get(key)
+    if ts is None:
+        return _json(web, {"error": f"no features for key {key!r} on this worker"}, status=404)
+    return _json(
+        web,
+        {
+            "key": key,
+            "last_seen": ts,
+            # the windows holding the key's latest event, as the features stage reads them
+            "tumbling": key_activity_tumbling.table._windowed_timestamp(key, ts),
+            "hopping": key_activity_hopping.table._windowed_timestamp(key, ts),
+        },
+    )
+
+
+@app.page("/dashboard/")
+async def dashboard(web: View, request: Request) -> Response:
+    return web.bytes(DASHBOARD, content_type="text/html")
+
+
+@app.page("/metrics")
+async def metrics(web: View, request: Request) -> Response:
+    return web.bytes(exposition(), content_type=CONTENT_TYPE)

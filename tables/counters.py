@@ -15,6 +15,31 @@ pipeline_counts = app.Table(
 )
 
 
+recent_rejects = app.Table(
+    "recent-rejects",
+    default=list,
+    help="The last few dead-letter reasons ('kind:partition' to list of dicts).",
+)
+
+RECENT = 5
+
+
+def remember_reject(kind: str, partition: int, reason: str, offset: int, now: float) -> None:
+    """Keep the last RECENT reasons of ``kind`` for ``partition`` (during its event only)."""
+    key = f"{kind}:{partition}"
+    entries = [*recent_rejects[key], {"reason": reason, "offset": offset, "t": now}][-RECENT:]
+    recent_rejects[key] = entries  # re-assign: only this reaches the changelog
+
+
+def recent() -> list[dict]:
+    """The most recent dead-letter reasons over this worker's partitions, newest first."""
+    out = []
+    for key, entries in recent_rejects.items():
+        kind, partition = key.rsplit(":", 1)
+        out.extend({"kind": kind, "partition": int(partition), **e} for e in entries)
+    return sorted(out, key=lambda e: e["t"], reverse=True)[:RECENT]
+
+
 def count(name: str, partition: int, n: int = 1) -> None:
     """Add ``n`` to counter ``name`` of ``partition``; call only while handling an event of it."""
     key = f"{name}:{partition}"

@@ -54,6 +54,7 @@ class LiveShards:
         self.shards: dict[int, ShardModels] = {}
         self.held: dict[int, list] = {}
         self.last_checkpoint: dict[int, float] = {}
+        self.last_checkpoint_wall: dict[int, float] = {}
         self.n_restored = 0
         self.n_skipped = 0
 
@@ -106,8 +107,8 @@ class LiveShards:
         for event in held:
             event.ack()
         held.clear()
-        now = time.monotonic()
-        self.last_checkpoint[shard] = now
+        self.last_checkpoint[shard] = time.monotonic()
+        self.last_checkpoint_wall[shard] = time.time()
         models.record_history(time.time())
 
     def checkpoint_due(self) -> None:
@@ -130,6 +131,7 @@ class LiveShards:
             self.shards.pop(shard, None)
             self.held.pop(shard, None)
             self.last_checkpoint.pop(shard, None)
+            self.last_checkpoint_wall.pop(shard, None)
 
 
 live_shards = LiveShards(settings.model, settings.checkpoint_every, settings.checkpoint_seconds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import signal
@@ -26,6 +27,12 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 BOOTSTRAP = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
 SECRET = "integration-test-secret"
 WAIT = 90.0
+
+
+def run(coro) -> Any:
+    """Run ``coro`` to completion in its own thread (callers may already run an event loop)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def free_port() -> int:
@@ -78,7 +85,7 @@ class Pipeline:
 
     def start_worker(self) -> Worker:
         if not self.workers:  # as a user would: the input topics exist before the first event
-            asyncio.run(
+            run(
                 ensure_topics(
                     self.settings["BROKER"],
                     [self.events, self.labels],
@@ -107,14 +114,14 @@ class Pipeline:
         )
 
     def send(self, topic: str, values: list[bytes | None], keys: list[bytes | None] | None = None):
-        asyncio.run(produce(self.bootstrap, topic, values, keys))
+        run(produce(self.bootstrap, topic, values, keys))
 
     def read(self, topic: str, count: int, timeout: float = WAIT) -> list:
-        return asyncio.run(consume(self.bootstrap, topic, count, timeout))
+        return run(consume(self.bootstrap, topic, count, timeout))
 
     def last_checkpoint(self, shard: int = 0) -> dict | None:
         """The newest checkpoint of ``shard`` as stored in the changelog topic, decoded."""
-        records = asyncio.run(consume_all(self.bootstrap, f"{self.id}-shard-checkpoints-changelog"))
+        records = run(consume_all(self.bootstrap, f"{self.id}-shard-checkpoints-changelog"))
         codec = RiverCodec(SECRET)
         found = None
         for record in records:
