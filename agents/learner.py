@@ -16,6 +16,7 @@ import time
 import orjson
 
 from app import app
+from app.codec import CheckpointError
 from app.records import dead_letter_headers
 from app.topics import events_dlq, join, predictions, scoring
 from tables.counters import count, remember_reject
@@ -53,8 +54,16 @@ async def learn(stream):
     checkpointer = asyncio.ensure_future(checkpoint_periodically())
     try:
         await _learn(stream)
+    except CheckpointError as exc:
+        await _stop_worker(exc)
     finally:
         checkpointer.cancel()
+
+
+async def _stop_worker(exc: CheckpointError) -> None:
+    """A checkpoint that cannot be trusted stops the worker, loudly, instead of looping."""
+    log.critical("%s", exc)
+    await app.crash(exc)
 
 
 async def _learn(stream) -> None:
@@ -86,9 +95,12 @@ async def _learn(stream) -> None:
 async def load_assigned_shards() -> None:
     """Once tables are recovered, load the model of every shard this worker now owns."""
     topic = scoring.get_topic_name()
-    for tp in app.assignor.assigned_actives():
-        if tp.topic == topic:
-            live_shards.get(tp.partition)
+    try:
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == topic:
+                live_shards.get(tp.partition)
+    except CheckpointError as exc:
+        await _stop_worker(exc)
 
 
 @app.on_partitions_revoked.connect

@@ -48,6 +48,7 @@ def model_entries(shards: dict[int, ShardModels], topic: str) -> list[dict]:
                     "n_scored": live.n_scored,
                     "last_offsets": {f"{topic}:{shard}": models.offset},
                     "metrics": live.metric_values(),
+                    "rolling": live.rolling_values(),
                 }
             )
     return sorted(entries, key=lambda e: (e["name"], e["shard"]))

@@ -10,6 +10,10 @@ if [[ "${1:-}" == "stop" ]]; then
     exit 0
 fi
 port="${DEMO_PORT:-5000}"
+if ! scripts/kafka.sh status >/dev/null 2>&1; then
+    # `kafka.sh up` formats a new cluster: local table stores of an older one would not match it
+    rm -rf .data/worker-*
+fi
 scripts/kafka.sh up 1
 export STREAMLEARN_ID="${STREAMLEARN_ID:-streamlearn-demo}"
 cat <<MSG

@@ -1,8 +1,10 @@
 """Model checkpoints, one entry per model shard (= partition of the ``scoring`` topic).
 
-Key: shard number. Value: :meth:`app.shard.ShardModels.snapshot` (every model of the shard, its
-metrics and counters, and ``offset``: the last ``scoring`` offset it covers), signed and pickled by
-the ``river`` codec (``app/codec.py``).
+Key: shard number. Value: bytes: :meth:`app.shard.ShardModels.snapshot` (every model of the shard,
+its metrics and counters, and ``offset``: the last ``scoring`` offset it covers), signed and
+pickled by ``app.codec.RiverCodec``. The table stores raw bytes so that Faust's recovery never
+unpickles anything: a checkpoint is verified and decoded here, and one that fails stops the
+worker with the reason instead of being replaced by a fresh model.
 
 The learner keeps the live models of the shards this worker owns in :data:`live_shards`, a cache
 in front of the table: pickling a River model per event would cost more than learning it, so the
@@ -16,29 +18,23 @@ learned, and skips (``offset <= checkpoint offset``) what it had.
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 import weakref
-from typing import Any
 
-import faust
 from faust.streams import _current_event
 
 from app import app, settings
+from app.codec import CheckpointError, RiverCodec
 from app.model_spec import parse_specs
 from app.shard import ShardModels
 
 log = logging.getLogger(__name__)
 
 
-class ShardCheckpoint(faust.Record, serializer="river", include_metadata=False):
-    """A shard's :meth:`app.shard.ShardModels.snapshot`, as the table stores it."""
-
-    snapshot: Any
-
-
 shard_checkpoints = app.Table(
     "shard-checkpoints",
-    value_type=ShardCheckpoint,
+    value_type=bytes,  # signed pickles, decoded here (never by Faust's recovery)
     default=None,
     help="Latest checkpoint of each model shard (int to signed pickle).",
 )
@@ -47,8 +43,9 @@ shard_checkpoints = app.Table(
 class LiveShards:
     """The live models of the shards this worker owns, and the messages not yet checkpointed."""
 
-    def __init__(self, spec_text: str, every: int, seconds: float) -> None:
+    def __init__(self, spec_text: str, every: int, seconds: float, secret: str) -> None:
         self.specs = parse_specs(spec_text)
+        self.codec = RiverCodec(secret)
         self.every = every
         self.seconds = seconds
         self.shards: dict[int, ShardModels] = {}
@@ -62,18 +59,35 @@ class LiveShards:
         """The live models of ``shard``: in memory, else from its checkpoint, else fresh."""
         models = self.shards.get(shard)
         if models is None:
-            saved = shard_checkpoints.get(shard)
-            if saved is None:
+            raw = shard_checkpoints.get(shard)
+            if raw is None:
                 models = ShardModels.fresh(shard, self.specs)
                 log.info("shard %d: no checkpoint, starting fresh models", shard)
             else:
-                models = ShardModels.restore(shard, self.specs, saved.snapshot)
+                models = self._restore(shard, raw)
                 self.n_restored += 1
                 log.info("shard %d: restored checkpoint at offset %d", shard, models.offset)
             self.shards[shard] = models
             self.held[shard] = []
             self.last_checkpoint[shard] = time.monotonic()
         return models
+
+    def _restore(self, shard: int, raw: bytes) -> ShardModels:
+        try:
+            return ShardModels.restore(shard, self.specs, self.codec.loads(raw))
+        except (
+            CheckpointError,
+            pickle.UnpicklingError,
+            EOFError,
+            AttributeError,
+            KeyError,
+            TypeError,
+        ) as exc:
+            raise CheckpointError(
+                f"the checkpoint of shard {shard} (table {shard_checkpoints.name!r}) cannot be "
+                f"used: {exc!r}. Refusing to replace a trained model with a fresh one: check "
+                "STREAMLEARN_CHECKPOINT_SECRET, or start over under a new STREAMLEARN_ID."
+            ) from exc
 
     def hold(self, shard: int, event) -> None:
         """Keep ``event`` unacknowledged until a checkpoint covers it."""
@@ -101,7 +115,7 @@ class LiveShards:
         # loop (timer, rebalance) that is the last message this checkpoint covers.
         token = _current_event.set(weakref.ref(held[-1]))
         try:
-            shard_checkpoints[shard] = ShardCheckpoint(snapshot=models.snapshot())
+            shard_checkpoints[shard] = self.codec.dumps(models.snapshot())
         finally:
             _current_event.reset(token)
         for event in held:
@@ -134,4 +148,9 @@ class LiveShards:
             self.last_checkpoint_wall.pop(shard, None)
 
 
-live_shards = LiveShards(settings.model, settings.checkpoint_every, settings.checkpoint_seconds)
+live_shards = LiveShards(
+    settings.model,
+    settings.checkpoint_every,
+    settings.checkpoint_seconds,
+    settings.checkpoint_secret,
+)

@@ -126,7 +126,7 @@ class Pipeline:
         found = None
         for record in records:
             if json.loads(record.key) == shard and record.value is not None:
-                found = codec.loads(record.value)["snapshot"]
+                found = codec.loads(record.value)
         return found
 
 

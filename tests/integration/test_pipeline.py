@@ -1,13 +1,15 @@
 """The pipeline end to end on a real broker: features, delayed labels, dead letters, restarts."""
 
 import signal
+import subprocess
+import sys
 
 import orjson
 import pytest
 from river import datasets
 
 from app.model_spec import parse_spec
-from tests.integration.harness import wait_for
+from tests.integration.harness import ROOT, wait_for
 from tests.integration.test_exactness import reference
 from tests.model_state import canonical, first_difference
 
@@ -187,3 +189,29 @@ def test_restarted_worker_keeps_its_model(pipeline_factory):
     model, metric, _ = reference(parse_spec(LR), datasets.Phishing(), limit=600)
     assert entry["metrics"] == {type(m).__name__: m.get() for m in metric}
     assert entry["n_predicted"] == 600
+
+
+def test_checkpoint_signed_with_another_secret_stops_the_worker_loudly(pipeline_factory):
+    pipeline = pipeline_factory(partitions=1, model=LR)
+    worker = pipeline.start_worker()
+    pipeline.send(pipeline.events, phishing_events(0, 50))
+    wait_for(lambda: total(worker, "n_learned") == 50, what="50 learned")
+    assert worker.stop(signal.SIGTERM) == 0
+
+    pipeline.settings["CHECKPOINT_SECRET"] = "another-secret"
+    worker.process = subprocess.Popen(
+        [sys.executable, "-m", "faust", "-A", "app", "worker", "-l", "info"],
+        cwd=ROOT,
+        env={
+            **pipeline.env(),
+            "STREAMLEARN_WEB_PORT": str(worker.port),
+            "STREAMLEARN_DATADIR": str(worker.datadir),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output, _ = worker.process.communicate(timeout=120)
+    assert worker.process.returncode != 0
+    assert "signature does not match STREAMLEARN_CHECKPOINT_SECRET" in output
+    assert "Refusing to replace a trained model with a fresh one" in output
