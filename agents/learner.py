@@ -47,6 +47,11 @@ async def checkpoint_periodically(interval: float = 0.2) -> None:
     while True:
         await asyncio.sleep(interval)
         live_shards.checkpoint_due()
+        for shard, tp in live_shards.waiting_for_holes():
+            if live_shards.should_seek(shard):
+                # Seek again: Faust may have dropped the re-read messages while it was still
+                # handing out the rest of an older batch.
+                await app.consumer.seek(tp, live_shards.shards[shard].offset + 1)
 
 
 @app.agent(scoring, concurrency=1)
@@ -74,6 +79,21 @@ async def _learn(stream) -> None:
         if models.covers(message.offset):
             live_shards.n_skipped += 1
             event.ack()
+            continue
+        if live_shards.ahead_of(shard, message.offset):
+            # An offset past the next one the model needs: learning it now would skip messages.
+            # Keep it unacknowledged (so Kafka's commit cannot pass the hole) and read again
+            # from the first offset the model lacks; this copy is acknowledged once covered.
+            live_shards.hold(shard, event)
+            if live_shards.should_seek(shard):
+                log.warning(
+                    "shard %d: read offset %d before %d; reading again from %d",
+                    shard,
+                    message.offset,
+                    models.offset + 1,
+                    models.offset + 1,
+                )
+                await app.consumer.seek(message.tp, models.offset + 1)
             continue
         try:
             outcome = models.step(event.value, message.offset)

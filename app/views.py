@@ -111,6 +111,7 @@ async def stats(web: View, request: Request) -> Response:
             "shards_owned": sorted(live_shards.shards),
             "checkpoints_restored": live_shards.n_restored,
             "messages_skipped": live_shards.n_skipped,
+            "rereads": live_shards.n_reread,
             "duplicates_dropped": sum(m.n_duplicates for m in live_shards.shards.values()),
             "checkpoint_age_s": {
                 shard: round(now - t, 3) for shard, t in live_shards.last_checkpoint_wall.items()

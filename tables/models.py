@@ -54,6 +54,10 @@ class LiveShards:
         self.last_checkpoint_wall: dict[int, float] = {}
         self.n_restored = 0
         self.n_skipped = 0
+        self.n_reread = 0
+        #: per shard: the offset a seek was last asked for, how many times, and when
+        self.sought: dict[int, tuple[int, int, float]] = {}
+        self.strict_offsets = settings.processing_guarantee == "at_least_once"
 
     def get(self, shard: int) -> ShardModels:
         """The live models of ``shard``: in memory, else from its checkpoint, else fresh."""
@@ -89,6 +93,65 @@ class LiveShards:
                 "STREAMLEARN_CHECKPOINT_SECRET, or start over under a new STREAMLEARN_ID."
             ) from exc
 
+    def ahead_of(self, shard: int, offset: int) -> bool:
+        """Whether ``offset`` skips past the next offset ``shard`` needs (a hole in delivery).
+
+        Offsets of the ``scoring`` topic are contiguous under at-least-once processing, so a jump
+        means messages were not delivered (a fetch from a stale position): they are read again.
+        A fresh shard takes whatever offset comes first; under exactly-once processing Kafka's
+        transaction markers take offsets, so no check is made there.
+        """
+        models = self.shards[shard]
+        if not self.strict_offsets or (models.offset < 0 and self.n_learned_ever(models) == 0):
+            return False
+        expected = models.offset + 1
+        if offset <= expected:
+            return False
+        wanted, tries, _ = self.sought.get(shard, (expected, 0, 0.0))
+        if wanted == expected and tries >= 3:
+            log.error(
+                "shard %d: offsets %d..%d are not in Kafka any more (retention?): going on from %d",
+                shard,
+                expected,
+                offset - 1,
+                offset,
+            )
+            return False
+        return True
+
+    def should_seek(self, shard: int) -> bool:
+        """Whether to seek back to the next needed offset now (at most once a second)."""
+        expected = self.shards[shard].offset + 1
+        now = time.monotonic()
+        wanted, tries, last = self.sought.get(shard, (expected, 0, 0.0))
+        if wanted == expected and now - last < 1.0:
+            return False
+        tries = tries + 1 if wanted == expected else 1
+        if tries % 10 == 0:
+            log.error(
+                "shard %d: offset %d still not delivered after %d attempts (removed by "
+                "retention?); the shard waits for it",
+                shard,
+                expected,
+                tries,
+            )
+        self.sought[shard] = (expected, tries, now)
+        self.n_reread += 1
+        return True
+
+    def waiting_for_holes(self) -> list[tuple[int, object]]:
+        """``(shard, topic-partition)`` of shards holding messages past a hole."""
+        out = []
+        for shard, held in self.held.items():
+            models = self.shards.get(shard)
+            if models is not None and held and held[-1].message.offset > models.offset + 1:
+                out.append((shard, held[-1].message.tp))
+        return out
+
+    @staticmethod
+    def n_learned_ever(models: ShardModels) -> int:
+        return sum(m.n_learned + m.n_predicted for m in models.models.values())
+
     def hold(self, shard: int, event) -> None:
         """Keep ``event`` unacknowledged until a checkpoint covers it."""
         self.held[shard].append(event)
@@ -118,9 +181,18 @@ class LiveShards:
             shard_checkpoints[shard] = self.codec.dumps(models.snapshot())
         finally:
             _current_event.reset(token)
+        covered = models.offset
+        ahead = [event for event in held if event.message.offset > covered]
         for event in held:
-            event.ack()
-        held.clear()
+            if event.message.offset <= covered:
+                event.ack()
+        if ahead and (app.rebalancing or app.should_stop):
+            # Never acknowledged (Kafka's commit must not pass the hole before them), but no
+            # longer awaited either: the next owner reads them again.
+            for event in ahead:
+                app.consumer._unacked_messages.discard(event.message)
+            ahead = []
+        held[:] = ahead
         self.last_checkpoint[shard] = time.monotonic()
         self.last_checkpoint_wall[shard] = time.time()
         models.record_history(time.time())
