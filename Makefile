@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 BROKERS ?= 1
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: setup kafka-up kafka-down kafka-status test test-fast lint format demo demo-stop clean
+.PHONY: setup kafka-up kafka-down kafka-status test test-fast lint format demo demo-stop clean bench bench-quick
 
 setup: $(STAMP)
 
@@ -49,3 +49,9 @@ demo-stop:
 
 clean:
 	rm -rf .data results tests/artifacts
+
+bench: setup
+	$(BIN)/python bench/run.py --events 100000 --reps 3
+
+bench-quick: setup
+	$(BIN)/python bench/run.py --events 20000 --reps 1
