@@ -10,7 +10,7 @@ event (``"merchant": "fuel"`` becomes ``"merchant=fuel": 1``) so that any River 
 from __future__ import annotations
 
 from app import app, settings
-from app.topics import clean, scoring
+from app.topics import clean, declare, scoring
 from tables.features import key_activity_hopping, key_activity_tumbling, key_last_seen
 
 
@@ -90,6 +90,7 @@ def enrich(x: dict, windows: dict[str, dict], previous_ts: float | None, ts: flo
 
 @app.agent(clean)
 async def add_features(stream):
+    await declare(scoring)
     async for event in stream:
         key = event["key"]
         if key is not None:

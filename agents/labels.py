@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from app import app, settings
-from app.topics import join, scoring
+from app.topics import declare, join, scoring
 from tables.counters import count
 from tables.pending import pending_by_id
 
@@ -63,6 +63,7 @@ def expired(entries, now_ts: float, ttl: float, partition: int) -> list[tuple[st
 
 @app.agent(join, concurrency=1)
 async def join_labels(stream):
+    await declare(scoring)
     last_sweep: dict[int, float] = {}
     async for message in stream:
         partition = stream.current_event.message.partition

@@ -18,7 +18,7 @@ import orjson
 from app import app
 from app.codec import CheckpointError
 from app.records import dead_letter_headers
-from app.topics import events_dlq, join, predictions, scoring
+from app.topics import declare, events_dlq, join, predictions, scoring
 from tables.counters import count, remember_reject
 from tables.models import live_shards, shard_checkpoints
 
@@ -46,16 +46,27 @@ async def checkpoint_periodically(interval: float = 0.2) -> None:
     """
     while True:
         await asyncio.sleep(interval)
-        live_shards.checkpoint_due()
-        for shard, tp in live_shards.waiting_for_holes():
-            if live_shards.should_seek(shard):
-                # Seek again: Faust may have dropped the re-read messages while it was still
-                # handing out the rest of an older batch.
-                await app.consumer.seek(tp, live_shards.shards[shard].offset + 1)
+        try:
+            await live_shards.checkpoint_due()
+            for shard, tp in live_shards.waiting_for_holes():
+                if live_shards.should_seek(shard):
+                    # Seek again: Faust may have dropped the re-read messages while it was
+                    # still handing out the rest of an older batch.
+                    await _seek_back(tp, live_shards.shards[shard].offset)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # keep checkpointing: unacknowledged messages would stall Faust
+            log.exception("checkpoint loop: retrying in %.1fs", interval)
+
+
+async def _seek_back(tp, covered: int) -> None:
+    live_shards.forget_faust_gaps(tp, covered)
+    await app.consumer.seek(tp, covered + 1)
 
 
 @app.agent(scoring, concurrency=1)
 async def learn(stream):
+    await declare(predictions, join, events_dlq)
     checkpointer = asyncio.ensure_future(checkpoint_periodically())
     try:
         await _learn(stream)
@@ -78,7 +89,10 @@ async def _learn(stream) -> None:
         models = live_shards.get(shard)
         if models.covers(message.offset):
             live_shards.n_skipped += 1
-            event.ack()
+            if live_shards.covered_by_checkpoint(shard, message.offset):
+                event.ack()
+            else:  # learned, but the checkpoint in the table does not cover it yet
+                live_shards.hold(shard, event)
             continue
         if live_shards.ahead_of(shard, message.offset):
             # An offset past the next one the model needs: learning it now would skip messages.
@@ -93,7 +107,7 @@ async def _learn(stream) -> None:
                     models.offset + 1,
                     models.offset + 1,
                 )
-                await app.consumer.seek(message.tp, models.offset + 1)
+                await _seek_back(message.tp, models.offset)
             continue
         try:
             outcome = models.step(event.value, message.offset)
@@ -108,7 +122,7 @@ async def _learn(stream) -> None:
         if outcome.park is not None:
             await join.send(key=outcome.park["id"], value=outcome.park)
         if len(live_shards.held[shard]) >= live_shards.every:
-            live_shards.checkpoint(shard)
+            await live_shards.checkpoint(shard)
 
 
 @shard_checkpoints.on_recover

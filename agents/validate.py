@@ -14,7 +14,7 @@ import time
 
 from app import app
 from app.records import Malformed, dead_letter_headers, parse_event, parse_label
-from app.topics import clean, events, events_dlq, join, labels, labels_dlq
+from app.topics import clean, declare, events, events_dlq, join, labels, labels_dlq
 from tables.counters import count, remember_reject
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ async def _reject(stream, dlq, raw: bytes | None, reason: str, counter: str) -> 
 
 @app.agent(events)
 async def validate_events(stream):
+    await declare(clean, events_dlq)
     async for raw in stream:
         try:
             event = parse_event(raw)
@@ -57,6 +58,7 @@ async def validate_events(stream):
 
 @app.agent(labels)
 async def validate_labels(stream):
+    await declare(join, labels_dlq)
     async for raw in stream:
         try:
             label = parse_label(raw)

@@ -21,6 +21,10 @@ from typing import Any
 import orjson
 
 MAX_ID_LENGTH = 256
+#: Largest magnitude a feature or label may have: beyond it sums overflow and scalers break.
+MAX_MAGNITUDE = 1e15
+#: Event times are epoch seconds; anything past this (year 5138) is taken for milliseconds.
+MAX_TS = 1e11
 
 
 class Malformed(ValueError):
@@ -44,7 +48,24 @@ def _check_number(value: Any, what: str) -> float:
         raise Malformed(f"{what} must be a number, got {type(value).__name__}")
     if not math.isfinite(value):
         raise Malformed(f"{what} must be finite, got {value!r}")
+    if abs(value) > MAX_MAGNITUDE:
+        raise Malformed(f"{what} is out of range (|{what}| > {MAX_MAGNITUDE:g}): {value!r}")
     return value
+
+
+def _check_ts(value: Any) -> float:
+    """Event time in epoch seconds.
+
+    >>> _check_ts(1767225600000)
+    Traceback (most recent call last):
+    app.records.Malformed: ts must be epoch seconds; 1767225600000 looks like milliseconds
+    """
+    ts = _check_number(value, "ts")
+    if ts > MAX_TS:
+        raise Malformed(f"ts must be epoch seconds; {value!r} looks like milliseconds")
+    if ts < 0:
+        raise Malformed(f"ts must be >= 0, got {value!r}")
+    return ts
 
 
 def _check_id(value: Any, what: str = "id") -> str:
@@ -95,7 +116,7 @@ def parse_event(raw: bytes | None) -> dict:
     event = {
         "id": _check_id(value["id"]),
         "key": None,
-        "ts": _check_number(value["ts"], "ts"),
+        "ts": _check_ts(value["ts"]),
         "x": _check_features(value["x"]),
     }
     key = value.get("key")
@@ -122,7 +143,7 @@ def parse_label(raw: bytes | None) -> dict:
     return {
         "id": _check_id(value["id"]),
         "y": _check_label(value["y"]),
-        "ts": _check_number(value["ts"], "ts"),
+        "ts": _check_ts(value["ts"]),
     }
 
 

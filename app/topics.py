@@ -33,12 +33,9 @@ scoring = app.topic(_internal("scoring"), internal=True)
 join = app.topic(_internal("join"), internal=True)
 
 
-@app.on_partitions_assigned.connect
-async def declare_output_topics(app, assigned, **kwargs) -> None:
-    """Create the topics the app writes but never reads, before any stream sends to them.
-
-    Runs on every assignment, before recovery resumes the streams; creating an existing topic
-    is a no-op.
+async def declare(*topics) -> None:
+    """Create ``topics`` if missing. Each agent calls it for the topics it writes, when it starts,
+    before its first message: sending to a topic Faust is still creating can stall its producer.
     """
-    for topic in (events_dlq, labels_dlq, predictions):
+    for topic in topics:
         await topic.maybe_declare()

@@ -52,6 +52,9 @@ class LiveShards:
         self.held: dict[int, list] = {}
         self.last_checkpoint: dict[int, float] = {}
         self.last_checkpoint_wall: dict[int, float] = {}
+        #: the offset covered by the checkpoint in the table, per shard
+        self.checkpointed: dict[int, int] = {}
+        self.writing: set[int] = set()
         self.n_restored = 0
         self.n_skipped = 0
         self.n_reread = 0
@@ -72,6 +75,7 @@ class LiveShards:
                 self.n_restored += 1
                 log.info("shard %d: restored checkpoint at offset %d", shard, models.offset)
             self.shards[shard] = models
+            self.checkpointed[shard] = models.offset
             self.held[shard] = []
             self.last_checkpoint[shard] = time.monotonic()
         return models
@@ -168,20 +172,44 @@ class LiveShards:
             or app.should_stop
         )
 
-    def checkpoint(self, shard: int) -> None:
-        """Write ``shard``'s checkpoint to the table, then acknowledge the messages it covers."""
-        held = self.held[shard]
-        if not held:
+    async def checkpoint(self, shard: int) -> None:
+        """Write ``shard``'s checkpoint, then acknowledge the messages it covers.
+
+        The snapshot is pickled first (the state it covers), then the producer is flushed so
+        that the predictions and parked features of those messages are in Kafka before the
+        checkpoint that skips them on a replay; then the table is written and the covered
+        messages are acknowledged. One checkpoint of a shard at a time.
+        """
+        held = self.held.get(shard)
+        models = self.shards.get(shard)
+        if not held or models is None or shard in self.writing:
             return
-        models = self.shards[shard]
-        # The table writes to the changelog partition of the current event; outside the agent's
-        # loop (timer, rebalance) that is the last message this checkpoint covers.
-        token = _current_event.set(weakref.ref(held[-1]))
-        try:
-            shard_checkpoints[shard] = self.codec.dumps(models.snapshot())
-        finally:
-            _current_event.reset(token)
         covered = models.offset
+        if covered != self.checkpointed.get(shard):
+            self.writing.add(shard)
+            try:
+                raw = self.codec.dumps(models.snapshot())
+                anchor = held[-1]
+                await app.producer.flush()
+                if self.shards.get(shard) is not models:
+                    return  # revoked meanwhile: the new owner starts from the last checkpoint
+                # The table writes to the changelog partition of the current event; outside the
+                # agent's loop (timer, rebalance) that is a message of this shard.
+                token = _current_event.set(weakref.ref(anchor))
+                try:
+                    shard_checkpoints[shard] = raw
+                finally:
+                    _current_event.reset(token)
+                self.checkpointed[shard] = covered
+            finally:
+                self.writing.discard(shard)
+            models.record_history(time.time())
+        self.last_checkpoint[shard] = time.monotonic()
+        self.last_checkpoint_wall[shard] = time.time()
+        self._ack_covered(shard, covered)
+
+    def _ack_covered(self, shard: int, covered: int) -> None:
+        held = self.held[shard]
         ahead = [event for event in held if event.message.offset > covered]
         for event in held:
             if event.message.offset <= covered:
@@ -193,16 +221,28 @@ class LiveShards:
                 app.consumer._unacked_messages.discard(event.message)
             ahead = []
         held[:] = ahead
-        self.last_checkpoint[shard] = time.monotonic()
-        self.last_checkpoint_wall[shard] = time.time()
-        models.record_history(time.time())
 
-    def checkpoint_due(self) -> None:
+    def covered_by_checkpoint(self, shard: int, offset: int) -> bool:
+        """Whether a checkpoint in the table already covers ``offset`` of ``shard``."""
+        return offset <= self.checkpointed.get(shard, -1)
+
+    async def checkpoint_due(self) -> None:
         """Checkpoint every shard that owes one."""
         now = time.monotonic()
         for shard in list(self.held):
             if self.due(shard, now):
-                self.checkpoint(shard)
+                await self.checkpoint(shard)
+
+    @staticmethod
+    def forget_faust_gaps(tp, covered: int) -> None:
+        """Drop Faust's record of offset gaps past ``covered`` for ``tp``.
+
+        Faust marks offsets it saw skipped as done and lets its commit pass them; the learner
+        reads them again instead, so the commit must wait for them.
+        """
+        gaps = app.consumer._gap.get(tp)
+        if gaps:
+            gaps.chop(covered + 1, 2**62)
 
     def forget(self, shards: set[int]) -> None:
         """Drop revoked shards from memory (their checkpoint is in the table)."""
@@ -218,6 +258,8 @@ class LiveShards:
             self.held.pop(shard, None)
             self.last_checkpoint.pop(shard, None)
             self.last_checkpoint_wall.pop(shard, None)
+            self.checkpointed.pop(shard, None)
+            self.sought.pop(shard, None)
 
 
 live_shards = LiveShards(

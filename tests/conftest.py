@@ -24,5 +24,6 @@ def sent(monkeypatch):
     for name in ("clean", "scoring", "join", "events_dlq", "labels_dlq", "predictions"):
         mock = AsyncMock()
         monkeypatch.setattr(getattr(topics, name), "send", mock)
+        monkeypatch.setattr(getattr(topics, name), "maybe_declare", AsyncMock())
         mocks[name] = mock
     return mocks
