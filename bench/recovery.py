@@ -1,0 +1,115 @@
+"""Recovery times, medians of several runs (needs the project's Kafka; see README).
+
+python bench/recovery.py worker [--runs 3]    SIGKILL a learning worker, start it again:
+                                              seconds from the kill to learning again
+python bench/recovery.py broker [--runs 3]    SIGKILL the leader of a 3-broker cluster
+                                              while producing: longest stall between acks
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.harness import Pipeline, wait_for  # noqa: E402
+from tests.integration.test_faults import LR, hyperplane_events  # noqa: E402
+
+
+def worker_recovery() -> float:
+    pipeline = Pipeline("recovery", partitions=1, model=LR.text)
+    try:
+        worker = pipeline.start_worker()
+        rows = hyperplane_events(20_000)
+        pipeline.send(
+            pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows]
+        )
+        wait_for(lambda: (e := worker.model(LR.name)) and e["n_learned"] >= 3000, timeout=300)
+        worker.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        worker.start()
+        restored = wait_for(lambda: (e := worker.model(LR.name)) and e["n_learned"], timeout=300)
+        wait_for(lambda: worker.model(LR.name)["n_learned"] > restored, timeout=300)
+        return time.monotonic() - killed
+    finally:
+        pipeline.stop()
+
+
+def kafka(*args: str) -> None:
+    env = {**os.environ, "KAFKA_PORT": "29092", "KAFKA_RUN": str(ROOT / ".cache/kafka/run-3")}
+    subprocess.run(
+        [str(ROOT / "scripts/kafka.sh"), *args], env=env, check=True, capture_output=True
+    )
+
+
+async def produce_through_kill(bootstrap: str) -> float:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    topic = f"recovery-{time.time_ns()}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 1, 3, topic_configs={"min.insync.replicas": "2"})])
+    meta = await admin.describe_topics([topic])
+    leader = meta[0]["partitions"][0]["leader"]
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    acks: list[float] = []
+    try:
+        start = time.monotonic()
+        killed = False
+        while time.monotonic() - start < 25:
+            await producer.send_and_wait(topic, b"x")
+            acks.append(time.monotonic())
+            if not killed and time.monotonic() - start > 5:
+                kafka("kill", str(leader))
+                killed = True
+            await asyncio.sleep(0.005)
+    finally:
+        await producer.stop()
+        kafka("start", str(leader))
+        time.sleep(5)
+    return max(b - a for a, b in zip(acks, acks[1:], strict=False))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["worker", "broker"])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    times = []
+    if args.what == "broker":
+        kafka("up", "3")
+    try:
+        for run in range(args.runs):
+            if args.what == "worker":
+                t = worker_recovery()
+            else:
+                t = asyncio.run(
+                    produce_through_kill("127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094")
+                )
+            times.append(t)
+            print(f"run {run + 1}: {t:.2f} s", flush=True)
+    finally:
+        if args.what == "broker":
+            kafka("down")
+    print(
+        f"{args.what}: median {statistics.median(times):.2f} s over {len(times)} runs: "
+        + ", ".join(f"{t:.2f}" for t in times)
+    )
+
+
+if __name__ == "__main__":
+    main()
