@@ -61,7 +61,11 @@ async def produce_through_kill(bootstrap: str) -> float:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(topic, 1, 3, topic_configs={"min.insync.replicas": "2"})])
-    meta = await admin.describe_topics([topic])
+    for _ in range(100):  # the new topic's metadata takes a moment to show its leader
+        meta = await admin.describe_topics([topic])
+        if meta and meta[0]["partitions"]:
+            break
+        await asyncio.sleep(0.1)
     leader = meta[0]["partitions"][0]["leader"]
     await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)

@@ -55,7 +55,8 @@ alive() { local p; p="$(pid_of "$1")"; [[ -n "$p" ]] && kill -0 "$p" 2>/dev/null
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$(port_of "$1")") 2>/dev/null; }
 
 write_config() {
-    local i=$1 n=$2 dir="$run/broker-$i" voters="" j rf isr
+    local i=$1 n=$2
+    local dir="$run/broker-$i" voters="" j rf isr
     for ((j = 0; j < n; j++)); do voters+="${voters:+,}$j@127.0.0.1:$(ctrl_port_of "$j")"; done
     if ((n >= 3)); then rf=3; isr=2; else rf=1; isr=1; fi
     mkdir -p "$dir"
@@ -76,6 +77,9 @@ offsets.topic.replication.factor=$rf
 transaction.state.log.replication.factor=$rf
 transaction.state.log.min.isr=$isr
 group.initial.rebalance.delay.ms=0
+# a killed broker is fenced (its partitions get new leaders) after 3 s instead of Kafka's 9 s
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
 auto.create.topics.enable=true
 log.retention.hours=-1
 PROPS
@@ -91,7 +95,8 @@ PROPS
 }
 
 start_broker() {
-    local i=$1 dir="$run/broker-$i"
+    local i=$1
+    local dir="$run/broker-$i"
     alive "$i" && return 0
     nohup java -Xmx512m -Xms128m -XX:+UseG1GC \
         -Dlog4j.configuration="file:$dir/log4j.properties" \
