@@ -15,7 +15,7 @@ from app.settings import DEV_SECRET, settings
 
 __all__ = ["app", "settings"]
 
-codec.register(settings.checkpoint_secret)
+codec.register()
 settings.datadir.mkdir(parents=True, exist_ok=True)  # Faust does not create missing parents
 
 app = faust.App(

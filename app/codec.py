@@ -1,10 +1,10 @@
-"""The two codecs streamlearn registers with Faust.
+"""The codecs of streamlearn.
 
 * ``orjson``: JSON for every topic and table the app owns (events, labels, predictions, ...).
-* ``river``: model checkpoints. A pickled model read back from Kafka is code, so each checkpoint
-  is signed with HMAC-SHA256 (key: ``STREAMLEARN_CHECKPOINT_SECRET``) and unpickled only after the
-  signature checks, and then only from an allowlist of classes (River's own plus the few standard
-  containers River models hold).
+* :class:`RiverCodec`: model checkpoints. A pickled model read back from Kafka is code, so each
+  checkpoint is signed with HMAC-SHA256 (key: ``STREAMLEARN_CHECKPOINT_SECRET``) and unpickled
+  only after the signature checks, and then only from an allowlist of classes (River's own plus
+  the few standard containers River models hold).
 """
 
 from __future__ import annotations
@@ -115,11 +115,12 @@ class RiverCodec(codecs.Codec):
         return _RiverUnpickler(io.BytesIO(verify(s, self.secret))).load()
 
 
-def register(secret: str) -> None:
-    """Make ``orjson`` and ``river`` known to Faust under those names.
+def register() -> None:
+    """Make ``orjson`` known to Faust under that name.
 
     Faust's own ``json`` codec is left in place: Faust also uses it for its internal records
-    (assignor metadata, ...), and for table keys and plain-dict table values.
+    (assignor metadata, ...), and for table keys and plain-dict table values. Checkpoints do not
+    go through a Faust codec: ``tables/models.py`` signs and verifies them itself with
+    :class:`RiverCodec`, so that Faust's recovery never unpickles anything.
     """
     codecs.register("orjson", OrjsonCodec())
-    codecs.register("river", RiverCodec(secret))
