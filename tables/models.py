@@ -148,8 +148,9 @@ class LiveShards:
         out = []
         for shard, held in self.held.items():
             models = self.shards.get(shard)
-            if models is not None and held and held[-1].message.offset > models.offset + 1:
-                out.append((shard, held[-1].message.tp))
+            early = [e for e in held if e.message.offset > models.offset + 1] if models else []
+            if early:
+                out.append((shard, early[0].message.tp))
         return out
 
     @staticmethod

@@ -1,0 +1,68 @@
+"""LiveShards' bookkeeping of what may be acknowledged, and of holes in delivered offsets."""
+
+from types import SimpleNamespace
+
+from faust.types import TP
+
+from app.model_spec import parse_specs
+from app.shard import ShardModels
+from tables.models import LiveShards
+
+TOPIC_PARTITION = TP("scoring", 0)
+
+
+class FakeEvent:
+    def __init__(self, offset: int) -> None:
+        self.message = SimpleNamespace(offset=offset, tp=TOPIC_PARTITION)
+        self.acked = False
+
+    def ack(self) -> None:
+        self.acked = True
+
+
+def shards_learned_up_to(offset: int) -> LiveShards:
+    live = LiveShards("LogisticRegression", every=1000, seconds=2.0, secret="s")
+    models = ShardModels.fresh(0, parse_specs("LogisticRegression"))
+    models.offset = offset
+    models.models["LogisticRegression"].n_learned = offset + 1
+    live.shards[0], live.held[0] = models, []
+    live.checkpointed[0] = offset
+    return live
+
+
+def test_an_offset_past_the_next_needed_one_is_a_hole():
+    live = shards_learned_up_to(329)
+    assert not live.ahead_of(0, 330)
+    assert not live.ahead_of(0, 300)
+    assert live.ahead_of(0, 332)
+
+
+def test_only_covered_messages_are_acknowledged_the_early_ones_wait():
+    live = shards_learned_up_to(329)
+    early, duplicate = [FakeEvent(332), FakeEvent(333)], FakeEvent(325)
+    for event in [*early, duplicate]:
+        live.hold(0, event)
+    assert live.waiting_for_holes() == [(0, TOPIC_PARTITION)]
+    live._ack_covered(0, covered=329)
+    assert duplicate.acked and not any(e.acked for e in early)
+    assert live.held[0] == early
+
+
+def test_seeks_back_at_most_once_a_second():
+    live = shards_learned_up_to(329)
+    assert live.should_seek(0)
+    assert not live.should_seek(0)
+    assert live.sought[0][:2] == (330, 1)
+
+
+def test_a_fresh_shard_takes_its_first_offset_whatever_it_is():
+    live = LiveShards("LogisticRegression", every=1000, seconds=2.0, secret="s")
+    live.shards[0] = ShardModels.fresh(0, parse_specs("LogisticRegression"))
+    assert not live.ahead_of(0, 57)
+
+
+def test_checkpoint_coverage_is_the_stored_one_not_the_learned_one():
+    live = shards_learned_up_to(329)
+    live.shards[0].offset = 400  # learned further, not checkpointed yet
+    assert live.covered_by_checkpoint(0, 329)
+    assert not live.covered_by_checkpoint(0, 350)
