@@ -71,33 +71,22 @@ async def join_labels(stream):
         event_id = message["id"]
         kind = message["kind"]
         waiting = pending_by_id.get(event_id)
-        if kind == "park":
-            if waiting is not None and "label" in waiting:
-                park_shard = message["shard"]
-                await scoring.send(
-                    key=message["key"] or event_id,
-                    partition=park_shard,
-                    value=joined(message, waiting["label"], partition, offset),
-                )
-                del pending_by_id[event_id]
-            else:
-                pending_by_id[event_id] = {"park": message, "since": message["ts"], "p": partition}
+        other = "label" if kind == "park" else "park"
+        if waiting is not None and other in waiting:
+            park, label = (
+                (message, waiting["label"]) if kind == "park" else (waiting["park"], message)
+            )
+            await scoring.send(
+                key=park["key"] or event_id,
+                partition=park["shard"],
+                value=joined(park, label, partition, offset),
+            )
+            del pending_by_id[event_id]
+        elif kind == "label" and waiting is not None:
+            count("duplicate_labels", partition)
+            log.warning("label for %r arrived twice before its event; keeping the first", event_id)
         else:
-            if waiting is not None and "park" in waiting:
-                park = waiting["park"]
-                await scoring.send(
-                    key=park["key"] or event_id,
-                    partition=park["shard"],
-                    value=joined(park, message, partition, offset),
-                )
-                del pending_by_id[event_id]
-            elif waiting is not None:
-                count("duplicate_labels", partition)
-                log.warning(
-                    "label for %r arrived twice before its event; keeping the first", event_id
-                )
-            else:
-                pending_by_id[event_id] = {"label": message, "since": message["ts"], "p": partition}
+            pending_by_id[event_id] = {kind: message, "since": message["ts"], "p": partition}
         now_ts = message["ts"]
         if (
             now_ts - last_sweep.setdefault(partition, now_ts)

@@ -106,7 +106,7 @@ class LiveShards:
         transaction markers take offsets, so no check is made there.
         """
         models = self.shards[shard]
-        if not self.strict_offsets or (models.offset < 0 and self.n_learned_ever(models) == 0):
+        if not self.strict_offsets or models.offset < 0:  # offset < 0: nothing taken yet
             return False
         expected = models.offset + 1
         if offset <= expected:
@@ -152,10 +152,6 @@ class LiveShards:
             if early:
                 out.append((shard, early[0].message.tp))
         return out
-
-    @staticmethod
-    def n_learned_ever(models: ShardModels) -> int:
-        return sum(m.n_learned + m.n_predicted for m in models.models.values())
 
     def hold(self, shard: int, event) -> None:
         """Keep ``event`` unacknowledged until a checkpoint covers it."""
