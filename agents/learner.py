@@ -14,6 +14,7 @@ import logging
 import time
 
 import orjson
+from faust.types import TP
 
 from app import app
 from app.codec import CheckpointError
@@ -53,10 +54,34 @@ async def checkpoint_periodically(interval: float = 0.2) -> None:
                     # Seek again: Faust may have dropped the re-read messages while it was
                     # still handing out the rest of an older batch.
                     await _seek_back(tp, live_shards.shards[shard].offset)
+            if not app.rebalancing:
+                await _unstall()
         except asyncio.CancelledError:
             raise
         except Exception:  # keep checkpointing: unacknowledged messages would stall Faust
             log.exception("checkpoint loop: retrying in %.1fs", interval)
+
+
+async def _unstall() -> None:
+    """Read again the partitions of shards stuck below the end of their partition."""
+    now = time.monotonic()
+    topic = scoring.get_topic_name()
+    for shard in list(live_shards.shards):
+        tp = TP(topic, shard)
+        try:
+            highwater = app.consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - not fetched or not assigned yet
+            continue
+        if live_shards.stalled(shard, highwater, now) and live_shards.should_seek(shard):
+            offset = live_shards.shards[shard].offset
+            log.warning(
+                "shard %d: idle at offset %d below the end (%d); reading again from %d",
+                shard,
+                offset,
+                highwater,
+                offset + 1,
+            )
+            await _seek_back(tp, offset)
 
 
 async def _seek_back(tp, covered: int) -> None:

@@ -55,6 +55,8 @@ class LiveShards:
         #: the offset covered by the checkpoint in the table, per shard
         self.checkpointed: dict[int, int] = {}
         self.writing: set[int] = set()
+        #: when each shard last took a message (to tell a stall behind the end of its partition)
+        self.last_taken: dict[int, float] = {}
         self.n_restored = 0
         self.n_skipped = 0
         self.n_reread = 0
@@ -78,6 +80,7 @@ class LiveShards:
             self.checkpointed[shard] = models.offset
             self.held[shard] = []
             self.last_checkpoint[shard] = time.monotonic()
+            self.last_taken[shard] = time.monotonic()
         return models
 
     def _restore(self, shard: int, raw: bytes) -> ShardModels:
@@ -156,6 +159,18 @@ class LiveShards:
     def hold(self, shard: int, event) -> None:
         """Keep ``event`` unacknowledged until a checkpoint covers it."""
         self.held[shard].append(event)
+        self.last_taken[shard] = time.monotonic()
+
+    def stalled(self, shard: int, highwater: int | None, now: float, after: float = 2.0) -> bool:
+        """Whether ``shard`` is behind the end of its partition and has taken nothing lately.
+
+        Faust can drop re-fetched messages silently (its read offset ran ahead); then no early
+        message arrives to reveal the hole, and only the partition's end shows it.
+        """
+        models = self.shards.get(shard)
+        if models is None or highwater is None or models.offset + 1 >= highwater:
+            return False
+        return now - self.last_taken.get(shard, now) >= after
 
     def due(self, shard: int, now: float) -> bool:
         """Whether ``shard`` has waiting messages and a checkpoint is owed."""
@@ -257,6 +272,7 @@ class LiveShards:
             self.last_checkpoint_wall.pop(shard, None)
             self.checkpointed.pop(shard, None)
             self.sought.pop(shard, None)
+            self.last_taken.pop(shard, None)
 
 
 live_shards = LiveShards(

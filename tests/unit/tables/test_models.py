@@ -66,3 +66,12 @@ def test_checkpoint_coverage_is_the_stored_one_not_the_learned_one():
     live.shards[0].offset = 400  # learned further, not checkpointed yet
     assert live.covered_by_checkpoint(0, 329)
     assert not live.covered_by_checkpoint(0, 350)
+
+
+def test_a_shard_idle_below_the_end_of_its_partition_is_stalled():
+    live = shards_learned_up_to(329)
+    live.last_taken[0] = 100.0
+    assert live.stalled(0, highwater=400, now=103.0)
+    assert not live.stalled(0, highwater=400, now=101.0)  # took something a moment ago
+    assert not live.stalled(0, highwater=330, now=103.0)  # at the end
+    assert not live.stalled(0, highwater=None, now=103.0)  # nothing fetched yet
