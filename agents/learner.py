@@ -16,6 +16,7 @@ import time
 import orjson
 from faust.types import TP
 
+from agents.engine import engine
 from app import app
 from app.codec import CheckpointError
 from app.records import dead_letter_headers
@@ -155,14 +156,22 @@ async def load_assigned_shards() -> None:
     """Once tables are recovered, load the model of every shard this worker now owns."""
     topic = scoring.get_topic_name()
     try:
-        for tp in app.assignor.assigned_actives():
-            if tp.topic == topic:
-                live_shards.get(tp.partition)
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+        for shard in owned:
+            live_shards.get(shard)
     except CheckpointError as exc:
         await _stop_worker(exc)
+        return
+    if engine is not None and engine.ready.is_set():
+        await engine.own(owned)
 
 
 @app.on_partitions_revoked.connect
 async def forget_revoked_shards(app, revoked, **kwargs) -> None:
-    """After a rebalance has drained the streams, drop the shards that were revoked."""
-    live_shards.forget({tp.partition for tp in revoked if tp.topic == scoring.get_topic_name()})
+    """After a rebalance has drained the streams, checkpoint and drop the revoked shards."""
+    shards = {tp.partition for tp in revoked if tp.topic == scoring.get_topic_name()}
+    if engine is not None:
+        engine.release(shards)
+    for shard in shards:
+        await live_shards.checkpoint(shard)
+    live_shards.forget(shards)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from app import app
+from app import app, settings
 from app.records import Malformed, dead_letter_headers, parse_event, parse_label
 from app.topics import clean, declare, events, events_dlq, join, labels, labels_dlq
 from tables.counters import count, remember_reject
@@ -41,7 +41,6 @@ async def _reject(stream, dlq, raw: bytes | None, reason: str, counter: str) -> 
     )
 
 
-@app.agent(events)
 async def validate_events(stream):
     await declare(clean, events_dlq)
     async for raw in stream:
@@ -54,6 +53,10 @@ async def validate_events(stream):
         event["t_in"] = message.timestamp
         event["src"] = ["e", message.partition, message.offset]
         await clean.send(key=routing_key(event), value=event)
+
+
+if settings.engine == "agents":  # else agents/engine.py reads the events topic
+    validate_events = app.agent(events)(validate_events)
 
 
 @app.agent(labels)

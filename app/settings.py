@@ -49,6 +49,16 @@ class Settings:
     checkpoint_seconds: float = 2.0
     checkpoint_secret: str = DEV_SECRET
     processing_guarantee: str = "at_least_once"
+    #: "batch": one Faust service reads each owned events partition in batches and validates,
+    #: enriches, scores and learns in one pass; "agents": one Faust agent per stage, with
+    #: events re-keyed by entity through internal topics (for producers that do not key by it)
+    engine: str = "batch"
+    #: most events the engine takes from Kafka per read
+    batch_size: int = 5000
+    #: keys whose windows each shard keeps in memory (the rest stay in the table's store)
+    key_cache: int = 20000
+    #: optional topic of every event as the model saw it (enriched ``x``); empty: not written
+    enriched_topic: str = ""
     standby_replicas: int = 1
     session_timeout: float = 10.0
 
@@ -93,11 +103,22 @@ class Settings:
                 f"{PREFIX}PROCESSING_GUARANTEE must be at_least_once or exactly_once, "
                 f"got {self.processing_guarantee!r}"
             )
+        if self.engine not in ("batch", "agents"):
+            raise SettingsError(f"{PREFIX}ENGINE must be batch or agents, got {self.engine!r}")
+        if self.batch_size < 1:
+            raise SettingsError(f"{PREFIX}BATCH_SIZE must be >= 1")
         for name in ("window", "hop_window", "hop_step", "window_expires", "label_ttl"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be > 0")
         if self.hop_step > self.hop_window:
             raise SettingsError(f"{PREFIX}HOP_STEP must not exceed {PREFIX}HOP_WINDOW")
+        steps = self.hop_window / self.hop_step
+        if abs(steps - round(steps)) > 1e-9:
+            raise SettingsError(f"{PREFIX}HOP_WINDOW must be a multiple of {PREFIX}HOP_STEP")
+        if self.window_expires < max(self.window, self.hop_window):
+            raise SettingsError(
+                f"{PREFIX}WINDOW_EXPIRES must be at least {PREFIX}WINDOW and {PREFIX}HOP_WINDOW"
+            )
         if self.checkpoint_every < 1:
             raise SettingsError(f"{PREFIX}CHECKPOINT_EVERY must be >= 1")
 

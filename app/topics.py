@@ -39,3 +39,7 @@ async def declare(*topics) -> None:
     """
     for topic in topics:
         await topic.maybe_declare()
+
+
+#: every event as the model saw it (STREAMLEARN_ENRICHED_TOPIC; batch engine only), or None
+enriched = app.topic(settings.enriched_topic, internal=True) if settings.enriched_topic else None

@@ -20,14 +20,14 @@ from __future__ import annotations
 import logging
 import pickle
 import time
-import weakref
-
-from faust.streams import _current_event
+from collections.abc import Awaitable, Callable
 
 from app import app, settings
 from app.codec import CheckpointError, RiverCodec
 from app.model_spec import parse_specs
 from app.shard import ShardModels
+from tables.anchor import writing_to
+from tables.windows import ShardWindows, write
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,12 @@ class LiveShards:
         self.seconds = seconds
         self.shards: dict[int, ShardModels] = {}
         self.held: dict[int, list] = {}
+        #: events the engine stepped into each shard since its last checkpoint
+        self.taken: dict[int, int] = {}
+        #: windowed activity of each shard's keys (batch engine), saved with its checkpoints
+        self.windows: dict[int, ShardWindows] = {}
+        #: what must be in Kafka before a checkpoint: the output of the messages it covers
+        self.flushers: list[Callable[[], Awaitable[None]]] = [lambda: app.producer.flush()]
         self.last_checkpoint: dict[int, float] = {}
         self.last_checkpoint_wall: dict[int, float] = {}
         #: the offset covered by the checkpoint in the table, per shard
@@ -79,6 +85,10 @@ class LiveShards:
             self.shards[shard] = models
             self.checkpointed[shard] = models.offset
             self.held[shard] = []
+            self.taken[shard] = 0
+            self.windows[shard] = ShardWindows(
+                shard, models.origins.get(f"e{shard}", -1), settings.key_cache
+            )
             self.last_checkpoint[shard] = time.monotonic()
             self.last_taken[shard] = time.monotonic()
         return models
@@ -175,10 +185,11 @@ class LiveShards:
     def due(self, shard: int, now: float) -> bool:
         """Whether ``shard`` has waiting messages and a checkpoint is owed."""
         held = self.held.get(shard)
-        if not held:
+        taken = self.taken.get(shard, 0)
+        if not held and not taken:
             return False
         return (
-            len(held) >= self.every
+            len(held) + taken >= self.every
             or now - self.last_checkpoint[shard] >= self.seconds
             or app.rebalancing
             or app.should_stop
@@ -187,32 +198,37 @@ class LiveShards:
     async def checkpoint(self, shard: int) -> None:
         """Write ``shard``'s checkpoint, then acknowledge the messages it covers.
 
-        The snapshot is pickled first (the state it covers), then the producer is flushed so
+        The snapshot is pickled first (the state it covers), then every producer is flushed so
         that the predictions and parked features of those messages are in Kafka before the
         checkpoint that skips them on a replay; then the table is written and the covered
         messages are acknowledged. One checkpoint of a shard at a time.
         """
         held = self.held.get(shard)
         models = self.shards.get(shard)
-        if not held or models is None or shard in self.writing:
+        taken = self.taken.get(shard, 0)
+        if models is None or shard in self.writing or not (held or taken):
             return
         covered = models.offset
-        if covered != self.checkpointed.get(shard):
+        if covered != self.checkpointed.get(shard) or taken:
             self.writing.add(shard)
             try:
                 raw = self.codec.dumps(models.snapshot())
-                anchor = held[-1]
-                await app.producer.flush()
+                windows = self.windows[shard]
+                upto = models.origins.get(f"e{shard}", -1)
+                values = windows.writes(upto)
+                with writing_to(shard):  # the changelog partition of a shard is the shard
+                    write(windows, values)
+                for flush in self.flushers:
+                    await flush()
                 if self.shards.get(shard) is not models:
                     return  # revoked meanwhile: the new owner starts from the last checkpoint
-                # The table writes to the changelog partition of the current event; outside the
-                # agent's loop (timer, rebalance) that is a message of this shard.
-                token = _current_event.set(weakref.ref(anchor))
-                try:
+                with writing_to(shard):
                     shard_checkpoints[shard] = raw
-                finally:
-                    _current_event.reset(token)
+                # durable before the next checkpoint writes window values ahead of it
+                await app.producer.flush()
+                windows.committed(upto, values)
                 self.checkpointed[shard] = covered
+                self.taken[shard] -= taken
             finally:
                 self.writing.discard(shard)
             models.record_history(time.time())
@@ -268,6 +284,8 @@ class LiveShards:
                 )
             self.shards.pop(shard, None)
             self.held.pop(shard, None)
+            self.taken.pop(shard, None)
+            self.windows.pop(shard, None)
             self.last_checkpoint.pop(shard, None)
             self.last_checkpoint_wall.pop(shard, None)
             self.checkpointed.pop(shard, None)

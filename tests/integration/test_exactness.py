@@ -34,7 +34,9 @@ def assert_exact(pipeline, worker, spec_text, dataset):
         assert entry["n_predicted"] == n
         assert entry["metrics"] == {type(m).__name__: m.get() for m in metric}
         checkpoint = wait_for(
-            lambda n=n: (c := pipeline.last_checkpoint(0)) and c["offset"] == n - 1 and c,
+            lambda s=spec, n=n: (c := pipeline.last_checkpoint(0))
+            and c["models"][s.name]["n_learned"] == n
+            and c,
             what="a checkpoint covering every event",
         )
         saved = checkpoint["models"][spec.name]

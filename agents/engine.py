@@ -1,0 +1,241 @@
+"""The batch engine: validate, enrich, score and learn each owned events partition in one pass.
+
+Faust stays in charge of who owns what: a worker owns model shard ``p`` when Faust assigns it
+partition ``p`` of ``scoring`` (co-partitioned with ``events``, ``join`` and the tables). For
+each owned shard this service reads partition ``p`` of ``events`` itself, thousands of records
+per read, with an aiokafka consumer that has no group and commits nothing: the shard's
+checkpoint holds the last events offset it took (``origins["e<p>"]``), and reading restarts
+right after it. So a model learns each event exactly once through crashes and rebalances, the
+windows of its keys with it (tables/windows.py), and the per-event cost is River's plus a few
+microseconds instead of Faust's per-message path.
+
+Per record: decode and check (bad ones go to ``<events>-dlq`` with the reason in headers),
+windowed aggregates for keyed events, one-hot strings, then ``ShardModels.step``: predict, score
+and learn when the label is inline, else park the features for the label join. Predictions go to
+partition ``p % partitions`` of the predictions topic in record batches.
+Delayed labels still travel through agents/labels.py and ``scoring`` to agents/learner.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import murmur2
+from mode import Service
+
+from app import app, settings
+from app.features import HOPPING, TUMBLING, enrich, numeric, one_hot
+from app.kafka_admin import bootstrap_servers
+from app.outbox import Outbox
+from app.records import Malformed, dead_letter_headers, parse_event
+from app.shard import ShardModels
+from app.topics import declare, enriched, events, events_dlq, join, predictions
+from tables.anchor import writing_to
+from tables.counters import count, remember_reject
+from tables.models import live_shards
+from tables.windows import WINDOWS, ShardWindows
+
+log = logging.getLogger(__name__)
+
+
+class EngineError(RuntimeError):
+    """The batch engine cannot run with this topic layout; the text says what to change."""
+
+
+class Engine(Service):
+    """Reads the events partitions of the shards this worker owns and steps their models."""
+
+    def __post_init__(self) -> None:
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.outbox: Outbox | None = None
+        self.owned: set[int] = set()
+        self.partitions: dict[str, int] = {}
+        self.ready = asyncio.Event()
+        self.n_events = 0
+        self.n_misrouted = 0
+
+    async def on_start(self) -> None:
+        servers = bootstrap_servers(settings.broker)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=servers,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=512 * 1024,
+        )
+        await self.consumer.start()
+        await self.producer.start()
+        self.outbox = Outbox(self.producer)
+        live_shards.flushers.append(self.outbox.flush)
+
+    async def on_stop(self) -> None:
+        # Faust checkpoints the shards when it stops (the learner's loop); write what is left.
+        self.owned = set()
+        for shard in list(live_shards.shards):
+            try:
+                await live_shards.checkpoint(shard)
+            except Exception:  # noqa: BLE001 - shutting down: the replay covers it
+                log.exception("shard %d: final checkpoint failed", shard)
+        if self.outbox is not None and self.outbox.flush in live_shards.flushers:
+            live_shards.flushers.remove(self.outbox.flush)
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def own(self, shards: set[int]) -> None:
+        """Read exactly ``shards`` from now on, each from the first offset its models lack."""
+        await self.ready.wait()
+        self.owned = set(shards)
+        tps = [TopicPartition(settings.events_topic, p) for p in sorted(shards)]
+        self.consumer.assign(tps)
+        for tp in tps:
+            models = live_shards.shards[tp.partition]
+            self.consumer.seek(tp, models.origins.get(f"e{tp.partition}", -1) + 1)
+        if shards:
+            log.info("engine: reading %s partitions %s", settings.events_topic, sorted(shards))
+
+    def release(self, shards: set[int]) -> None:
+        """Stop taking events of ``shards`` (revoked); their checkpoint is written next."""
+        self.owned -= shards
+
+    @Service.task
+    async def _run(self) -> None:
+        await declare(events, predictions, join, events_dlq, *([enriched] if enriched else []))
+        await self._check_layout()
+        self.ready.set()
+        await self.own(set(live_shards.shards))  # Faust recovered the tables before this start
+        while not self.should_stop:
+            if not self.owned or app.rebalancing:
+                await asyncio.sleep(0.05)
+                continue
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=settings.batch_size)
+            for tp, records in batch.items():
+                await self._take(tp.partition, records)
+            await self.outbox.send()
+            for shard in list(self.owned):
+                if live_shards.taken.get(shard, 0) >= live_shards.every:
+                    await live_shards.checkpoint(shard)
+
+    async def _check_layout(self) -> None:
+        for topic in (settings.events_topic, settings.predictions_topic, join.get_topic_name()):
+            parts = await self.producer.partitions_for(topic)
+            self.partitions[topic] = len(parts)
+        for topic in (settings.dlq_topic, settings.enriched_topic):
+            if topic:
+                self.partitions[topic] = len(await self.producer.partitions_for(topic))
+        n_events = self.partitions[settings.events_topic]
+        if n_events != settings.partitions:
+            raise EngineError(
+                f"topic {settings.events_topic!r} has {n_events} partitions but "
+                f"STREAMLEARN_PARTITIONS={settings.partitions}: the batch engine reads events "
+                "partition p into model shard p. Set STREAMLEARN_PARTITIONS to "
+                f"{n_events}, or STREAMLEARN_ENGINE=agents (re-keys events through Kafka)."
+            )
+
+    async def _take(self, shard: int, records: list) -> None:
+        while shard in live_shards.writing:  # a checkpoint of this shard is being written
+            await asyncio.sleep(0.001)
+        models = live_shards.shards.get(shard)
+        if models is None or shard not in self.owned:
+            return  # revoked while these were read
+        windows = live_shards.windows[shard]
+        origin = f"e{shard}"
+        last = models.origins.get(origin, -1)
+        taken = 0
+        with writing_to(shard):
+            for record in records:
+                if record.offset <= last:
+                    continue
+                taken += 1
+                self._step(shard, models, windows, record, time.time())
+                models.origins[origin] = record.offset
+        live_shards.taken[shard] += taken
+        live_shards.last_taken[shard] = time.monotonic()
+        self.n_events += taken
+
+    def _step(
+        self, shard: int, models: ShardModels, windows: ShardWindows, record, now: float
+    ) -> None:
+        try:
+            event = parse_event(record.value)
+        except Malformed as exc:
+            self._reject(shard, record, str(exc), "dead_letters", now)
+            return
+        key = event["key"]
+        if key is not None:
+            if record.key is not None and record.key != key.encode() and settings.partitions > 1:
+                self.n_misrouted += 1
+            self._add_windows(windows, event, key)
+        event["x"] = one_hot(event["x"])
+        event["kind"] = "event"
+        event["t_in"] = record.timestamp / 1000.0
+        event["src"] = ["e", shard, record.offset]
+        try:
+            outcome = models.step(event, models.offset, now)
+        except Exception as exc:  # a model that cannot take this event must not stop the shard
+            reason = f"model failed on event {event['id']!r}: {type(exc).__name__}: {exc}"
+            self._reject(shard, record, reason, "model_errors", now)
+            return
+        out = self.outbox
+        topic = settings.predictions_topic
+        partition = shard % self.partitions[topic]
+        for prediction in outcome.predictions:
+            out.add(topic, partition, prediction["id"].encode(), orjson.dumps(prediction))
+        if outcome.park is not None:
+            park_key = outcome.park["id"].encode()
+            join_topic = join.get_topic_name()
+            n = self.partitions[join_topic]
+            out.add(
+                join_topic,
+                (murmur2(park_key) & 0x7FFFFFFF) % n,
+                park_key,
+                orjson.dumps(outcome.park),
+            )
+        if settings.enriched_topic:
+            topic = settings.enriched_topic
+            out.add(topic, shard % self.partitions[topic], record.key, orjson.dumps(event))
+
+    def _add_windows(self, windows: ShardWindows, event: dict, key: str) -> None:
+        state = windows.get(key)
+        previous = state["t"] if state is not None else None
+        state = WINDOWS.add(state, event["ts"], numeric(event["x"]))
+        windows.put(key, state)
+        tumbling, hopping = WINDOWS.aggregates(state, event["ts"])
+        event["x"] = enrich(
+            event["x"], {TUMBLING: tumbling, HOPPING: hopping}, previous, event["ts"]
+        )
+
+    def _reject(self, shard: int, record, reason: str, counter: str, now: float) -> None:
+        log.warning("rejected %s[%d]@%d: %s", record.topic, shard, record.offset, reason)
+        count(counter, shard)
+        remember_reject(counter, shard, reason, record.offset, now)
+        topic = settings.dlq_topic
+        self.outbox.add(
+            topic,
+            shard % self.partitions[topic],
+            record.key,
+            record.value if record.value is not None else b"",
+            dead_letter_headers(reason, record.topic, shard, record.offset),
+        )
+
+
+#: The engine of this worker, or None when STREAMLEARN_ENGINE=agents. Faust starts it once the
+#: tables are recovered, and stops it before the tables and the producer.
+engine: Engine | None = None
+if settings.engine == "batch":
+    engine = Engine()
+    app.service(engine)

@@ -1,0 +1,68 @@
+"""Feature engineering shared by both engines: names, one-hot encoding, window aggregates.
+
+Pure functions of plain dicts; ``agents/engine.py`` and ``agents/features.py`` apply them.
+"""
+
+from __future__ import annotations
+
+from app.settings import settings
+
+
+def window_label(seconds: float) -> str:
+    """A short name for a window size.
+
+    >>> window_label(3600), window_label(600), window_label(90), window_label(1.5)
+    ('1h', '10m', '90s', '1.5s')
+    """
+    if seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{seconds}s"
+
+
+TUMBLING = f"tumbling_{window_label(settings.window)}"
+HOPPING = f"hopping_{window_label(settings.hop_window)}"
+
+
+def numeric(x: dict) -> dict:
+    """The numeric features of ``x`` (bools and strings are not aggregated).
+
+    >>> numeric({"amount": 3.0, "merchant": "m1", "online": True, "n": 2})
+    {'amount': 3.0, 'n': 2}
+    """
+    return {k: v for k, v in x.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def one_hot(x: dict) -> dict:
+    """``x`` with each string feature ``name: "v"`` replaced by ``"name=v": 1`` (River's one-hot).
+
+    Every River model can then take the event; numbers and bools pass unchanged, in order.
+
+    >>> one_hot({"amount": 3.0, "merchant": "fuel", "online": False})
+    {'amount': 3.0, 'merchant=fuel': 1, 'online': False}
+    """
+    if not any(isinstance(v, str) for v in x.values()):
+        return x
+    return {
+        (f"{k}={v}" if isinstance(v, str) else k): (1 if isinstance(v, str) else v)
+        for k, v in x.items()
+    }
+
+
+def enrich(x: dict, windows: dict[str, list], previous_ts: float | None, ts: float) -> dict:
+    """Return ``x`` plus the ``[n, sums]`` of each window under names that say what they are.
+
+    >>> enrich({"amount": 3.0}, {"tumbling_1h": [2, {"amount": 5.0}]}, 10.0, 25.0)
+    {'amount': 3.0, 'count_tumbling_1h': 2, 'amount_sum_tumbling_1h': 5.0, \
+'amount_mean_tumbling_1h': 2.5, 'secs_since_last': 15.0}
+    """
+    out = dict(x)
+    for label, (n, sums) in windows.items():
+        out[f"count_{label}"] = n
+        for name, total in sums.items():
+            out[f"{name}_sum_{label}"] = total
+            out[f"{name}_mean_{label}"] = total / n if n else 0.0
+    if previous_ts is not None:
+        out["secs_since_last"] = float(ts - previous_ts)
+    return out

@@ -1,0 +1,58 @@
+"""Messages to produce, gathered per topic partition into Kafka record batches.
+
+The engine writes one prediction per event and model; aiokafka's ``send()`` costs more per
+message than learning it, so messages are appended to a record batch of their topic partition
+(a C-level append) and each full or pending batch is handed to the producer at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+
+
+class Outbox:
+    """Record batches per ``(topic, partition)``, sent by :meth:`send`, awaited by :meth:`flush`."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self.batches: dict[tuple[str, int], object] = {}
+        self.full: list[tuple[str, int, object]] = []
+        self.sent: list[asyncio.Future] = []
+        self.n_messages = 0
+
+    def add(
+        self, topic: str, partition: int, key: bytes | None, value: bytes, headers: Sequence = ()
+    ) -> None:
+        """Append one message to the batch of ``topic[partition]``."""
+        slot = (topic, partition)
+        batch = self.batches.get(slot)
+        if batch is None:
+            batch = self.batches[slot] = self.producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+            self.full.append((topic, partition, batch))
+            batch = self.batches[slot] = self.producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+                raise ValueError(f"message of {len(value)} bytes is larger than a batch")
+        self.n_messages += 1
+
+    async def send(self) -> None:
+        """Hand every batch gathered so far to the producer (delivery goes on in the background)."""
+        pending = [*self.full, *((t, p, b) for (t, p), b in self.batches.items())]
+        self.full, self.batches = [], {}
+        # keep only deliveries still in flight or failed (a failure is raised by flush)
+        self.sent = [f for f in self.sent if not f.done() or f.exception() is not None]
+        for topic, partition, batch in pending:
+            self.sent.append(await self.producer.send_batch(batch, topic, partition=partition))
+
+    async def flush(self) -> None:
+        """Send what is gathered and wait until Kafka has acknowledged every message.
+
+        Raises the first delivery error, so that a checkpoint is never written over lost output.
+        """
+        await self.send()
+        sent, self.sent = self.sent, []
+        if sent:
+            await asyncio.gather(*sent)

@@ -1,0 +1,91 @@
+"""Per-key activity over event-time windows: the pure state and arithmetic (no Faust, no Kafka).
+
+A key's state is small and immutable (every update returns a new one), so a checkpoint can keep
+the state a key had when the last checkpoint was taken at no cost::
+
+    {"t": latest event time, "w": [[window index, n, {feature: sum}], ...],
+                             "h": [[step index, n, {feature: sum}], ...]}
+
+``w`` holds tumbling windows of ``window`` seconds; ``h`` holds buckets of ``hop_step`` seconds,
+and the hopping aggregate of an event is the sum of the buckets of the last ``hop_window``
+seconds up to the end of the event's step: the hopping window that holds the event and closes
+first. Buckets older than ``expires`` seconds before the key's latest event are dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Window sizes in seconds of event time, and how long a key's buckets are kept."""
+
+    window: float
+    hop_window: float
+    hop_step: float
+    expires: float
+
+    @property
+    def hop_buckets(self) -> int:
+        """How many step buckets make one hopping window."""
+        return max(1, round(self.hop_window / self.hop_step))
+
+    def add(self, state: dict | None, ts: float, values: dict) -> dict:
+        """``state`` with one more event at ``ts`` with numeric ``values`` (a new state).
+
+        >>> w = Windows(10, 10, 5, 100)
+        >>> s = w.add(None, 100.0, {"a": 1.0})
+        >>> s = w.add(s, 108.0, {"a": 2.0})
+        >>> s["w"], s["h"]
+        ([[10, 2, {'a': 3.0}]], [[20, 1, {'a': 1.0}], [21, 1, {'a': 2.0}]])
+        """
+        if state is None:
+            latest, tumbling, hopping = ts, [], []
+        else:
+            latest, tumbling, hopping = max(state["t"], ts), state["w"], state["h"]
+        horizon = latest - self.expires
+        return {
+            "t": latest,
+            "w": _add(tumbling, math.floor(ts / self.window), values, horizon, self.window),
+            "h": _add(hopping, math.floor(ts / self.hop_step), values, horizon, self.hop_step),
+        }
+
+    def aggregates(self, state: dict, ts: float) -> tuple[list, list]:
+        """``(n, sums)`` of the tumbling window and of the hopping window of an event at ``ts``."""
+        index = math.floor(ts / self.window)
+        tumbling = next(([n, sums] for i, n, sums in state["w"] if i == index), [0, {}])
+        last = math.floor(ts / self.hop_step)
+        first = last - self.hop_buckets + 1
+        n_hop, hop = 0, {}
+        for i, n, sums in state["h"]:
+            if first <= i <= last:
+                n_hop += n
+                for name, total in sums.items():
+                    hop[name] = hop.get(name, 0) + total
+        return tumbling, [n_hop, hop]
+
+    def expired(self, state: dict, now: float) -> bool:
+        """Whether every bucket of ``state`` is older than ``expires`` at event time ``now``."""
+        return state["t"] < now - self.expires
+
+
+def _add(buckets: list, index: int, values: dict, horizon: float, size: float) -> list:
+    out = []
+    found = False
+    for bucket in buckets:
+        i = bucket[0]
+        if (i + 1) * size < horizon:
+            continue  # expired
+        if i == index:
+            sums = dict(bucket[2])
+            for name, value in values.items():
+                sums[name] = sums.get(name, 0) + value
+            bucket = [i, bucket[1] + 1, sums]
+            found = True
+        out.append(bucket)
+    if not found:
+        out.append([index, 1, dict(values)])
+        out.sort(key=lambda b: b[0])
+    return out

@@ -1,0 +1,102 @@
+"""Per-key windowed activity of the batch engine, exactly once through crashes.
+
+Key: entity key. Value: bytes, ``orjson`` of ``{"u": U, "s": state, "pu": E, "ps": previous}``
+(state as in :mod:`app.windows`): the key's state after every events offset <= U of its shard,
+and, for a crash before the checkpoint at U was written, its state at the checkpoint before
+(offset E). Values are written only by a checkpoint, after the model snapshot at U is taken and
+before the checkpoint itself; each checkpoint is flushed before the next one writes values. On
+restore with checkpoint offset C, a value with ``u <= C`` gives ``s``, else ``ps`` (then E = C),
+so the windows restart exactly at the checkpoint and the replay counts each event once.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from app import app, settings
+from app.windows import Windows
+
+key_windows = app.Table(
+    "key-windows",
+    value_type=bytes,
+    default=None,
+    help="Windowed activity per entity key (str to orjson bytes, see tables/windows.py).",
+)
+
+WINDOWS = Windows(settings.window, settings.hop_window, settings.hop_step, settings.window_expires)
+
+_MISSING = object()
+
+
+class ShardWindows:
+    """The window states of one shard's keys: a bounded cache in front of :data:`key_windows`.
+
+    Call :meth:`get` and :meth:`put` only inside ``tables.anchor.writing_to(shard)``.
+    """
+
+    def __init__(self, shard: int, base: int, cache_size: int) -> None:
+        self.shard = shard
+        #: the events offset of the checkpoint the stored values are read against
+        self.base = base
+        self.cache_size = cache_size
+        self.cache: dict[str, dict | None] = {}
+        #: keys changed since the last checkpoint, with their state at that checkpoint
+        self.clean: dict[str, dict | None] = {}
+        #: expired keys to delete with the next checkpoint
+        self.expired: set[str] = set()
+        #: latest event time of the shard (for expiry)
+        self.now = 0.0
+
+    def get(self, key: str) -> dict | None:
+        state = self.cache.get(key, _MISSING)
+        if state is _MISSING:
+            state = self.cache[key] = self._load(key)
+        return state
+
+    def _load(self, key: str) -> dict | None:
+        raw = key_windows.get(key)
+        if raw is None:
+            return None
+        value = orjson.loads(raw)
+        return value["s"] if value["u"] <= self.base else value["ps"]
+
+    def put(self, key: str, state: dict) -> None:
+        """Set ``key``'s new state (call :meth:`get` for it first)."""
+        previous = self.cache.pop(key)
+        if key not in self.clean:
+            self.clean[key] = previous
+        self.cache[key] = state  # re-inserted last: the cache evicts the least recently used
+        self.expired.discard(key)
+        if state["t"] > self.now:
+            self.now = state["t"]
+
+    def writes(self, upto: int) -> dict[str, bytes | None]:
+        """The table values a checkpoint at events offset ``upto`` must write (None: delete)."""
+        out: dict[str, bytes | None] = {
+            key: orjson.dumps({"u": upto, "s": self.cache[key], "pu": self.base, "ps": before})
+            for key, before in self.clean.items()
+        }
+        for key in self.expired:
+            out.setdefault(key, None)
+        return out
+
+    def committed(self, upto: int, written: dict) -> None:
+        """The checkpoint at ``upto`` is written: start the next interval, trim the cache."""
+        self.clean.clear()
+        self.expired.difference_update(written)
+        self.base = upto
+        excess = len(self.cache) - self.cache_size
+        if excess > 0:
+            for key in list(self.cache)[:excess]:
+                state = self.cache.pop(key)
+                if state is not None and WINDOWS.expired(state, self.now):
+                    self.expired.add(key)
+
+
+def write(shard_windows: ShardWindows, values: dict[str, bytes | None]) -> None:
+    """Write a checkpoint's window values (inside ``writing_to(shard)``)."""
+    for key, value in values.items():
+        if value is None:
+            key_windows.pop(key, None)
+        else:
+            key_windows[key] = value
