@@ -59,10 +59,7 @@ def test_windowed_aggregates_match_hand_computed_values(pipeline_factory):
         [orjson.dumps({"id": i, "key": k, "ts": ts, "x": x, "y": True}) for i, k, ts, x in sent],
         [(k or i).encode() for i, k, _, _ in sent],
     )
-    scored = {
-        v["id"]: v["x"]
-        for v in (orjson.loads(r.value) for r in pipeline.read(enriched, 6))
-    }
+    scored = {v["id"]: v["x"] for v in (orjson.loads(r.value) for r in pipeline.read(enriched, 6))}
 
     def agg(n, total, n_hop, total_hop):
         return {
