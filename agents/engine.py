@@ -28,7 +28,7 @@ from aiokafka.partitioner import murmur2
 from mode import Service
 
 from app import app, settings
-from app.features import HOPPING, TUMBLING, enrich, numeric, one_hot
+from app.features import HOPPING, TUMBLING, enrich, one_hot, window_values
 from app.kafka_admin import bootstrap_servers
 from app.outbox import Outbox
 from app.records import Malformed, dead_letter_headers, parse_event
@@ -56,8 +56,17 @@ class Engine(Service):
         self.owned: set[int] = set()
         self.partitions: dict[str, int] = {}
         self.ready = asyncio.Event()
+        self.topic = settings.events_topic
+        self.window_features = settings.window_feature_names
+        #: records read from the events topic, and events taken by a model shard
+        self.n_received = 0
         self.n_events = 0
         self.n_misrouted = 0
+        #: wall-clock time the engine first took an event, and last finished a batch
+        self.first_taken: float | None = None
+        self.last_taken: float | None = None
+        #: events not read yet, per (topic, partition) read
+        self.lag: dict[tuple[str, int], int] = {}
 
     async def on_start(self) -> None:
         servers = bootstrap_servers(settings.broker)
@@ -111,6 +120,18 @@ class Engine(Service):
     def release(self, shards: set[int]) -> None:
         """Stop taking events of ``shards`` (revoked); their checkpoint is written next."""
         self.owned -= shards
+        for shard in shards:
+            self.lag.pop((settings.events_topic, shard), None)
+
+    def stats(self) -> dict:
+        """What ``GET /stats/`` shows of the engine."""
+        return {
+            "events": self.n_events,
+            "first_taken": self.first_taken,
+            "last_taken": self.last_taken,
+            "misrouted": self.n_misrouted,
+            "partitions": sorted(self.owned),
+        }
 
     @Service.task
     async def _run(self) -> None:
@@ -123,9 +144,17 @@ class Engine(Service):
                 await asyncio.sleep(0.05)
                 continue
             batch = await self.consumer.getmany(timeout_ms=200, max_records=settings.batch_size)
+            if batch and self.first_taken is None:
+                self.first_taken = time.time()
             for tp, records in batch.items():
+                self.n_received += len(records)
                 await self._take(tp.partition, records)
+                highwater = self.consumer.highwater(tp)
+                if highwater is not None:
+                    self.lag[(tp.topic, tp.partition)] = max(0, highwater - records[-1].offset - 1)
             await self.outbox.send()
+            if batch:
+                self.last_taken = time.time()
             for shard in list(self.owned):
                 if live_shards.taken.get(shard, 0) >= live_shards.every:
                     await live_shards.checkpoint(shard)
@@ -212,7 +241,7 @@ class Engine(Service):
     def _add_windows(self, windows: ShardWindows, event: dict, key: str) -> None:
         state = windows.get(key)
         previous = state["t"] if state is not None else None
-        state = WINDOWS.add(state, event["ts"], numeric(event["x"]))
+        state = WINDOWS.add(state, event["ts"], window_values(event["x"], self.window_features))
         windows.put(key, state)
         tumbling, hopping = WINDOWS.aggregates(state, event["ts"])
         event["x"] = enrich(

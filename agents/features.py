@@ -10,7 +10,7 @@ event (``"merchant": "fuel"`` becomes ``"merchant=fuel": 1``) so that any River 
 from __future__ import annotations
 
 from app import app, settings
-from app.features import HOPPING, TUMBLING, enrich, numeric, one_hot
+from app.features import HOPPING, TUMBLING, enrich, one_hot, window_values
 from app.topics import clean, declare, scoring
 from tables.features import key_activity_hopping, key_activity_tumbling, key_last_seen
 
@@ -28,12 +28,15 @@ def add_to_window(window: dict, values: dict) -> dict:
     return {"n": window.get("n", 0) + 1, "sum": sums}
 
 
+WINDOW_FEATURES = settings.window_feature_names
+
+
 async def add_features(stream):
     await declare(scoring)
     async for event in stream:
         key = event["key"]
         if key is not None:
-            values = numeric(event["x"])
+            values = window_values(event["x"], WINDOW_FEATURES)
             key_activity_tumbling[key].apply(add_to_window, values)
             key_activity_hopping[key].apply(add_to_window, values)
             windows = {

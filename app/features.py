@@ -34,6 +34,16 @@ def numeric(x: dict) -> dict:
     return {k: v for k, v in x.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+def window_values(x: dict, only: frozenset[str] | None = None) -> dict:
+    """The features of ``x`` that windows aggregate: numeric ones, and only ``only`` if given.
+
+    >>> window_values({"amount": 3.0, "n": 2, "m": "x"}, frozenset({"amount"}))
+    {'amount': 3.0}
+    """
+    values = numeric(x)
+    return values if only is None else {k: v for k, v in values.items() if k in only}
+
+
 def one_hot(x: dict) -> dict:
     """``x`` with each string feature ``name: "v"`` replaced by ``"name=v": 1`` (River's one-hot).
 
@@ -42,8 +52,11 @@ def one_hot(x: dict) -> dict:
     >>> one_hot({"amount": 3.0, "merchant": "fuel", "online": False})
     {'amount': 3.0, 'merchant=fuel': 1, 'online': False}
     """
-    if not any(isinstance(v, str) for v in x.values()):
-        return x
+    for v in x.values():
+        if type(v) is str:
+            break
+    else:
+        return x  # the common case: nothing to encode
     return {
         (f"{k}={v}" if isinstance(v, str) else k): (1 if isinstance(v, str) else v)
         for k, v in x.items()

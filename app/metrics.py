@@ -76,7 +76,7 @@ class PipelineCollector:
         received = CounterMetricFamily(
             "streamlearn_messages_received", "Messages read, by topic.", labels=["topic"]
         )
-        for topic, value in sorted(app.monitor.messages_received_by_topic.items()):
+        for topic, value in sorted(messages_received().items()):
             received.add_metric([topic], value)
         yield received
         lag = GaugeMetricFamily(
@@ -89,6 +89,16 @@ class PipelineCollector:
         yield lag
 
 
+def messages_received() -> dict[str, int]:
+    """Messages read per topic: by Faust's consumer and by the batch engine."""
+    from agents.engine import engine
+
+    out = dict(app.monitor.messages_received_by_topic)
+    if engine is not None:
+        out[engine.topic] = out.get(engine.topic, 0) + engine.n_received
+    return out
+
+
 def consumer_lag() -> dict[tuple[str, int], int]:
     """``{(topic, partition): end offset - read offset}`` for what this worker reads."""
     monitor = app.monitor
@@ -97,6 +107,10 @@ def consumer_lag() -> dict[tuple[str, int], int]:
         read = monitor.tp_read_offsets.get(tp)
         if read is not None:
             out[(tp.topic, tp.partition)] = max(0, end - read - 1)
+    from agents.engine import engine  # the engine reads the events topic outside Faust
+
+    if engine is not None:
+        out.update(engine.lag)
     return out
 
 

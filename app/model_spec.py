@@ -46,6 +46,8 @@ class ModelSpec:
 
     text: str
     stages: tuple[tuple[type, dict], ...]
+    #: River metric classes named after ``@`` in the spec; empty: the task's defaults
+    metric_types: tuple[type, ...] = ()
 
     @property
     def name(self) -> str:
@@ -73,7 +75,11 @@ class ModelSpec:
         ['Accuracy', 'ROCAUC', 'LogLoss']
         >>> [type(m).__name__ for m in parse_spec("LinearRegression").new_metrics()]
         ['MAE', 'RMSE']
+        >>> [type(m).__name__ for m in parse_spec("LogisticRegression @ Accuracy").new_metrics()]
+        ['Accuracy']
         """
+        if self.metric_types:
+            return metrics.base.Metrics([cls() for cls in self.metric_types])
         if self.is_classifier:
             return metrics.Accuracy() + metrics.ROCAUC() + metrics.LogLoss()
         return metrics.MAE() + metrics.RMSE()
@@ -140,16 +146,40 @@ def parse_spec(text: str) -> ModelSpec:
     Traceback (most recent call last):
     app.model_spec.ModelSpecError: unknown River estimator 'Nope'...
     """
-    parts = [p for p in text.split("|")]
-    if not text.strip() or any(not p.strip() for p in parts):
+    model_text, _, metrics_text = text.partition("@")
+    parts = [p for p in model_text.split("|")]
+    if not model_text.strip() or any(not p.strip() for p in parts):
         raise ModelSpecError(f"empty stage in model spec {text!r}")
-    spec = ModelSpec(text=text, stages=tuple(_parse_stage(p) for p in parts))
+    spec = ModelSpec(
+        text=text,
+        stages=tuple(_parse_stage(p) for p in parts),
+        metric_types=_parse_metrics(metrics_text, text),
+    )
     if not issubclass(spec.stages[-1][0], (base.Classifier, base.Regressor)):
         raise ModelSpecError(
             f"the last stage of {text!r} must be a River classifier or regressor, "
             f"not {spec.stages[-1][0].__name__}"
         )
     return spec
+
+
+def _parse_metrics(text: str, spec_text: str) -> tuple[type, ...]:
+    """River metric classes named in ``text`` (``"Accuracy, LogLoss"``); empty text: none.
+
+    >>> _parse_metrics(" Accuracy, LogLoss", "LogisticRegression @ Accuracy, LogLoss")
+    (<class 'river.metrics.accuracy.Accuracy'>, <class 'river.metrics.log_loss.LogLoss'>)
+    """
+    out = []
+    for name in (n.strip() for n in text.split(",")):
+        if not name:
+            continue
+        cls = getattr(metrics, name, None)
+        if not (isinstance(cls, type) and issubclass(cls, metrics.base.Metric)):
+            raise ModelSpecError(f"unknown River metric {name!r} in model spec {spec_text!r}")
+        out.append(cls)
+    if "@" in spec_text and not out:
+        raise ModelSpecError(f"no metric named after '@' in model spec {spec_text!r}")
+    return tuple(out)
 
 
 def parse_specs(text: str) -> list[ModelSpec]:

@@ -44,6 +44,8 @@ class Settings:
     hop_window: float = 3600.0
     hop_step: float = 600.0
     window_expires: float = 7200.0
+    #: numeric features to aggregate over windows, comma-separated; empty: every numeric one
+    window_features: str = ""
     label_ttl: float = 86400.0
     checkpoint_every: int = 1000
     checkpoint_seconds: float = 2.0
@@ -61,6 +63,16 @@ class Settings:
     enriched_topic: str = ""
     standby_replicas: int = 1
     session_timeout: float = 10.0
+
+    @property
+    def window_feature_names(self) -> frozenset[str] | None:
+        """The features windows aggregate, or None for every numeric feature.
+
+        >>> Settings(window_features="amount, n").window_feature_names == {"amount", "n"}
+        True
+        """
+        names = frozenset(n.strip() for n in self.window_features.split(",") if n.strip())
+        return names or None
 
     @property
     def dlq_topic(self) -> str:

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from river import base, utils
+from river import base
 
 from app.model_spec import ModelSpec
 
@@ -35,35 +35,39 @@ class LiveModel:
     n_learned: int = 0
     n_predicted: int = 0
     n_scored: int = 0
-    #: the same metrics over the last ROLLING_WINDOW scored labels (for the web view only)
-    rolling: list = field(default_factory=list)
+    #: the last ROLLING_WINDOW ``(y, y_pred)`` scored, for the "recent" metrics of the web view
+    #: (computed when asked for, so that the per-event cost is one append)
+    recent: deque = field(default_factory=lambda: deque(maxlen=ROLLING_WINDOW))
+    _rolling_cache: tuple[int, dict] = (-1, {})
+
+    def __post_init__(self) -> None:
+        self.bind()
+
+    def bind(self) -> None:
+        """Look up once what every event needs (call again after replacing ``metric``)."""
+        #: whether River's progressive validation would predict probabilities for the metrics
+        self.uses_proba = self.spec.is_classifier and not self.metric.requires_labels
+        self._predict = self.model.predict_proba_one if self.uses_proba else self.model.predict_one
+        self._updates = [(m.update, getattr(m, "requires_labels", False)) for m in self.metric]
 
     @classmethod
     def fresh(cls, spec: ModelSpec) -> LiveModel:
-        metric = spec.new_metrics()
-        rolling = [utils.Rolling(type(m), window_size=ROLLING_WINDOW) for m in metric]
-        return cls(spec=spec, model=spec.build(), metric=metric, rolling=rolling)
-
-    @property
-    def uses_proba(self) -> bool:
-        return self.spec.is_classifier and not self.metric.requires_labels
+        return cls(spec=spec, model=spec.build(), metric=spec.new_metrics())
 
     def predict(self, x: dict) -> Any:
         """What River's progressive validation would hand to the metric for ``x``."""
         self.n_predicted += 1
-        if self.uses_proba:
-            return self.model.predict_proba_one(x)
-        return self.model.predict_one(x)
+        return self._predict(x)
 
     def score_and_learn(self, x: dict, y: Any, y_pred: Any) -> None:
         """Update the metrics with ``y_pred`` (if there was one), then learn ``(x, y)``."""
         if y_pred is not None and y_pred != {}:
-            self.metric.update(y_true=y, y_pred=y_pred)
+            # as river.metrics.base.Metrics.update: label metrics get the likeliest label
+            label = label_of(y_pred) if isinstance(y_pred, dict) else y_pred
+            for update, wants_label in self._updates:
+                update(y, label if wants_label else y_pred)
             self.n_scored += 1
-            label = label_of(y_pred)
-            for rolling in self.rolling:
-                wants_label = getattr(rolling.obj, "requires_labels", False)
-                rolling.update(y, label if wants_label else y_pred)
+            self.recent.append((y, y_pred))
         self.model.learn_one(x, y)
         self.n_learned += 1
 
@@ -73,7 +77,17 @@ class LiveModel:
 
     def rolling_values(self) -> dict[str, float]:
         """Each metric over the last ROLLING_WINDOW scored labels, by class name."""
-        return {type(r.obj).__name__: r.get() for r in self.rolling}
+        seen, values = self._rolling_cache
+        if seen != self.n_scored:
+            values = {}
+            for metric in self.metric:
+                fresh = type(metric)()
+                wants_label = getattr(fresh, "requires_labels", False)
+                for y, y_pred in self.recent:
+                    fresh.update(y, label_of(y_pred) if wants_label else y_pred)
+                values[type(metric).__name__] = fresh.get()
+            self._rolling_cache = (self.n_scored, values)
+        return values
 
 
 def label_of(y_pred: Any) -> Any:
@@ -220,7 +234,7 @@ class ShardModels:
                     "n_learned": live.n_learned,
                     "n_predicted": live.n_predicted,
                     "n_scored": live.n_scored,
-                    "rolling": live.rolling,
+                    "recent": list(live.recent),
                 }
                 for name, live in self.models.items()
             },
@@ -240,7 +254,8 @@ class ShardModels:
             live.model, live.metric = saved["model"], saved["metric"]
             live.n_learned, live.n_predicted = saved["n_learned"], saved["n_predicted"]
             live.n_scored = saved.get("n_scored", 0)
-            live.rolling = saved.get("rolling", live.rolling)
+            live.bind()
+            live.recent.extend(saved.get("recent", ()))
         return shard_models
 
     def record_history(self, now: float) -> None:

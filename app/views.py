@@ -17,12 +17,15 @@ from pathlib import Path
 import orjson
 from faust.web import Request, Response, View
 
+from agents.engine import engine
 from app import app
-from app.metrics import CONTENT_TYPE, consumer_lag, exposition
+from app.metrics import CONTENT_TYPE, consumer_lag, exposition, messages_received
 from app.shard import ShardModels
+from app.windows import Windows
 from tables.counters import recent, totals
 from tables.features import key_activity_hopping, key_activity_tumbling, key_last_seen
 from tables.models import live_shards
+from tables.windows import WINDOWS, key_windows
 
 DASHBOARD = (Path(__file__).parent / "static" / "dashboard.html").read_bytes()
 
@@ -116,20 +119,57 @@ async def stats(web: View, request: Request) -> Response:
             "checkpoint_age_s": {
                 shard: round(now - t, 3) for shard, t in live_shards.last_checkpoint_wall.items()
             },
-            "messages_received": dict(app.monitor.messages_received_by_topic),
+            "messages_received": messages_received(),
             "consumer_lag": [
                 {"topic": t, "partition": p, "lag": lag}
                 for (t, p), lag in sorted(consumer_lag().items())
             ],
-            "feature_keys": len(key_last_seen),
+            "feature_keys": _feature_keys(),
+            "engine": engine.stats() if engine is not None else None,
             "this_worker": str(app.conf.canonical_url),
             "workers": workers(),
         },
     )
 
 
+def _feature_keys() -> int:
+    """Keys with windowed features: in the engine's caches, or in the agents' table."""
+    if engine is not None:
+        return sum(len(w.cache) for w in live_shards.windows.values())
+    return len(key_last_seen)
+
+
+def _window_state(key: str) -> dict | None:
+    for windows in live_shards.windows.values():
+        state = windows.cache.get(key)
+        if state is not None:
+            return state
+    raw = key_windows.get(key)
+    if raw is None:
+        return None
+    value = orjson.loads(raw)
+    return value["s"] if value["s"] is not None else value["ps"]
+
+
+def window_view(state: dict, windows: Windows = WINDOWS) -> dict:
+    """A key's windows at its latest event time, as the engine adds them to its next event."""
+    ts = state["t"]
+    (n, sums), (n_hop, hop) = windows.aggregates(state, ts)
+    return {
+        "key_last_seen": ts,
+        "tumbling": {"n": n, "sum": sums},
+        "hopping": {"n": n_hop, "sum": hop},
+    }
+
+
 @app.page("/features/{key}/")
 async def features_of_key(web: View, request: Request, key: str) -> Response:
+    if engine is not None:
+        state = _window_state(key)
+        if state is None:
+            return _json(web, {"error": f"no features for key {key!r} on this worker"}, 404)
+        view = window_view(state)
+        return _json(web, {"key": key, "last_seen": view.pop("key_last_seen"), **view})
     ts = key_last_seen.get(key)
     if ts is None:
         return _json(web, {"error": f"no features for key {key!r} on this worker"}, status=404)

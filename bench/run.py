@@ -1,144 +1,190 @@
-"""Benchmark: one streamlearn worker against River's bare loop on the same rows.
+"""The benchmark suite: streamlearn against River's plain loop and the peers, in one run.
 
-    python bench/run.py [--events 100000] [--reps 3]
+    python bench/run.py [--events 100000] [--reps 3] [--quick]     (make bench / make bench-quick)
 
-Both sides do the same work per event: JSON decode, predict_proba_one, metric update, learn_one
-(StandardScaler | LogisticRegression on River's synth.Hyperplane(seed=3, n_features=10)).
-The worker drains a backlog already in Kafka (validate, features, learn, predictions written);
-its rate is counted from its first learned event to its last. Each worker run is a fresh app id
-and a fresh process. The final Accuracy of each run is checked against River offline: a run that
-learned something else is reported as invalid, not as fast. Writes bench/results/latest.json.
+Every system does the same work per event on the same rows (River's
+``synth.Hyperplane(seed=3, n_features=10)`` as JSON events): decode, predict, update Accuracy,
+learn; ``StandardScaler | LogisticRegression`` and ``HoeffdingTreeClassifier``. Each run of a
+system is a fresh process with a fresh consumer group or app id; the table gives the median of
+``--reps`` runs and its ratio to the limit (River's plain loop over the rows in memory, median
+of the same reps). Every run's final Accuracy is checked against River's
+``evaluate.progressive_val_score`` on the same rows: a system that learned something else is
+reported INVALID, not fast.
+
+Also measured: streamlearn with windowed features on keyed events, the latency from producing
+an event to reading its prediction at half the measured maximum rate, the worker's memory from
+100k to 1M distinct keys, and events/s at 10, 100 and 1,000 features. Results go to
+``bench/results/latest.json`` and ``bench/results/latest.png`` (git-ignored).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import orjson
-from river import datasets, evaluate
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.datasets import encode_x  # noqa: E402
-from app.model_spec import parse_spec  # noqa: E402
-from tests.integration.harness import Pipeline, ensure_topics, run, wait_for  # noqa: E402
+from bench import peer_runs as peers  # noqa: E402
+from bench import worker, workloads  # noqa: E402
+from bench.workloads import Workload  # noqa: E402
 
-SPEC = parse_spec("StandardScaler | LogisticRegression")
+RESULTS = ROOT / "bench" / "results"
 
 
-def make_rows(n: int) -> list[bytes]:
+def median_of(runs: list[tuple[float, bool]]) -> tuple[float, str]:
+    rate = statistics.median(r for r, _ in runs)
+    return rate, "ok" if all(ok for _, ok in runs) else "INVALID"
+
+
+def throughput(workload: Workload, models: list[str], reps: int, with_peers: bool) -> list:
+    """Rows of the main table: the limit, the peers, and the worker, per model."""
     rows = []
-    for i, (x, y) in enumerate(datasets.synth.Hyperplane(seed=3, n_features=10)):
-        if i == n:
-            break
-        rows.append(
-            orjson.dumps({"id": f"b{i}", "key": None, "ts": float(i), "x": encode_x(x), "y": y})
-        )
+    topic = peers.fill(workload) if with_peers else None
+    for model in models:
+        expected = workloads.offline_accuracy(workload, model)
+        limits = []
+        for _ in range(reps):
+            rate, accuracy = workloads.river_loop(workload, model)
+            limits.append((rate, accuracy == expected))
+        limit, check = median_of(limits)
+        rows.append((f"River plain loop, in memory (the limit) [{model}]", limit, 1.0, check))
+        for system in peers.SYSTEMS if with_peers else []:
+            runs = []
+            for _ in range(reps):
+                result = peers.run_peer(system, topic, len(workload.rows), model)
+                runs.append((result["events_s"], result["accuracy"] == expected))
+                print(f"  {system} [{model}]: {result['events_s']:,.0f} ev/s", flush=True)
+            rate, check = median_of(runs)
+            rows.append((f"{peers.LABELS[system]} [{model}]", rate, rate / limit, check))
+        runs = []
+        for _ in range(reps):
+            drained = worker.drain(workload, model)
+            runs.append((drained.events_s, drained.accuracy == expected))
+            print(f"  streamlearn [{model}]: {drained.events_s:,.0f} ev/s", flush=True)
+        rate, check = median_of(runs)
+        rows.append((f"streamlearn worker, no windows [{model}]", rate, rate / limit, check))
     return rows
 
 
-def river_loop(rows: list[bytes]) -> tuple[float, float]:
-    """events/s of River's bare loop over the JSON rows in memory, and its final Accuracy."""
-    model, metric = SPEC.build(), SPEC.new_metrics()
-    start = time.perf_counter()
-    for raw in rows:
-        event = orjson.loads(raw)
-        y_pred = model.predict_proba_one(event["x"])
-        metric.update(event["y"], y_pred)
-        model.learn_one(event["x"], event["y"])
-    elapsed = time.perf_counter() - start
-    return len(rows) / elapsed, metric[0].get()
+def windowed(workload: Workload, models: list[str], reps: int, limits: dict) -> list:
+    rows = []
+    for model in models:
+        expected = workloads.offline_accuracy(workload, model)
+        runs = []
+        for _ in range(reps):
+            drained = worker.drain(workload, model)
+            runs.append((drained.events_s, drained.accuracy == expected))
+            print(f"  streamlearn windows [{model}]: {drained.events_s:,.0f} ev/s", flush=True)
+        rate, check = median_of(runs)
+        label = f"streamlearn worker, windows on keyed events [{model}]"
+        rows.append((label, rate, rate / limits[model], check))
+    return rows
 
 
-def offline_accuracy(rows: list[bytes]) -> float:
-    data = [(e["x"], e["y"]) for e in map(orjson.loads, rows)]
-    model, metric = SPEC.build(), SPEC.new_metrics()
-    evaluate.progressive_val_score(data, model, metric)
-    return metric[0].get()
-
-
-def worker_run(rows: list[bytes]) -> tuple[float, float]:
-    """events/s of one worker draining ``rows`` from Kafka, and its final Accuracy."""
-    pipeline = Pipeline("bench", partitions=1, model=SPEC.text)
-    try:
-        # the backlog is in Kafka before the worker starts
-        run(ensure_topics(pipeline.settings["BROKER"], [pipeline.events, pipeline.labels], 1, 1))
-        pipeline.send(pipeline.events, rows, [orjson.loads(raw)["id"].encode() for raw in rows])
-        worker = pipeline.start_worker()
-        n = len(rows)
-
-        def learned() -> int:
-            entry = worker.model(SPEC.name)
-            return entry["n_learned"] if entry else 0
-
-        first = wait_for(lambda: learned() > 0 and (time.perf_counter(), learned()), timeout=300)
-        t0, n0 = first
-        wait_for(lambda: learned() == n, timeout=1800, what=f"{n} learned")
-        elapsed = time.perf_counter() - t0
-        accuracy = worker.model(SPEC.name)["metrics"]["Accuracy"]
-        return (n - n0) / elapsed, accuracy
-    finally:
-        pipeline.stop()
+def scaling(counts: list[int], events: dict[int, int]) -> list[dict]:
+    out = []
+    for n_features in counts:
+        workload = workloads.make(events[n_features], n_features=n_features)
+        expected = workloads.offline_accuracy(workload, "lr")
+        limit, _ = workloads.river_loop(workload, "lr")
+        drained = worker.drain(workload, "lr")
+        out.append(
+            {
+                "features": n_features,
+                "events": len(workload.rows),
+                "limit_events_s": limit,
+                "worker_events_s": drained.events_s,
+                "ratio": drained.events_s / limit,
+                "check": "ok" if drained.accuracy == expected else "INVALID",
+            }
+        )
+        print(f"  {n_features} features: {out[-1]}", flush=True)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one rep, LR only")
+    parser.add_argument("--no-peers", action="store_true", help="skip Quix, Bytewax, ...")
     args = parser.parse_args()
-    rows = make_rows(args.events)
-    expected = offline_accuracy(rows)
-    limit, worker = [], []
-    for rep in range(args.reps):
-        rate, acc = river_loop(rows)
-        limit.append(rate)
-        assert acc == expected, (acc, expected)
-        rate, acc = worker_run(rows)
-        worker.append((rate, acc == expected))
-        print(
-            f"rep {rep + 1}: limit {limit[-1]:,.0f} ev/s, worker {rate:,.0f} ev/s, "
-            f"valid={acc == expected}",
-            flush=True,
-        )
-    lim = statistics.median(limit)
-    med = statistics.median(r for r, _ in worker)
-    valid = all(v for _, v in worker)
-    table = [
-        ("River loop over in-memory JSON (the limit)", lim, 1.0, "ok"),
-        (
-            "streamlearn worker, 1 partition, no features",
-            med,
-            med / lim,
-            "ok" if valid else "INVALID",
-        ),
-    ]
-    print(f"\n{'system':<48} {'events/s':>10} {'ratio':>7}  metric check")
+    quick = args.quick
+    n = 20_000 if quick else args.events
+    reps = 1 if quick else args.reps
+    models = ["lr"] if quick else ["lr", "tree"]
+    with_peers = not args.no_peers and peers.available()
+    started = time.time()
+
+    print(f"throughput: {n} events, {reps} reps, models {models}", flush=True)
+    plain = workloads.make(n)
+    table = throughput(plain, models, reps, with_peers)
+    limits = {m: r[1] for m in models for r in table if r[0].endswith(f"(the limit) [{m}]")}
+    print("windowed features on keyed events", flush=True)
+    table += windowed(workloads.make(n, keys=1000), models, reps, limits)
+
+    lr_worker = next(r[1] for r in table if r[0] == "streamlearn worker, no windows [lr]")
+    print("latency at half the measured maximum", flush=True)
+    lat = worker.latency(plain, "lr", rate=round(lr_worker / 2), seconds=5 if quick else 10)
+    print(f"  {lat}", flush=True)
+
+    print("memory as distinct keys grow", flush=True)
+    marks = [20_000, 200_000] if quick else [100_000, 1_000_000]
+    keys = workloads.make(marks[-1], n_features=3, keys=marks[-1])
+    mem = worker.memory(keys, "lr", marks)
+    print(f"  {mem}", flush=True)
+
+    print("cost per feature count", flush=True)
+    sizes = {10: 20_000, 100: 5_000, 1000: 1_000} if not quick else {10: 5_000, 100: 2_000}
+    scale = scaling(list(sizes), sizes)
+
+    print(f"\n{'system':<62} {'events/s':>10} {'ratio':>7}  metric check")
     for name, rate, ratio, check in table:
-        print(f"{name:<48} {rate:>10,.0f} {ratio:>7.3f}  {check}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(
-        json.dumps(
-            {
-                "events": args.events,
-                "reps": args.reps,
-                "accuracy_offline": expected,
-                "rows": [
-                    dict(zip(("system", "events_s", "ratio", "check"), r, strict=True))
-                    for r in table
-                ],
-                "limit_runs": limit,
-                "worker_runs": worker,
-            },
-            indent=2,
-        )
+        print(f"{name:<62} {rate:>10,.0f} {ratio:>7.3f}  {check}")
+    print(
+        f"\nlatency at {lat['rate']:,} ev/s: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms"
     )
+    print(
+        "worker memory (MB) by distinct keys: "
+        + ", ".join(f"{k:,}: {v:.0f}" for k, v in mem.items())
+    )
+    for row in scale:
+        print(
+            f"{row['features']:>5} features: limit {row['limit_events_s']:,.0f} ev/s, worker "
+            f"{row['worker_events_s']:,.0f} ev/s, ratio {row['ratio']:.3f} ({row['check']})"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+        f"{_cpus()} cores, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "events": n,
+        "reps": reps,
+        "rows": [
+            dict(zip(("system", "events_s", "ratio", "check"), r, strict=True)) for r in table
+        ],
+        "latency": lat,
+        "memory_mb_by_keys": mem,
+        "features": scale,
+        "seconds": round(time.time() - started),
+    }
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {RESULTS / 'latest.json'} in {result['seconds']} s")
+    peers.chart(RESULTS / "latest.json", RESULTS / "latest.png")
+
+
+def _cpus() -> int:
+    try:
+        return int(subprocess.check_output(["nproc"], text=True))
+    except (OSError, ValueError):
+        return 0
 
 
 if __name__ == "__main__":
