@@ -40,8 +40,16 @@ def window_values(x: dict, only: frozenset[str] | None = None) -> dict:
     >>> window_values({"amount": 3.0, "n": 2, "m": "x"}, frozenset({"amount"}))
     {'amount': 3.0}
     """
-    values = numeric(x)
-    return values if only is None else {k: v for k, v in values.items() if k in only}
+    if only is None:
+        return numeric(x)
+    # in the order of x (a set's order changes between processes, and float sums with it)
+    out = {}
+    for name, value in x.items():
+        if name in only:
+            kind = type(value)
+            if kind is float or kind is int:
+                out[name] = value
+    return out
 
 
 def one_hot(x: dict) -> dict:

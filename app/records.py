@@ -60,6 +60,9 @@ def _check_ts(value: Any) -> float:
     Traceback (most recent call last):
     app.records.Malformed: ts must be epoch seconds; 1767225600000 looks like milliseconds
     """
+    kind = type(value)
+    if (kind is float or kind is int) and 0 <= value <= MAX_TS:
+        return value  # the common case, checked in one comparison
     ts = _check_number(value, "ts")
     if ts > MAX_TS:
         raise Malformed(f"ts must be epoch seconds; {value!r} looks like milliseconds")
@@ -69,6 +72,8 @@ def _check_ts(value: Any) -> float:
 
 
 def _check_id(value: Any, what: str = "id") -> str:
+    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
+        return value
     if not isinstance(value, str) or not value:
         raise Malformed(f"{what} must be a non-empty string")
     if len(value) > MAX_ID_LENGTH:

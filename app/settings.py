@@ -47,7 +47,7 @@ class Settings:
     #: numeric features to aggregate over windows, comma-separated; empty: every numeric one
     window_features: str = ""
     label_ttl: float = 86400.0
-    checkpoint_every: int = 1000
+    checkpoint_every: int = 10000
     checkpoint_seconds: float = 2.0
     checkpoint_secret: str = DEV_SECRET
     processing_guarantee: str = "at_least_once"

@@ -121,12 +121,14 @@ def from_pairs(value: Any) -> Any:
     return {k: v for k, v in value} if isinstance(value, list) else value
 
 
-@dataclass
 class Outcome:
     """What one step produced: predictions to publish and, maybe, features to park."""
 
-    predictions: list[dict] = field(default_factory=list)
-    park: dict | None = None
+    __slots__ = ("predictions", "park")
+
+    def __init__(self) -> None:
+        self.predictions: list[dict] = []
+        self.park: dict | None = None
 
 
 @dataclass

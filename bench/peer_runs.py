@@ -23,7 +23,7 @@ SYSTEMS = ["confluent", "aiokafka", "bytewax", "quix", "quix-eos"]
 LABELS = {
     "confluent": "confluent-kafka Consumer.consume(5000), bare loop",
     "aiokafka": "aiokafka getmany(max_records=5000), bare loop",
-    "bytewax": "Bytewax, Kafka input, River in map",
+    "bytewax": "Bytewax, Kafka input, River in inspect",
     "quix": "Quix Streams, at-least-once",
     "quix-eos": "Quix Streams, exactly-once",
 }
