@@ -92,7 +92,7 @@ class Engine(Service):
             bootstrap_servers=servers,
             acks="all",
             enable_idempotence=True,
-            linger_ms=5,
+            linger_ms=0,  # batches are formed per read already
             max_batch_size=512 * 1024,
         )
         await self.consumer.start()
@@ -165,9 +165,7 @@ class Engine(Service):
             await self.outbox.send()
             if batch:
                 self.last_taken = time.time()
-            for shard in list(self.owned):
-                if live_shards.taken.get(shard, 0) >= live_shards.every:
-                    await live_shards.checkpoint(shard)
+            # checkpoints are written by the learner's checkpoint loop, beside this one
 
     async def _check_layout(self) -> None:
         for topic in (settings.events_topic, settings.predictions_topic, join.get_topic_name()):
@@ -186,8 +184,6 @@ class Engine(Service):
             )
 
     async def _take(self, shard: int, records: list) -> None:
-        while shard in live_shards.writing:  # a checkpoint of this shard is being written
-            await asyncio.sleep(0.001)
         models = live_shards.shards.get(shard)
         if models is None or shard not in self.owned:
             return  # revoked while these were read

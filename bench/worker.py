@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.workloads import MODELS, WINDOW_FEATURES, Workload
 from tests.integration.harness import Pipeline, ensure_topics, run, wait_for
@@ -74,7 +74,9 @@ def latency(workload: Workload, model: str, rate: float, seconds: float) -> dict
     """p50/p99 milliseconds from producing an event to reading its prediction, at ``rate``/s."""
     pipeline = _start("latency", model)
     try:
-        pipeline.start_worker()
+        started = pipeline.start_worker()
+        # the engine has declared the predictions topic once it reads its partitions
+        wait_for(lambda: (e := started.stats().get("engine")) and e["partitions"], what="engine")
         n = min(len(workload.rows), int(rate * seconds))
         rows, keys = workload.rows[:n], workload.keys[:n]
         lat = run(_paced(pipeline, rows, keys, rate))
@@ -93,17 +95,14 @@ def latency(workload: Workload, model: str, rate: float, seconds: float) -> dict
 async def _paced(pipeline: Pipeline, rows: list, keys: list, rate: float) -> list[float]:
     sent: dict[bytes, float] = {}
     latencies: list[float] = []
-    consumer = AIOKafkaConsumer(
-        pipeline.predictions,
-        bootstrap_servers=pipeline.bootstrap,
-        auto_offset_reset="latest",
-        group_id=None,
-    )
+    consumer = AIOKafkaConsumer(bootstrap_servers=pipeline.bootstrap, group_id=None)
     producer = AIOKafkaProducer(bootstrap_servers=pipeline.bootstrap, acks="all", linger_ms=1)
     await consumer.start()
     await producer.start()
     try:
-        await _await_assignment(consumer)
+        partitions = consumer.partitions_for_topic(pipeline.predictions) or {0}
+        consumer.assign([TopicPartition(pipeline.predictions, p) for p in partitions])
+        await consumer.seek_to_end()
 
         async def read() -> None:
             while len(latencies) < len(rows):
@@ -133,13 +132,6 @@ async def _paced(pipeline: Pipeline, rows: list, keys: list, rate: float) -> lis
         await producer.stop()
         await consumer.stop()
     return latencies
-
-
-async def _await_assignment(consumer: AIOKafkaConsumer) -> None:
-    deadline = time.monotonic() + 30
-    while not consumer.assignment() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    await consumer.seek_to_end()
 
 
 def memory(workload: Workload, model: str, marks: list[int]) -> dict[int, float]:

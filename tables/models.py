@@ -212,29 +212,40 @@ class LiveShards:
         if covered != self.checkpointed.get(shard) or taken:
             self.writing.add(shard)
             try:
-                raw = self.codec.dumps(models.snapshot())
-                windows = self.windows[shard]
-                upto = models.origins.get(f"e{shard}", -1)
-                values = windows.writes(upto)
-                with writing_to(shard):  # the changelog partition of a shard is the shard
-                    write(windows, values)
-                for flush in self.flushers:
-                    await flush()
-                if self.shards.get(shard) is not models:
-                    return  # revoked meanwhile: the new owner starts from the last checkpoint
-                with writing_to(shard):
-                    shard_checkpoints[shard] = raw
-                # durable before the next checkpoint writes window values ahead of it
-                await app.producer.flush()
-                windows.committed(upto, values)
-                self.checkpointed[shard] = covered
-                self.taken[shard] -= taken
+                await self._write(shard, models, taken)
             finally:
                 self.writing.discard(shard)
             models.record_history(time.time())
         self.last_checkpoint[shard] = time.monotonic()
         self.last_checkpoint_wall[shard] = time.time()
         self._ack_covered(shard, covered)
+
+    async def _write(self, shard: int, models: ShardModels, taken: int) -> None:
+        # The snapshot (model and windows) is taken here, without awaiting: the engine goes on
+        # stepping the shard while the checkpoint is written; what it takes meanwhile goes into
+        # the next checkpoint.
+        covered = models.offset
+        raw = self.codec.dumps(models.snapshot())
+        windows = self.windows[shard]
+        upto = models.origins.get(f"e{shard}", -1)
+        values, started = windows.begin(upto)
+        try:
+            with writing_to(shard):  # the changelog partition of a shard is the shard
+                write(windows, values)
+            for flush in self.flushers:
+                await flush()
+            if self.shards.get(shard) is not models:
+                return  # revoked meanwhile: the new owner starts from the last checkpoint
+            with writing_to(shard):
+                shard_checkpoints[shard] = raw
+            # durable before the next checkpoint writes window values ahead of it
+            await app.producer.flush()
+        except BaseException:
+            windows.abort(started)
+            raise
+        windows.committed(upto, values)
+        self.checkpointed[shard] = covered
+        self.taken[shard] -= taken
 
     def _ack_covered(self, shard: int, covered: int) -> None:
         held = self.held[shard]

@@ -40,7 +40,7 @@ class ShardWindows:
         self.base = base
         self.cache_size = cache_size
         self.cache: dict[str, dict | None] = {}
-        #: keys changed since the last checkpoint, with their state at that checkpoint
+        #: keys changed since the last checkpoint began, with their state at that moment
         self.clean: dict[str, dict | None] = {}
         #: expired keys to delete with the next checkpoint
         self.expired: set[str] = set()
@@ -70,24 +70,33 @@ class ShardWindows:
         if state["t"] > self.now:
             self.now = state["t"]
 
-    def writes(self, upto: int) -> dict[str, bytes | None]:
-        """The table values a checkpoint at events offset ``upto`` must write (None: delete)."""
-        out: dict[str, bytes | None] = {
+    def begin(self, upto: int) -> tuple[dict[str, bytes | None], dict]:
+        """Start a checkpoint at events offset ``upto``: the table values it must write (None:
+        delete), and what :meth:`abort` needs. Events taken from now on belong to the next one.
+        """
+        values: dict[str, bytes | None] = {
             key: orjson.dumps({"u": upto, "s": self.cache[key], "pu": self.base, "ps": before})
             for key, before in self.clean.items()
         }
         for key in self.expired:
-            out.setdefault(key, None)
-        return out
+            values.setdefault(key, None)
+        started, self.clean = self.clean, {}
+        return values, started
+
+    def abort(self, started: dict) -> None:
+        """The checkpoint begun with ``started`` failed: its keys still fall back to their
+        state at the last checkpoint written."""
+        self.clean.update(started)
 
     def committed(self, upto: int, written: dict) -> None:
-        """The checkpoint at ``upto`` is written: start the next interval, trim the cache."""
-        self.clean.clear()
+        """The checkpoint at ``upto`` is written: read the table against it, trim the cache."""
         self.expired.difference_update(written)
         self.base = upto
         excess = len(self.cache) - self.cache_size
         if excess > 0:
             for key in list(self.cache)[:excess]:
+                if key in self.clean:
+                    continue  # changed since: written by the next checkpoint
                 state = self.cache.pop(key)
                 if state is not None and WINDOWS.expired(state, self.now):
                     self.expired.add(key)
