@@ -16,10 +16,21 @@ import orjson
 from app import app, settings
 from app.windows import Windows
 
+#: RocksDB's memory for this table (Faust's defaults allow a 2 GiB block cache and 3 x 64 MiB
+#: write buffers per partition): keys far outnumber what needs to stay in memory, and the hot
+#: ones are in the engine's own cache already.
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 8 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 32 * 1024 * 1024,
+    "block_cache_compressed_size": 8 * 1024 * 1024,
+}
+
 key_windows = app.Table(
     "key-windows",
     value_type=bytes,
     default=None,
+    options=dict(ROCKSDB_OPTIONS),
     help="Windowed activity per entity key (str to orjson bytes, see tables/windows.py).",
 )
 

@@ -9,7 +9,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from river import datasets, evaluate
 
 from app.datasets import encode_x
+from app.features import enrich, window_label, window_values
 from app.model_spec import parse_spec
+from app.windows import Windows
 from tests.integration.harness import wait_for
 from tests.model_state import canonical, first_difference
 
@@ -28,12 +30,53 @@ def hyperplane_events(n, seed=7):
     return rows
 
 
+#: Small windows over a stream whose keys come and go, and a cache smaller than the keys of a
+#: shard: windows expire, keys are evicted, deleted, and read back from the table.
+WINDOWED = {
+    "window": 50,
+    "hop_window": 50,
+    "hop_step": 10,
+    "window_expires": 200,
+    "window_features": "0,1",
+    "key_cache": 8,
+}
+
+
+def keyed_events(n, seed=5):
+    rows = hyperplane_events(n, seed)
+    for i, row in enumerate(rows):
+        row["key"] = f"k{i % 30 + 30 * (i // 2000)}"
+    return rows
+
+
+def with_windows(rows):
+    """``rows`` with the windowed features the worker adds under WINDOWED, per key, in order."""
+    windows = Windows(50, 50, 10, 200)
+    labels = (f"tumbling_{window_label(50)}", f"hopping_{window_label(50)}")
+    states, out = {}, []
+    for row in rows:
+        state = states.get(row["key"])
+        previous = state["t"] if state is not None else None
+        values = window_values(row["x"], frozenset({"0", "1"}))
+        state = states[row["key"]] = windows.add(state, row["ts"], values)
+        tumbling, hopping = windows.aggregates(state, row["ts"])
+        x = enrich(
+            row["x"], dict(zip(labels, (tumbling, hopping), strict=True)), previous, row["ts"]
+        )
+        out.append({**row, "x": x})
+    return out
+
+
+def routing_key(row):
+    return (row["key"] or row["id"]).encode()
+
+
 def reference_by_shard(rows, partitions):
     """Per shard: River's progressive validation over the rows that shard owns, in order."""
     partitioner = DefaultPartitioner()
     by_shard = {p: [] for p in range(partitions)}
     for row in rows:
-        shard = partitioner(row["id"].encode(), list(range(partitions)), list(range(partitions)))
+        shard = partitioner(routing_key(row), list(range(partitions)), list(range(partitions)))
         by_shard[shard].append((orjson.loads(orjson.dumps(row["x"])), row["y"]))
     out = {}
     for shard, data in by_shard.items():
@@ -52,8 +95,8 @@ def learned(workers):
     return entries
 
 
-def assert_exact(pipeline, workers, rows, partitions):
-    expected = reference_by_shard(rows, partitions)
+def assert_exact(pipeline, workers, rows, partitions, expected=None):
+    expected = expected or reference_by_shard(rows, partitions)
     entries = wait_for(
         lambda: (e := learned(workers))
         and len(e) == partitions
@@ -93,6 +136,25 @@ def test_sigkill_three_times_learns_every_event_once(pipeline_factory):
         worker.stop(signal.SIGKILL)
         worker.start()
     assert_exact(pipeline, [worker], rows, 1)
+    assert "Traceback" not in worker.log()
+
+
+def test_sigkill_with_windowed_features_learns_every_event_once(pipeline_factory):
+    rng = random.Random(12)
+    pipeline = pipeline_factory(partitions=2, model=LR.text, checkpoint_every=400, **WINDOWED)
+    worker = pipeline.start_worker()
+    rows = keyed_events(N)
+    pipeline.send(pipeline.events, [orjson.dumps(r) for r in rows], [routing_key(r) for r in rows])
+    for kill in range(3):
+        threshold = rng.randint(kill * N // 4 + 200, (kill + 1) * N // 4)
+        wait_for(
+            lambda t=threshold: sum(e["n_learned"] for e in worker.models()) >= t,
+            what=f"{threshold} learned before kill {kill + 1}",
+        )
+        worker.stop(signal.SIGKILL)
+        worker.start()
+    expected = reference_by_shard(with_windows(rows), 2)
+    assert_exact(pipeline, [worker], rows, 2, expected)
     assert "Traceback" not in worker.log()
 
 
