@@ -150,9 +150,11 @@ class Engine(Service):
         self.ready.set()
         await self.own(set(live_shards.shards))  # Faust recovered the tables before this start
         while not self.should_stop:
-            if not self.owned or app.rebalancing:
+            if not self.owned:
                 await asyncio.sleep(0.05)
                 continue
+            # No pause while Faust rebalances: a revoked shard is released (and checkpointed)
+            # by the revocation handler between two reads, and its records are dropped here.
             batch = await self.consumer.getmany(timeout_ms=200, max_records=settings.batch_size)
             if batch and self.first_taken is None:
                 self.first_taken = time.time()

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -115,6 +116,22 @@ class Pipeline:
 
     def send(self, topic: str, values: list[bytes | None], keys: list[bytes | None] | None = None):
         run(produce(self.bootstrap, topic, values, keys))
+
+    def send_paced(
+        self, topic: str, values: list[bytes], keys: list[bytes], rate: float
+    ) -> threading.Thread:
+        """Send in the background at about ``rate`` messages/s (a stream, not a backlog), so
+        that a worker killed meanwhile dies in the middle of it; join the thread to wait."""
+        chunk = max(1, int(rate / 10))
+
+        def paced() -> None:
+            for i in range(0, len(values), chunk):
+                self.send(topic, values[i : i + chunk], keys[i : i + chunk])
+                time.sleep(0.1)
+
+        thread = threading.Thread(target=paced, daemon=True)
+        thread.start()
+        return thread
 
     def read(self, topic: str, count: int, timeout: float = WAIT) -> list:
         return run(consume(self.bootstrap, topic, count, timeout))

@@ -19,6 +19,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 LR = parse_spec("StandardScaler | LogisticRegression")
 N = 6000
+#: events/s of the streams the kill tests send: slower than a worker learns, so that every kill
+#: lands while events are still arriving, with some learned but not yet checkpointed
+RATE = 400
 
 
 def hyperplane_events(n, seed=7):
@@ -95,6 +98,18 @@ def learned(workers):
     return entries
 
 
+def kill_after_a_checkpoint(worker):
+    """SIGKILL ``worker`` once it has written a checkpoint, restart it, and check that the new
+    process starts from that checkpoint (not from scratch: that would hide what a replay does)."""
+    wait_for(
+        lambda: (s := worker.stats()).get("checkpoint_age_s") or s.get("checkpoints_restored"),
+        what="a checkpoint before the kill",
+    )
+    worker.stop(signal.SIGKILL)
+    worker.start()
+    wait_for(lambda: worker.stats().get("checkpoints_restored"), what="the checkpoint restored")
+
+
 def assert_exact(pipeline, workers, rows, partitions, expected=None):
     expected = expected or reference_by_shard(rows, partitions)
     entries = wait_for(
@@ -124,8 +139,8 @@ def test_sigkill_three_times_learns_every_event_once(pipeline_factory):
     pipeline = pipeline_factory(partitions=1, model=LR.text, checkpoint_every=500)
     worker = pipeline.start_worker()
     rows = hyperplane_events(N)
-    pipeline.send(
-        pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows]
+    sender = pipeline.send_paced(
+        pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows], RATE
     )
     for kill in range(3):
         threshold = rng.randint(kill * N // 4 + 200, (kill + 1) * N // 4)
@@ -133,8 +148,8 @@ def test_sigkill_three_times_learns_every_event_once(pipeline_factory):
             lambda t=threshold: (e := worker.model(LR.name)) and e["n_learned"] >= t,
             what=f"{threshold} learned before kill {kill + 1}",
         )
-        worker.stop(signal.SIGKILL)
-        worker.start()
+        kill_after_a_checkpoint(worker)
+    sender.join()
     assert_exact(pipeline, [worker], rows, 1)
     assert "Traceback" not in worker.log()
 
@@ -144,15 +159,17 @@ def test_sigkill_with_windowed_features_learns_every_event_once(pipeline_factory
     pipeline = pipeline_factory(partitions=2, model=LR.text, checkpoint_every=400, **WINDOWED)
     worker = pipeline.start_worker()
     rows = keyed_events(N)
-    pipeline.send(pipeline.events, [orjson.dumps(r) for r in rows], [routing_key(r) for r in rows])
+    sender = pipeline.send_paced(
+        pipeline.events, [orjson.dumps(r) for r in rows], [routing_key(r) for r in rows], RATE
+    )
     for kill in range(3):
         threshold = rng.randint(kill * N // 4 + 200, (kill + 1) * N // 4)
         wait_for(
             lambda t=threshold: sum(e["n_learned"] for e in worker.models()) >= t,
             what=f"{threshold} learned before kill {kill + 1}",
         )
-        worker.stop(signal.SIGKILL)
-        worker.start()
+        kill_after_a_checkpoint(worker)
+    sender.join()
     expected = reference_by_shard(with_windows(rows), 2)
     assert_exact(pipeline, [worker], rows, 2, expected)
     assert "Traceback" not in worker.log()
