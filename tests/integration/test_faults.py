@@ -180,8 +180,8 @@ def test_two_workers_one_killed_the_survivor_takes_over(pipeline_factory):
     first, second = pipeline.start_worker(), pipeline.start_worker()
     rows = hyperplane_events(N, seed=8)
     wait_for(lambda: len(first.stats().get("shards_owned", [])) == 2, what="shards split 2/2")
-    pipeline.send(
-        pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows]
+    sender = pipeline.send_paced(
+        pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows], RATE
     )
     wait_for(
         lambda: sum(e["n_learned"] for e in second.models()) >= N // 8, what="second worker busy"
@@ -192,6 +192,7 @@ def test_two_workers_one_killed_the_survivor_takes_over(pipeline_factory):
         timeout=120,
         what="the survivor to own all 4 shards",
     )
+    sender.join()
     assert_exact(pipeline, [first], rows, 4)
 
 
@@ -199,8 +200,8 @@ def test_worker_added_mid_stream_takes_shards_over(pipeline_factory):
     pipeline = pipeline_factory(partitions=4, model=LR.text, checkpoint_every=300)
     first = pipeline.start_worker()
     rows = hyperplane_events(N, seed=9)
-    pipeline.send(
-        pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows]
+    sender = pipeline.send_paced(
+        pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows], RATE
     )
     wait_for(lambda: sum(e["n_learned"] for e in first.models()) >= N // 6, what="first busy")
     second = pipeline.start_worker()
@@ -209,6 +210,7 @@ def test_worker_added_mid_stream_takes_shards_over(pipeline_factory):
         timeout=120,
         what="the new worker to own 2 shards",
     )
+    sender.join()
     assert_exact(pipeline, [first, second], rows, 4)
 
 
