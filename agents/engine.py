@@ -247,14 +247,10 @@ class Engine(Service):
             out.add(topic, shard % self.partitions[topic], record.key, orjson.dumps(event))
 
     def _add_windows(self, windows: ShardWindows, event: dict, key: str) -> None:
-        state = windows.get(key)
-        previous = state["t"] if state is not None else None
-        state = WINDOWS.add(state, event["ts"], window_values(event["x"], self.window_features))
-        windows.put(key, state)
-        tumbling, hopping = WINDOWS.aggregates(state, event["ts"])
-        event["x"] = enrich(
-            event["x"], {TUMBLING: tumbling, HOPPING: hopping}, previous, event["ts"]
-        )
+        ts = event["ts"]
+        state, previous = windows.update(key, ts, window_values(event["x"], self.window_features))
+        tumbling, hopping = WINDOWS.aggregates(state, ts)
+        event["x"] = enrich(event["x"], {TUMBLING: tumbling, HOPPING: hopping}, previous, ts)
 
     def _reject(self, shard: int, record, reason: str, counter: str, now: float) -> None:
         log.warning("rejected %s[%d]@%d: %s", record.topic, shard, record.offset, reason)

@@ -41,16 +41,19 @@ class Windows:
         >>> s["w"], s["h"]
         ([[10, 2, {'a': 3.0}]], [[20, 1, {'a': 1.0}], [21, 1, {'a': 2.0}]])
         """
+        state = copy_state(state) if state is not None else None
+        return self.add_in_place(state, ts, values)
+
+    def add_in_place(self, state: dict | None, ts: float, values: dict) -> dict:
+        """Like :meth:`add`, but changes ``state`` itself (a new one if None); returns it."""
         if state is None:
-            latest, tumbling, hopping = ts, [], []
-        else:
-            latest, tumbling, hopping = max(state["t"], ts), state["w"], state["h"]
-        horizon = latest - self.expires
-        return {
-            "t": latest,
-            "w": _add(tumbling, math.floor(ts / self.window), values, horizon, self.window),
-            "h": _add(hopping, math.floor(ts / self.hop_step), values, horizon, self.hop_step),
-        }
+            state = {"t": ts, "w": [], "h": []}
+        elif ts > state["t"]:
+            state["t"] = ts
+        horizon = state["t"] - self.expires
+        _add(state["w"], math.floor(ts / self.window), values, horizon, self.window)
+        _add(state["h"], math.floor(ts / self.hop_step), values, horizon, self.hop_step)
+        return state
 
     def aggregates(self, state: dict, ts: float) -> tuple[list, list]:
         """``(n, sums)`` of the tumbling window and of the hopping window of an event at ``ts``."""
@@ -71,21 +74,26 @@ class Windows:
         return state["t"] < now - self.expires
 
 
-def _add(buckets: list, index: int, values: dict, horizon: float, size: float) -> list:
-    out = []
-    found = False
-    for bucket in buckets:
-        i = bucket[0]
-        if (i + 1) * size < horizon:
-            continue  # expired
-        if i == index:
-            sums = dict(bucket[2])
+def copy_state(state: dict) -> dict:
+    """A copy of ``state`` that shares nothing mutable with it."""
+    return {
+        "t": state["t"],
+        "w": [[i, n, dict(sums)] for i, n, sums in state["w"]],
+        "h": [[i, n, dict(sums)] for i, n, sums in state["h"]],
+    }
+
+
+def _add(buckets: list, index: int, values: dict, horizon: float, size: float) -> None:
+    """Count one event in bucket ``index`` of ``buckets`` (sorted), dropping expired ones."""
+    while buckets and (buckets[0][0] + 1) * size < horizon:
+        del buckets[0]  # expired: the oldest come first
+    for bucket in reversed(buckets):  # the event's bucket is nearly always the newest
+        if bucket[0] == index:
+            bucket[1] += 1
+            sums = bucket[2]
             for name, value in values.items():
                 sums[name] = sums.get(name, 0) + value
-            bucket = [i, bucket[1] + 1, sums]
-            found = True
-        out.append(bucket)
-    if not found:
-        out.append([index, 1, dict(values)])
-        out.sort(key=lambda b: b[0])
-    return out
+            return
+    buckets.append([index, 1, dict(values)])
+    if len(buckets) > 1 and buckets[-2][0] > index:
+        buckets.sort(key=lambda b: b[0])

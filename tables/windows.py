@@ -14,7 +14,7 @@ from __future__ import annotations
 import orjson
 
 from app import app, settings
-from app.windows import Windows
+from app.windows import Windows, copy_state
 
 #: RocksDB's memory for this table (Faust's defaults allow a 2 GiB block cache and 3 x 64 MiB
 #: write buffers per partition): keys far outnumber what needs to stay in memory, and the hot
@@ -42,7 +42,7 @@ _MISSING = object()
 class ShardWindows:
     """The window states of one shard's keys: a bounded cache in front of :data:`key_windows`.
 
-    Call :meth:`get` and :meth:`put` only inside ``tables.anchor.writing_to(shard)``.
+    Call :meth:`update` only inside ``tables.anchor.writing_to(shard)``.
     """
 
     def __init__(self, shard: int, base: int, cache_size: int) -> None:
@@ -58,12 +58,6 @@ class ShardWindows:
         #: latest event time of the shard (for expiry)
         self.now = 0.0
 
-    def get(self, key: str) -> dict | None:
-        state = self.cache.get(key, _MISSING)
-        if state is _MISSING:
-            state = self.cache[key] = self._load(key)
-        return state
-
     def _load(self, key: str) -> dict | None:
         raw = key_windows.get(key)
         if raw is None:
@@ -71,15 +65,20 @@ class ShardWindows:
         value = orjson.loads(raw)
         return value["s"] if value["u"] <= self.base else value["ps"]
 
-    def put(self, key: str, state: dict) -> None:
-        """Set ``key``'s new state (call :meth:`get` for it first)."""
-        previous = self.cache.pop(key)
-        if key not in self.clean:
-            self.clean[key] = previous
-        self.cache[key] = state  # re-inserted last: the cache evicts the least recently used
-        self.expired.discard(key)
-        if state["t"] > self.now:
-            self.now = state["t"]
+    def update(self, key: str, ts: float, values: dict) -> tuple[dict, float | None]:
+        """Count an event of ``key`` at ``ts``: its new state, and its latest time before."""
+        state = self.cache.pop(key, _MISSING)
+        if state is _MISSING:
+            state = self._load(key)
+        if key not in self.clean:  # first change since the last checkpoint began: keep a copy
+            self.clean[key] = copy_state(state) if state is not None else None
+            self.expired.discard(key)
+        previous = state["t"] if state is not None else None
+        state = WINDOWS.add_in_place(state, ts, values)
+        self.cache[key] = state  # (re-)inserted last: the cache evicts the least recently used
+        if ts > self.now:
+            self.now = ts
+        return state, previous
 
     def begin(self, upto: int) -> tuple[dict[str, bytes | None], dict]:
         """Start a checkpoint at events offset ``upto``: the table values it must write (None:
