@@ -5,6 +5,8 @@ Pure functions of plain dicts; ``agents/engine.py`` and ``agents/features.py`` a
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from app.settings import settings
 
 
@@ -71,6 +73,17 @@ def one_hot(x: dict) -> dict:
     }
 
 
+@lru_cache(maxsize=4096)
+def _count_name(label: str) -> str:
+    return f"count_{label}"
+
+
+@lru_cache(maxsize=4096)
+def _aggregate_names(name: str, label: str) -> tuple[str, str]:
+    """Feature names are built once per (feature, window), not once per event."""
+    return f"{name}_sum_{label}", f"{name}_mean_{label}"
+
+
 def enrich(x: dict, windows: dict[str, list], previous_ts: float | None, ts: float) -> dict:
     """Return ``x`` plus the ``[n, sums]`` of each window under names that say what they are.
 
@@ -80,10 +93,11 @@ def enrich(x: dict, windows: dict[str, list], previous_ts: float | None, ts: flo
     """
     out = dict(x)
     for label, (n, sums) in windows.items():
-        out[f"count_{label}"] = n
+        out[_count_name(label)] = n
         for name, total in sums.items():
-            out[f"{name}_sum_{label}"] = total
-            out[f"{name}_mean_{label}"] = total / n if n else 0.0
+            sum_name, mean_name = _aggregate_names(name, label)
+            out[sum_name] = total
+            out[mean_name] = total / n if n else 0.0
     if previous_ts is not None:
         out["secs_since_last"] = float(ts - previous_ts)
     return out

@@ -15,7 +15,7 @@ first. Buckets older than ``expires`` seconds before the key's latest event are 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,11 @@ class Windows:
     hop_step: float
     expires: float
 
-    @property
-    def hop_buckets(self) -> int:
-        """How many step buckets make one hopping window."""
-        return max(1, round(self.hop_window / self.hop_step))
+    #: how many step buckets make one hopping window
+    hop_buckets: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hop_buckets", max(1, round(self.hop_window / self.hop_step)))
 
     def add(self, state: dict | None, ts: float, values: dict) -> dict:
         """``state`` with one more event at ``ts`` with numeric ``values`` (a new state).
@@ -56,17 +57,29 @@ class Windows:
         return state
 
     def aggregates(self, state: dict, ts: float) -> tuple[list, list]:
-        """``(n, sums)`` of the tumbling window and of the hopping window of an event at ``ts``."""
+        """``[n, sums]`` of the tumbling window and of the hopping window of an event at ``ts``.
+
+        >>> w = Windows(10, 10, 5, 100)
+        >>> w.aggregates(w.add(w.add(None, 100.0, {"a": 1.0}), 108.0, {"a": 2.0}), 108.0)
+        ([2, {'a': 3.0}], [2, {'a': 3.0}])
+        """
         index = math.floor(ts / self.window)
-        tumbling = next(([n, sums] for i, n, sums in state["w"] if i == index), [0, {}])
+        tumbling = [0, {}]
+        for i, n, sums in state["w"]:
+            if i == index:
+                tumbling = [n, sums]
+                break
         last = math.floor(ts / self.hop_step)
         first = last - self.hop_buckets + 1
         n_hop, hop = 0, {}
         for i, n, sums in state["h"]:
-            if first <= i <= last:
-                n_hop += n
-                for name, total in sums.items():
-                    hop[name] = hop.get(name, 0) + total
+            if i < first:
+                continue
+            if i > last:
+                break
+            n_hop += n
+            for name, total in sums.items():
+                hop[name] = hop.get(name, 0) + total
         return tumbling, [n_hop, hop]
 
     def expired(self, state: dict, now: float) -> bool:
