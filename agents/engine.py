@@ -99,6 +99,7 @@ class Engine(Service):
         await self.producer.start()
         self.outbox = Outbox(self.producer)
         live_shards.flushers.append(self.outbox.flush)
+        live_shards.outbox = self.outbox
 
     async def on_stop(self) -> None:
         # Faust checkpoints the shards when it stops (the learner's loop); write what is left.

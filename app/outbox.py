@@ -20,13 +20,20 @@ class Outbox:
         self.producer = producer
         self.batches: dict[tuple[str, int], object] = {}
         self.full: list[tuple[str, int, object]] = []
-        self.sent: list[asyncio.Future] = []
+        self.sent: list[tuple[str, int, asyncio.Future]] = []
+        #: base offset of the last batch Kafka acknowledged, per (topic, partition)
+        self.acked: dict[tuple[str, int], int] = {}
         self.n_messages = 0
 
     def add(
-        self, topic: str, partition: int, key: bytes | None, value: bytes, headers: Sequence = ()
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence = (),
     ) -> None:
-        """Append one message to the batch of ``topic[partition]``."""
+        """Append one message (``value`` None: a tombstone) to the batch of ``topic[partition]``."""
         slot = (topic, partition)
         batch = self.batches.get(slot)
         if batch is None:
@@ -35,7 +42,7 @@ class Outbox:
             self.full.append((topic, partition, batch))
             batch = self.batches[slot] = self.producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
-                raise ValueError(f"message of {len(value)} bytes is larger than a batch")
+                raise ValueError(f"a message of {len(value or b'')} bytes is larger than a batch")
         self.n_messages += 1
 
     async def send(self) -> None:
@@ -43,9 +50,10 @@ class Outbox:
         pending = [*self.full, *((t, p, b) for (t, p), b in self.batches.items())]
         self.full, self.batches = [], {}
         # keep only deliveries still in flight or failed (a failure is raised by flush)
-        self.sent = [f for f in self.sent if not f.done() or f.exception() is not None]
+        self.sent = [s for s in self.sent if not s[2].done() or s[2].exception() is not None]
         for topic, partition, batch in pending:
-            self.sent.append(await self.producer.send_batch(batch, topic, partition=partition))
+            future = await self.producer.send_batch(batch, topic, partition=partition)
+            self.sent.append((topic, partition, future))
 
     async def flush(self) -> None:
         """Send what is gathered and wait until Kafka has acknowledged every message.
@@ -54,5 +62,7 @@ class Outbox:
         """
         await self.send()
         sent, self.sent = self.sent, []
-        if sent:
-            await asyncio.gather(*sent)
+        results = await asyncio.gather(*(future for _, _, future in sent))
+        for (topic, partition, _), metadata in zip(sent, results, strict=True):
+            slot = (topic, partition)
+            self.acked[slot] = max(self.acked.get(slot, -1), metadata.offset)

@@ -25,9 +25,10 @@ from collections.abc import Awaitable, Callable
 from app import app, settings
 from app.codec import CheckpointError, RiverCodec
 from app.model_spec import parse_specs
+from app.outbox import Outbox
 from app.shard import ShardModels
 from tables.anchor import writing_to
-from tables.windows import ShardWindows, write
+from tables.windows import ShardWindows, write, written
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class LiveShards:
         self.taken: dict[int, int] = {}
         #: windowed activity of each shard's keys (batch engine), saved with its checkpoints
         self.windows: dict[int, ShardWindows] = {}
+        #: where window values go to the changelog (the engine's producer; None without it)
+        self.outbox: Outbox | None = None
         #: what must be in Kafka before a checkpoint: the output of the messages it covers
         self.flushers: list[Callable[[], Awaitable[None]]] = [lambda: app.producer.flush()]
         self.last_checkpoint: dict[int, float] = {}
@@ -230,10 +233,12 @@ class LiveShards:
         upto = models.origins.get(f"e{shard}", -1)
         values, started = windows.begin(upto)
         try:
-            with writing_to(shard):  # the changelog partition of a shard is the shard
-                write(windows, values)
+            if values:
+                write(shard, values, self.outbox)
             for flush in self.flushers:
                 await flush()
+            if values:
+                written(shard, self.outbox)
             if self.shards.get(shard) is not models:
                 return  # revoked meanwhile: the new owner starts from the last checkpoint
             with writing_to(shard):

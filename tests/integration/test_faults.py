@@ -176,12 +176,13 @@ def test_sigkill_with_windowed_features_learns_every_event_once(pipeline_factory
 
 
 def test_two_workers_one_killed_the_survivor_takes_over(pipeline_factory):
-    pipeline = pipeline_factory(partitions=4, model=LR.text, checkpoint_every=300)
+    # keyed events with windows: the survivor reads the dead worker's windows from the changelog
+    pipeline = pipeline_factory(partitions=4, model=LR.text, checkpoint_every=300, **WINDOWED)
     first, second = pipeline.start_worker(), pipeline.start_worker()
-    rows = hyperplane_events(N, seed=8)
+    rows = keyed_events(N, seed=8)
     wait_for(lambda: len(first.stats().get("shards_owned", [])) == 2, what="shards split 2/2")
     sender = pipeline.send_paced(
-        pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows], RATE
+        pipeline.events, [orjson.dumps(r) for r in rows], [routing_key(r) for r in rows], RATE
     )
     wait_for(
         lambda: sum(e["n_learned"] for e in second.models()) >= N // 8, what="second worker busy"
@@ -193,7 +194,7 @@ def test_two_workers_one_killed_the_survivor_takes_over(pipeline_factory):
         what="the survivor to own all 4 shards",
     )
     sender.join()
-    assert_exact(pipeline, [first], rows, 4)
+    assert_exact(pipeline, [first], rows, 4, reference_by_shard(with_windows(rows), 4))
 
 
 def test_worker_added_mid_stream_takes_shards_over(pipeline_factory):
