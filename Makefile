@@ -51,7 +51,9 @@ clean:
 	rm -rf .data results tests/artifacts
 
 bench: setup
+	bench/peers/setup.sh
 	$(BIN)/python bench/run.py --events 100000 --reps 3
 
 bench-quick: setup
-	$(BIN)/python bench/run.py --events 20000 --reps 1
+	bench/peers/setup.sh
+	$(BIN)/python bench/run.py --quick
