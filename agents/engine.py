@@ -147,7 +147,12 @@ class Engine(Service):
     @Service.task
     async def _run(self) -> None:
         await declare(events, predictions, join, events_dlq, *([enriched] if enriched else []))
-        await self._check_layout()
+        try:
+            await self._check_layout()
+        except EngineError as exc:
+            log.critical("%s", exc)
+            await app.crash(exc)
+            return
         self.ready.set()
         await self.own(set(live_shards.shards))  # Faust recovered the tables before this start
         while not self.should_stop:

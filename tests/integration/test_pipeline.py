@@ -1,5 +1,6 @@
 """The pipeline end to end on a real broker: features, delayed labels, dead letters, restarts."""
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 from river import datasets
 
 from app.model_spec import parse_spec
-from tests.integration.harness import ROOT, wait_for
+from tests.integration.harness import ROOT, ensure_topics, run, wait_for
 from tests.integration.test_exactness import reference
 from tests.model_state import canonical, first_difference
 
@@ -223,3 +224,14 @@ def test_checkpoint_signed_with_another_secret_stops_the_worker_loudly(pipeline_
     assert worker.process.returncode != 0
     assert "signature does not match STREAMLEARN_CHECKPOINT_SECRET" in output
     assert "Refusing to replace a trained model with a fresh one" in output
+
+
+def test_events_topic_with_other_partitions_stops_the_worker_with_the_fix(pipeline_factory):
+    pipeline = pipeline_factory(partitions=1, model=LR)
+    run(ensure_topics(pipeline.settings["BROKER"], [pipeline.events], 3, 1))
+    with contextlib.suppress(RuntimeError, TimeoutError):  # it may die before serving /stats/
+        pipeline.start_worker()
+    worker = pipeline.workers[0]
+    wait_for(lambda: not worker.alive, what="the worker to stop")
+    assert "has 3 partitions but STREAMLEARN_PARTITIONS=1" in worker.log()
+    assert "STREAMLEARN_ENGINE=agents" in worker.log()
