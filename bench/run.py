@@ -36,6 +36,8 @@ from bench import worker, workloads  # noqa: E402
 from bench.workloads import Workload  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+#: peak resident memory of the last worker run of each kind (MB)
+PEAK_RSS_MB: dict[str, float] = {}
 
 
 def median_of(runs: list[tuple[float, bool]]) -> tuple[float, str]:
@@ -67,6 +69,7 @@ def throughput(workload: Workload, models: list[str], reps: int, with_peers: boo
         for _ in range(reps):
             drained = worker.drain(workload, model)
             runs.append((drained.events_s, drained.accuracy == expected))
+            PEAK_RSS_MB[f"no windows [{model}]"] = drained.peak_rss_mb
             print(f"  streamlearn [{model}]: {drained.events_s:,.0f} ev/s", flush=True)
         rate, check = median_of(runs)
         rows.append((f"streamlearn worker, no windows [{model}]", rate, rate / limit, check))
@@ -81,6 +84,7 @@ def windowed(workload: Workload, models: list[str], reps: int, limits: dict) -> 
         for _ in range(reps):
             drained = worker.drain(workload, model)
             runs.append((drained.events_s, drained.accuracy == expected))
+            PEAK_RSS_MB[f"windows [{model}]"] = drained.peak_rss_mb
             print(f"  streamlearn windows [{model}]: {drained.events_s:,.0f} ev/s", flush=True)
         rate, check = median_of(runs)
         label = f"streamlearn worker, windows on keyed events [{model}]"
@@ -172,6 +176,7 @@ def main() -> None:
         ],
         "latency": lat,
         "memory_mb_by_keys": mem,
+        "peak_rss_mb": PEAK_RSS_MB,
         "features": scale,
         "seconds": round(time.time() - started),
     }
