@@ -5,6 +5,9 @@ shard) and ``{"kind": "label"}`` from agents/validate.py. Whichever arrives firs
 tables.pending; when both are there, the joined label goes to ``scoring`` on the event's shard.
 Out: scoring (``{"kind": "label", "x", "y", "y_pred", ...}``, partition = the event's shard).
 State: tables.pending, tables.counters (orphan labels, expired events, duplicate labels).
+A completed join leaves a ``joined`` marker for the TTL: a second label for the event is counted
+in ``duplicate_labels``, and features parked again (the engine re-sends what its last checkpoint
+did not cover after a crash) are dropped, instead of waiting to expire as if never labelled.
 Waiting entries older than STREAMLEARN_LABEL_TTL seconds of event time are dropped and counted:
 ``expired_events`` (never labelled) and ``orphan_labels`` (a label whose event never came).
 """
@@ -48,14 +51,15 @@ def joined(park: dict, label: dict, partition: int, offset: int) -> dict:
 
 
 def expired(entries, now_ts: float, ttl: float, partition: int) -> list[tuple[str, str]]:
-    """``(id, "park" | "label")`` of the entries of ``partition`` older than ``ttl``.
+    """``(id, "park" | "label" | "joined")`` of the entries of ``partition`` older than ``ttl``.
 
     >>> expired([("a", {"since": 0, "p": 0, "park": {}}), ("b", {"since": 90, "p": 0,
-    ...          "label": {}}), ("c", {"since": 0, "p": 1, "label": {}})], 100, 50, 0)
-    [('a', 'park')]
+    ...          "label": {}}), ("c", {"since": 0, "p": 1, "label": {}}),
+    ...          ("d", {"since": 0, "p": 0, "joined": True})], 100, 50, 0)
+    [('a', 'park'), ('d', 'joined')]
     """
     return [
-        (key, "park" if "park" in entry else "label")
+        (key, next(k for k in ("park", "label", "joined") if k in entry))
         for key, entry in entries
         if entry is not None and entry["p"] == partition and now_ts - entry["since"] > ttl
     ]
@@ -72,7 +76,10 @@ async def join_labels(stream):
         kind = message["kind"]
         waiting = pending_by_id.get(event_id)
         other = "label" if kind == "park" else "park"
-        if waiting is not None and other in waiting:
+        if waiting is not None and "joined" in waiting:
+            # learned already: a second label, or features parked again after a crash
+            count("duplicate_labels" if kind == "label" else "parks_dropped", partition)
+        elif waiting is not None and other in waiting:
             park, label = (
                 (message, waiting["label"]) if kind == "park" else (waiting["park"], message)
             )
@@ -81,7 +88,7 @@ async def join_labels(stream):
                 partition=park["shard"],
                 value=joined(park, label, partition, offset),
             )
-            del pending_by_id[event_id]
+            pending_by_id[event_id] = {"joined": True, "since": message["ts"], "p": partition}
         elif kind == "label" and waiting is not None:
             count("duplicate_labels", partition)
             log.warning("label for %r arrived twice before its event; keeping the first", event_id)
@@ -96,4 +103,5 @@ async def join_labels(stream):
             entries = list(pending_by_id.items())
             for key, what in expired(entries, now_ts, settings.label_ttl, partition):
                 del pending_by_id[key]
-                count("expired_events" if what == "park" else "orphan_labels", partition)
+                if what != "joined":
+                    count("expired_events" if what == "park" else "orphan_labels", partition)

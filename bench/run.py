@@ -65,28 +65,27 @@ def throughput(workload: Workload, models: list[str], reps: int, with_peers: boo
                 print(f"  {system} [{model}]: {result['events_s']:,.0f} ev/s", flush=True)
             rate, check = median_of(runs)
             rows.append((f"{peers.LABELS[system]} [{model}]", rate, rate / limit, check))
-        runs = []
-        for _ in range(reps):
-            drained = worker.drain(workload, model)
-            runs.append((drained.events_s, drained.accuracy == expected))
-            PEAK_RSS_MB[f"no windows [{model}]"] = drained.peak_rss_mb
-            print(f"  streamlearn [{model}]: {drained.events_s:,.0f} ev/s", flush=True)
-        rate, check = median_of(runs)
+        rate, check = worker_runs(workload, model, reps, expected, "no windows")
         rows.append((f"streamlearn worker, no windows [{model}]", rate, rate / limit, check))
     return rows
+
+
+def worker_runs(workload: Workload, model: str, reps: int, expected: float, kind: str) -> tuple:
+    """Median events/s of ``reps`` fresh workers draining ``workload``, and the metric check."""
+    runs = []
+    for _ in range(reps):
+        drained = worker.drain(workload, model)
+        runs.append((drained.events_s, drained.accuracy == expected))
+        PEAK_RSS_MB[f"{kind} [{model}]"] = drained.peak_rss_mb
+        print(f"  streamlearn {kind} [{model}]: {drained.events_s:,.0f} ev/s", flush=True)
+    return median_of(runs)
 
 
 def windowed(workload: Workload, models: list[str], reps: int, limits: dict) -> list:
     rows = []
     for model in models:
         expected = workloads.offline_accuracy(workload, model)
-        runs = []
-        for _ in range(reps):
-            drained = worker.drain(workload, model)
-            runs.append((drained.events_s, drained.accuracy == expected))
-            PEAK_RSS_MB[f"windows [{model}]"] = drained.peak_rss_mb
-            print(f"  streamlearn windows [{model}]: {drained.events_s:,.0f} ev/s", flush=True)
-        rate, check = median_of(runs)
+        rate, check = worker_runs(workload, model, reps, expected, "windows")
         label = f"streamlearn worker, windows on keyed events [{model}]"
         rows.append((label, rate, rate / limits[model], check))
     return rows

@@ -108,10 +108,12 @@ def test_delayed_labels_join_once_and_orphans_are_counted(pipeline_factory):
         [orjson.dumps({"id": f"tick{i}", "y": True, "ts": 2000.0}) for i in range(8)],
     )
     counters = wait_for(
-        lambda: (c := worker.stats()["counters"]).get("orphan_labels") == 2 and c,
-        what="2 orphan labels (the ghost and the duplicate)",
+        lambda: (c := worker.stats()["counters"]).get("orphan_labels") == 1 and c,
+        what="1 orphan label (the ghost)",
     )
+    assert counters["duplicate_labels"] == 1  # the second label for e0, learned already
     assert counters["dead_labels"] == 1
+    assert counters.get("expired_events", 0) == 0
     assert total(worker, "n_learned") == 20
     predictions = pipeline.read(pipeline.predictions, 20)
     assert sorted(orjson.loads(p.value)["id"] for p in predictions) == sorted(
