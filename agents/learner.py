@@ -46,6 +46,7 @@ async def checkpoint_periodically(interval: float = 0.2) -> None:
     begins to stop, but waits for every message to be acknowledged before it commits and closes
     the tables; this loop keeps running until then, so shutdown writes the final checkpoints.
     """
+    last_error = ("", 0.0)
     while True:
         await asyncio.sleep(interval)
         try:
@@ -59,6 +60,11 @@ async def checkpoint_periodically(interval: float = 0.2) -> None:
                 await _unstall()
         except asyncio.CancelledError:
             raise
+        except CheckpointError as exc:  # said once a minute, not five times a second
+            now = time.monotonic()
+            if str(exc) != last_error[0] or now - last_error[1] > 60:
+                log.error("%s", exc)
+                last_error = (str(exc), now)
         except Exception:  # keep checkpointing: unacknowledged messages would stall Faust
             log.exception("checkpoint loop: retrying in %.1fs", interval)
 

@@ -38,6 +38,8 @@ app = faust.App(
     web_host=settings.web_bind,
     consumer_auto_offset_reset="earliest",
     broker_max_poll_records=1000,
+    # a checkpoint is one message: a grown tree model easily passes Kafka's 1 MB default
+    producer_max_request_size=settings.checkpoint_max_bytes + 1024 * 1024,
     stream_buffer_maxsize=8192,
     table_cleanup_interval=min(30.0, settings.window_expires),
 )

@@ -50,6 +50,8 @@ class Settings:
     checkpoint_every: int = 10000
     checkpoint_seconds: float = 2.0
     checkpoint_secret: str = DEV_SECRET
+    #: largest checkpoint (pickled models of one shard) Kafka is set up to take, in bytes
+    checkpoint_max_bytes: int = 64 * 1024 * 1024
     processing_guarantee: str = "at_least_once"
     #: "batch": one Faust service reads each owned events partition in batches and validates,
     #: enriches, scores and learns in one pass; "agents": one Faust agent per stage, with

@@ -37,6 +37,8 @@ shard_checkpoints = app.Table(
     "shard-checkpoints",
     value_type=bytes,  # signed pickles, decoded here (never by Faust's recovery)
     default=None,
+    # one message per checkpoint: let the changelog take what the producer may send
+    extra_topic_configs={"max.message.bytes": str(settings.checkpoint_max_bytes + 1024 * 1024)},
     help="Latest checkpoint of each model shard (int to signed pickle).",
 )
 
@@ -229,6 +231,13 @@ class LiveShards:
         # the next checkpoint.
         covered = models.offset
         raw = self.codec.dumps(models.snapshot())
+        if len(raw) > settings.checkpoint_max_bytes:
+            raise CheckpointError(
+                f"shard {shard}: the checkpoint is {len(raw) / 2**20:.1f} MiB, more than "
+                f"STREAMLEARN_CHECKPOINT_MAX_BYTES ({settings.checkpoint_max_bytes / 2**20:.0f} "
+                "MiB): the models keep learning but cannot be saved. Raise the setting (on a "
+                "new STREAMLEARN_ID, whose topics are created for it), or bound the model's size."
+            )
         windows = self.windows[shard]
         upto = models.origins.get(f"e{shard}", -1)
         values, started = windows.begin(upto)

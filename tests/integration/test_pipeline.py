@@ -237,3 +237,21 @@ def test_events_topic_with_other_partitions_stops_the_worker_with_the_fix(pipeli
     wait_for(lambda: not worker.alive, what="the worker to stop")
     assert "has 3 partitions but STREAMLEARN_PARTITIONS=1" in worker.log()
     assert "STREAMLEARN_ENGINE=agents" in worker.log()
+
+
+def test_a_model_whose_checkpoint_exceeds_a_megabyte_is_saved_and_restored(pipeline_factory):
+    # every event brings 1,000 new features: the scaler's state passes Kafka's 1 MB default
+    pipeline = pipeline_factory(partitions=1, model=LR)
+    worker = pipeline.start_worker()
+    wide = [
+        event(i, {f"f{i}_{j}": float(j % 7) for j in range(1000)}, y=i % 2 == 0) for i in range(40)
+    ]
+    pipeline.send(pipeline.events, wide)
+    wait_for(lambda: total(worker, "n_learned") == 40, what="40 wide events learned")
+    assert worker.stop(signal.SIGTERM) == 0
+    checkpoint = pipeline.last_checkpoint(0)
+    assert checkpoint["models"][LR_NAME]["n_learned"] == 40
+    assert len(checkpoint["models"][LR_NAME]["model"]["StandardScaler"].counts) == 40_000
+    worker.start()
+    wait_for(lambda: worker.stats().get("checkpoints_restored") == 1, what="restored")
+    assert total(worker, "n_learned") == 40
