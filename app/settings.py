@@ -112,10 +112,11 @@ class Settings:
             raise SettingsError(f"{PREFIX}PARTITIONS must be >= 1, got {self.partitions}")
         if self.replication < 1:
             raise SettingsError(f"{PREFIX}REPLICATION must be >= 1, got {self.replication}")
-        if self.processing_guarantee not in ("at_least_once", "exactly_once"):
+        if self.processing_guarantee != "at_least_once":
             raise SettingsError(
-                f"{PREFIX}PROCESSING_GUARANTEE must be at_least_once or exactly_once, "
-                f"got {self.processing_guarantee!r}"
+                f"{PREFIX}PROCESSING_GUARANTEE={self.processing_guarantee!r} is not supported: "
+                "streamlearn learns each event exactly once through its checkpoints, on top of "
+                "Faust's at_least_once (Faust's exactly_once is untested here). Leave it unset."
             )
         if self.engine not in ("batch", "agents"):
             raise SettingsError(f"{PREFIX}ENGINE must be batch or agents, got {self.engine!r}")

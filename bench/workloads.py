@@ -92,6 +92,8 @@ def river_loop(workload: Workload, model: str) -> tuple[float, float]:
     for raw in workload.rows:
         event = orjson.loads(raw)
         x, y = event["x"], event["y"]
-        metric.update(y, estimator.predict_one(x))
+        y_pred = estimator.predict_one(x)
+        if y_pred is not None:  # as progressive_val_score: a model that knows nothing is not scored
+            metric.update(y, y_pred)
         estimator.learn_one(x, y)
     return len(workload.rows) / (time.perf_counter() - start), metric.get()
