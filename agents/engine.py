@@ -37,7 +37,7 @@ from app.shard import ShardModels
 from app.topics import declare, enriched, events, events_dlq, join, predictions
 from tables.anchor import writing_to
 from tables.counters import count, remember_reject
-from tables.models import live_shards
+from tables.models import assigned_shards, live_shards
 from tables.windows import WINDOWS, ShardWindows
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,8 @@ class Engine(Service):
             await app.crash(exc)
             return
         self.ready.set()
-        await self.own(set(live_shards.shards))  # Faust recovered the tables before this start
+        # Faust recovered the tables before this start; own what is assigned now
+        await self.own(assigned_shards() & set(live_shards.shards))
         while not self.should_stop:
             if not self.owned:
                 await asyncio.sleep(0.05)

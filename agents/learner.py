@@ -22,7 +22,7 @@ from app.codec import CheckpointError
 from app.records import dead_letter_headers
 from app.topics import declare, events_dlq, join, predictions, scoring
 from tables.counters import count, remember_reject
-from tables.models import live_shards, shard_checkpoints
+from tables.models import assigned_shards, live_shards, shard_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +160,14 @@ async def _learn(stream) -> None:
 @shard_checkpoints.on_recover
 async def load_assigned_shards() -> None:
     """Once tables are recovered, load the model of every shard this worker now owns."""
-    topic = scoring.get_topic_name()
+    owned = assigned_shards()
+    # shards loaded for an assignment revoked before its recovery finished are not ours
+    stale = set(live_shards.shards) - owned
+    if stale:
+        if engine is not None:
+            engine.release(stale)
+        live_shards.forget(stale)
     try:
-        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
         for shard in owned:
             live_shards.get(shard)
     except CheckpointError as exc:

@@ -27,6 +27,7 @@ from app.codec import CheckpointError, RiverCodec
 from app.model_spec import parse_specs
 from app.outbox import Outbox
 from app.shard import ShardModels
+from app.topics import scoring
 from tables.anchor import writing_to
 from tables.windows import ShardWindows, write, written
 
@@ -316,6 +317,26 @@ class LiveShards:
             self.checkpointed.pop(shard, None)
             self.sought.pop(shard, None)
             self.last_taken.pop(shard, None)
+
+
+def assigned_shards() -> set[int]:
+    """The shards this worker owns now: its active partitions of ``scoring``.
+
+    Faust's assignor keeps the last assignment until a new one is complete, so a partition
+    also has to be in the consumer's current assignment: after a revocation it is not, and a
+    recovery finishing late for an assignment already revoked loads nothing it no longer owns.
+    """
+    topic = scoring_topic_name()
+    current = app.consumer.assignment()
+    return {
+        tp.partition
+        for tp in app.assignor.assigned_actives()
+        if tp.topic == topic and tp in current
+    }
+
+
+def scoring_topic_name() -> str:
+    return scoring.get_topic_name()
 
 
 live_shards = LiveShards(
