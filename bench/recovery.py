@@ -32,8 +32,9 @@ def worker_recovery() -> float:
     try:
         worker = pipeline.start_worker()
         rows = hyperplane_events(20_000)
-        pipeline.send(
-            pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows]
+        # a stream, not a backlog: events keep arriving while the worker is down
+        sender = pipeline.send_paced(
+            pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows], 1000
         )
         wait_for(lambda: (e := worker.model(LR.name)) and e["n_learned"] >= 3000, timeout=300)
         worker.stop(signal.SIGKILL)
@@ -41,7 +42,9 @@ def worker_recovery() -> float:
         worker.start()
         restored = wait_for(lambda: (e := worker.model(LR.name)) and e["n_learned"], timeout=300)
         wait_for(lambda: worker.model(LR.name)["n_learned"] > restored, timeout=300)
-        return time.monotonic() - killed
+        elapsed = time.monotonic() - killed
+        sender.join()
+        return elapsed
     finally:
         pipeline.stop()
 
