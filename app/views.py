@@ -18,7 +18,7 @@ import orjson
 from faust.web import Request, Response, View
 
 from agents.engine import engine
-from app import app
+from app import app, settings
 from app.metrics import CONTENT_TYPE, consumer_lag, exposition, messages_received
 from app.shard import ShardModels
 from app.windows import Windows
@@ -35,6 +35,16 @@ def _json(view: View, data, status: int = 200) -> Response:
     return view.bytes(body, content_type="application/json", status=status)
 
 
+def last_offsets(models: ShardModels, topic: str) -> dict[str, int]:
+    """The last offset a shard took of each topic it reads: ``scoring`` (joined labels) and,
+    with the batch engine, its partition of the events topic."""
+    out = {f"{topic}:{models.shard}": models.offset}
+    events_offset = models.origins.get(f"e{models.shard}")
+    if engine is not None and events_offset is not None:
+        out[f"{settings.events_topic}:{models.shard}"] = events_offset
+    return out
+
+
 def model_entries(shards: dict[int, ShardModels], topic: str) -> list[dict]:
     """The ``/models/`` list for ``shards``: one entry per model and shard, by name then shard."""
     entries = []
@@ -49,7 +59,7 @@ def model_entries(shards: dict[int, ShardModels], topic: str) -> list[dict]:
                     "n_learned": live.n_learned,
                     "n_predicted": live.n_predicted,
                     "n_scored": live.n_scored,
-                    "last_offsets": {f"{topic}:{shard}": models.offset},
+                    "last_offsets": last_offsets(models, topic),
                     "metrics": live.metric_values(),
                     "rolling": live.rolling_values(),
                 }
