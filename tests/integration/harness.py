@@ -121,7 +121,8 @@ class Pipeline:
         self, topic: str, values: list[bytes], keys: list[bytes], rate: float
     ) -> threading.Thread:
         """Send in the background at about ``rate`` messages/s (a stream, not a backlog), so
-        that a worker killed meanwhile dies in the middle of it; join the thread to wait."""
+        that a worker killed meanwhile dies in the middle of it. ``join()`` the thread to wait:
+        it raises what the sending raised."""
         chunk = max(1, int(rate / 10))
 
         def paced() -> None:
@@ -129,7 +130,7 @@ class Pipeline:
                 self.send(topic, values[i : i + chunk], keys[i : i + chunk])
                 time.sleep(0.1)
 
-        thread = threading.Thread(target=paced, daemon=True)
+        thread = _Sender(target=paced, daemon=True)
         thread.start()
         return thread
 
@@ -145,6 +146,23 @@ class Pipeline:
             if json.loads(record.key) == shard and record.value is not None:
                 found = codec.loads(record.value)
         return found
+
+
+class _Sender(threading.Thread):
+    """A thread whose ``join()`` raises the exception its target raised."""
+
+    error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except BaseException as exc:  # noqa: BLE001 - handed to join()
+            self.error = exc
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            raise RuntimeError(f"sending failed: {self.error!r}") from self.error
 
 
 class Worker:
