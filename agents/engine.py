@@ -60,7 +60,6 @@ class Engine(Service):
         self.owned: set[int] = set()
         self.partitions: dict[str, int] = {}
         self.ready = asyncio.Event()
-        self.topic = settings.events_topic
         self.window_features = settings.window_feature_names
         #: records read from the events topic, and events taken by a model shard
         self.n_received = 0

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from app import app
+from app import app, settings
 from tables.counters import totals
 from tables.models import live_shards
 
@@ -95,7 +95,8 @@ def messages_received() -> dict[str, int]:
 
     out = dict(app.monitor.messages_received_by_topic)
     if engine is not None:
-        out[engine.topic] = out.get(engine.topic, 0) + engine.n_received
+        topic = settings.events_topic
+        out[topic] = out.get(topic, 0) + engine.n_received
     return out
 
 

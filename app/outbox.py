@@ -23,7 +23,6 @@ class Outbox:
         self.sent: list[tuple[str, int, asyncio.Future]] = []
         #: base offset of the last batch Kafka acknowledged, per (topic, partition)
         self.acked: dict[tuple[str, int], int] = {}
-        self.n_messages = 0
 
     def add(
         self,
@@ -43,7 +42,6 @@ class Outbox:
             batch = self.batches[slot] = self.producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
                 raise ValueError(f"a message of {len(value or b'')} bytes is larger than a batch")
-        self.n_messages += 1
 
     async def send(self) -> None:
         """Hand every batch gathered so far to the producer (delivery goes on in the background)."""

@@ -218,7 +218,7 @@ class LiveShards:
         if covered != self.checkpointed.get(shard) or taken:
             self.writing.add(shard)
             try:
-                await self._write(shard, models, taken)
+                await self._write(shard, models, covered, taken)
             finally:
                 self.writing.discard(shard)
             models.record_history(time.time())
@@ -226,11 +226,10 @@ class LiveShards:
         self.last_checkpoint_wall[shard] = time.time()
         self._ack_covered(shard, covered)
 
-    async def _write(self, shard: int, models: ShardModels, taken: int) -> None:
+    async def _write(self, shard: int, models: ShardModels, covered: int, taken: int) -> None:
         # The snapshot (model and windows) is taken here, without awaiting: the engine goes on
         # stepping the shard while the checkpoint is written; what it takes meanwhile goes into
         # the next checkpoint.
-        covered = models.offset
         raw = self.codec.dumps(models.snapshot())
         if len(raw) > settings.checkpoint_max_bytes:
             raise CheckpointError(
@@ -326,17 +325,13 @@ def assigned_shards() -> set[int]:
     also has to be in the consumer's current assignment: after a revocation it is not, and a
     recovery finishing late for an assignment already revoked loads nothing it no longer owns.
     """
-    topic = scoring_topic_name()
+    topic = scoring.get_topic_name()
     current = app.consumer.assignment()
     return {
         tp.partition
         for tp in app.assignor.assigned_actives()
         if tp.topic == topic and tp in current
     }
-
-
-def scoring_topic_name() -> str:
-    return scoring.get_topic_name()
 
 
 live_shards = LiveShards(

@@ -53,7 +53,7 @@ class ShardWindows:
         #: the events offset of the checkpoint the stored values are read against
         self.base = base
         self.cache_size = cache_size
-        self.cache: dict[str, dict | None] = {}
+        self.cache: dict[str, dict] = {}
         #: keys changed since the last checkpoint began, with their state at that moment
         self.clean: dict[str, dict | None] = {}
         #: expired keys to delete with the next checkpoint
@@ -110,8 +110,7 @@ class ShardWindows:
             for key in list(self.cache)[:excess]:
                 if key in self.clean:
                     continue  # changed since: written by the next checkpoint
-                state = self.cache.pop(key)
-                if state is not None and WINDOWS.expired(state, self.now):
+                if WINDOWS.expired(self.cache.pop(key), self.now):
                     self.expired.add(key)
 
 
