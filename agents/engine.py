@@ -10,9 +10,9 @@ windows of its keys with it (tables/windows.py), and the per-event cost is River
 microseconds instead of Faust's per-message path.
 
 Per record: decode and check (bad ones go to ``<events>-dlq`` with the reason in headers),
-windowed aggregates for keyed events, one-hot strings, then ``ShardModels.step``: predict, score
-and learn when the label is inline, else park the features for the label join. Predictions go to
-partition ``p % partitions`` of the predictions topic in record batches.
+windowed aggregates for keyed events, one-hot strings, then ``ShardModels.take_event``:
+predict, score and learn when the label is inline, else park the features for the label join.
+Predictions go to partition ``p % partitions`` of the predictions topic in record batches.
 Delayed labels still travel through agents/labels.py and ``scoring`` to agents/learner.py.
 """
 
@@ -31,7 +31,7 @@ from mode import Service
 from app import app, settings
 from app.features import HOPPING, TUMBLING, enrich, one_hot, window_values
 from app.kafka_admin import bootstrap_servers
-from app.outbox import Outbox
+from app.outbox import NO_HEADERS, Outbox, Slot
 from app.records import Malformed, dead_letter_headers, parse_event
 from app.shard import ShardModels
 from app.topics import declare, enriched, events, events_dlq, join, predictions
@@ -197,22 +197,37 @@ class Engine(Service):
             return  # revoked while these were read
         windows = live_shards.windows[shard]
         origin = f"e{shard}"
-        last = models.origins.get(origin, -1)
+        last = taken_upto = models.origins.get(origin, -1)
+        topic = settings.predictions_topic
+        predictions = self.outbox.slot(topic, shard % self.partitions[topic])
+        step = self._step
         taken = 0
         with writing_to(shard):
-            for record in records:
-                if record.offset <= last:
-                    continue
-                taken += 1
-                self._step(shard, models, windows, record, time.time())
-                models.origins[origin] = record.offset
-        live_shards.taken[shard] += taken
+            try:
+                for record in records:
+                    offset = record.offset
+                    if offset <= last:
+                        continue
+                    step(shard, models, windows, record, predictions)
+                    taken_upto = offset
+                    taken += 1
+            finally:  # (an error stops the engine: what was taken is still counted right)
+                if taken:
+                    models.origins[origin] = taken_upto
+                    live_shards.taken[shard] += taken
+                    self.n_events += taken
         live_shards.last_taken[shard] = time.monotonic()
-        self.n_events += taken
 
     def _step(
-        self, shard: int, models: ShardModels, windows: ShardWindows, record, now: float
+        self,
+        shard: int,
+        models: ShardModels,
+        windows: ShardWindows,
+        record,
+        out: Slot,
     ) -> None:
+        """Take one events record; its predictions go to ``out``."""
+        now = time.time()
         try:
             event = parse_event(record.value)
         except Malformed as exc:
@@ -220,37 +235,39 @@ class Engine(Service):
             return
         key = event["key"]
         if key is not None:
-            if record.key is not None and record.key != key.encode() and settings.partitions > 1:
+            if settings.partitions > 1 and record.key is not None and record.key != key.encode():
                 self.n_misrouted += 1
             self._add_windows(windows, event, key)
         event["x"] = one_hot(event["x"])
-        event["kind"] = "event"
         event["t_in"] = record.timestamp / 1000.0
-        # no "src": the offset check in _take already drops what the shard has taken
+        # no duplicate check: the offset check in _take already drops what the shard has taken
         try:
-            outcome = models.step(event, models.offset, now)
+            predictions, park = models.take_event(event, now)
         except Exception as exc:  # a model that cannot take this event must not stop the shard
             reason = f"model failed on event {event['id']!r}: {type(exc).__name__}: {exc}"
             self._reject(shard, record, reason, "model_errors", now)
             return
-        out = self.outbox
-        topic = settings.predictions_topic
-        partition = shard % self.partitions[topic]
-        for prediction in outcome.predictions:
-            out.add(topic, partition, prediction["id"].encode(), orjson.dumps(prediction))
-        if outcome.park is not None:
-            park_key = outcome.park["id"].encode()
-            join_topic = join.get_topic_name()
-            n = self.partitions[join_topic]
-            out.add(
-                join_topic,
-                (murmur2(park_key) & 0x7FFFFFFF) % n,
-                park_key,
-                orjson.dumps(outcome.park),
-            )
+        for prediction in predictions:
+            key, value = prediction["id"].encode(), orjson.dumps(prediction)
+            # the batch's own append (Slot.add when it is full: a frame less per message)
+            if out.batch.append(timestamp=None, key=key, value=value, headers=NO_HEADERS) is None:
+                out.add(key, value)
+        if park is not None:
+            self._park(park)
         if settings.enriched_topic:
+            event["kind"] = "event"
             topic = settings.enriched_topic
-            out.add(topic, shard % self.partitions[topic], record.key, orjson.dumps(event))
+            partition = shard % self.partitions[topic]
+            self.outbox.add(topic, partition, record.key, orjson.dumps(event))
+
+    def _park(self, park: dict) -> None:
+        """Send an unlabelled event's features to the label join, keyed by event id."""
+        park_key = park["id"].encode()
+        join_topic = join.get_topic_name()
+        n = self.partitions[join_topic]
+        self.outbox.add(
+            join_topic, (murmur2(park_key) & 0x7FFFFFFF) % n, park_key, orjson.dumps(park)
+        )
 
     def _add_windows(self, windows: ShardWindows, event: dict, key: str) -> None:
         ts = event["ts"]

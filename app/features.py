@@ -62,11 +62,11 @@ def one_hot(x: dict) -> dict:
     >>> one_hot({"amount": 3.0, "merchant": "fuel", "online": False})
     {'amount': 3.0, 'merchant=fuel': 1, 'online': False}
     """
-    for v in x.values():
-        if type(v) is str:
-            break
-    else:
-        return x  # the common case: nothing to encode
+    try:  # numbers and bools only (the common case) compare without error, strings don't
+        if not x or type(min(x.values())) is not str:
+            return x
+    except TypeError:
+        pass  # strings among numbers
     return {
         (f"{k}={v}" if isinstance(v, str) else k): (1 if isinstance(v, str) else v)
         for k, v in x.items()

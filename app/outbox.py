@@ -8,9 +8,41 @@ message than learning it, so messages are appended to a record batch of their to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
+
+#: What a message without headers carries (the record batch reads it, never changes it).
+NO_HEADERS: list = []
+
+
+class Slot:
+    """The batches of one ``(topic, partition)``: the one being filled, and full ones."""
+
+    __slots__ = ("topic", "partition", "create", "batch", "full")
+
+    def __init__(self, topic: str, partition: int, create: Callable[[], object]) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.create = create
+        self.batch = create()
+        self.full: list = []
+
+    def add(self, key: bytes | None, value: bytes | None, headers: list = NO_HEADERS) -> None:
+        """Append one message (``value`` None: a tombstone)."""
+        if self.batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
+            self.full.append(self.batch)
+            self.batch = self.create()
+            if self.batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                raise ValueError(f"a message of {len(value or b'')} bytes is larger than a batch")
+
+    def take(self) -> list:
+        """The batches holding messages, to send now; the slot starts a new one."""
+        taken, self.full = self.full, []
+        if self.batch.record_count():
+            taken.append(self.batch)
+            self.batch = self.create()
+        return taken
 
 
 class Outbox:
@@ -18,11 +50,19 @@ class Outbox:
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
-        self.batches: dict[tuple[str, int], object] = {}
-        self.full: list[tuple[str, int, object]] = []
+        self.slots: dict[tuple[str, int], Slot] = {}
         self.sent: list[tuple[str, int, asyncio.Future]] = []
         #: base offset of the last batch Kafka acknowledged, per (topic, partition)
         self.acked: dict[tuple[str, int], int] = {}
+
+    def slot(self, topic: str, partition: int) -> Slot:
+        """The batches of ``topic[partition]``; its ``add`` is the fastest way to append."""
+        slot = self.slots.get((topic, partition))
+        if slot is None:
+            slot = self.slots[(topic, partition)] = Slot(
+                topic, partition, self.producer.create_batch
+            )
+        return slot
 
     def add(
         self,
@@ -33,20 +73,11 @@ class Outbox:
         headers: Sequence = (),
     ) -> None:
         """Append one message (``value`` None: a tombstone) to the batch of ``topic[partition]``."""
-        slot = (topic, partition)
-        batch = self.batches.get(slot)
-        if batch is None:
-            batch = self.batches[slot] = self.producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
-            self.full.append((topic, partition, batch))
-            batch = self.batches[slot] = self.producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
-                raise ValueError(f"a message of {len(value or b'')} bytes is larger than a batch")
+        self.slot(topic, partition).add(key, value, list(headers) if headers else NO_HEADERS)
 
     async def send(self) -> None:
         """Hand every batch gathered so far to the producer (delivery goes on in the background)."""
-        pending = [*self.full, *((t, p, b) for (t, p), b in self.batches.items())]
-        self.full, self.batches = [], {}
+        pending = [(s.topic, s.partition, b) for s in self.slots.values() for b in s.take()]
         # keep only deliveries still in flight or failed (a failure is raised by flush)
         self.sent = [s for s in self.sent if not s[2].done() or s[2].exception() is not None]
         for topic, partition, batch in pending:

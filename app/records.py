@@ -89,19 +89,21 @@ def _check_label(value: Any) -> Any:
     raise Malformed(f"y must be a number, string or bool, got {type(value).__name__}")
 
 
-def _check_features(x: Any) -> dict:
-    if type(x) is not dict:
-        raise Malformed(f"x must be an object of features, got {type(x).__name__}")
-    for name, value in x.items():
-        kind = type(value)
-        # the hot path of every event: JSON numbers are finite, so a range check is enough
+def _check_features(x: dict) -> None:
+    """Check each feature of ``x``: a finite number in range, a string or a bool.
+
+    >>> _check_features({"a": 1.5, "b": "s", "c": None})
+    Traceback (most recent call last):
+    app.records.Malformed: x['c'] must be a number, string or bool, got null
+    """
+    for name, v in x.items():
+        kind = type(v)
         if kind is float or kind is int:
-            if not -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:
-                _check_number(value, f"x[{name!r}]")
+            if not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:
+                _check_number(v, f"x[{name!r}]")
         elif kind is not str and kind is not bool:
-            kind_name = "null" if value is None else kind.__name__
+            kind_name = "null" if v is None else kind.__name__
             raise Malformed(f"x[{name!r}] must be a number, string or bool, got {kind_name}")
-    return x
 
 
 def parse_event(raw: bytes | None) -> dict:
@@ -115,22 +117,49 @@ def parse_event(raw: bytes | None) -> dict:
     Traceback (most recent call last):
     app.records.Malformed: x['a'] must be a number, string or bool, got list
     """
-    value = _decode(raw)
-    for field in ("id", "ts", "x"):
-        if field not in value:
-            raise Malformed(f"missing field {field!r}")
-    event = {
-        "id": _check_id(value["id"]),
-        "key": None,
-        "ts": _check_ts(value["ts"]),
-        "x": _check_features(value["x"]),
-    }
+    if raw is None:
+        raise Malformed("empty message (no value)")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Malformed(f"not JSON: {exc}") from None
+    if type(value) is not dict:
+        raise Malformed(f"expected a JSON object, got {type(value).__name__}")
+    try:
+        ident, ts, x = value["id"], value["ts"], value["x"]
+    except KeyError as exc:
+        raise Malformed(f"missing field {exc.args[0]!r}") from None
+    # Every event passes here: the common shapes are checked inline, anything else by the
+    # helpers, which say what is wrong.
+    if type(ident) is not str or not 0 < len(ident) <= MAX_ID_LENGTH:
+        _check_id(ident)
+    kind = type(ts)
+    if not ((kind is float or kind is int) and 0 <= ts <= MAX_TS):
+        _check_ts(ts)
+    if type(x) is not dict:
+        raise Malformed(f"x must be an object of features, got {type(x).__name__}")
+    if x:
+        # all numbers in range (the common case), checked by two C loops: numbers compared
+        # with strings, lists, objects or null raise TypeError, and so does the limit compared
+        # with whatever min or max returned when there is no number
+        values = x.values()
+        try:
+            in_range = -MAX_MAGNITUDE <= min(values) and max(values) <= MAX_MAGNITUDE
+        except TypeError:
+            in_range = False
+        if not in_range:
+            _check_features(x)  # raises, unless strings are mixed with numbers in range
     key = value.get("key")
-    if key is not None:
-        event["key"] = _check_id(key, "key")
-    if value.get("y") is not None:
-        event["y"] = _check_label(value["y"])
-    return event
+    if key is not None and (type(key) is not str or not 0 < len(key) <= MAX_ID_LENGTH):
+        _check_id(key, "key")
+    y = value.get("y")
+    if y is None:
+        return {"id": ident, "key": key, "ts": ts, "x": x}
+    kind = type(y)
+    numeric = (kind is int or kind is float) and -MAX_MAGNITUDE <= y <= MAX_MAGNITUDE
+    if not (numeric or kind is bool or kind is str):
+        y = _check_label(y)
+    return {"id": ident, "key": key, "ts": ts, "x": x, "y": y}
 
 
 def parse_label(raw: bytes | None) -> dict:

@@ -59,6 +59,24 @@ class LiveModel:
         self.n_predicted += 1
         return self._predict(x)
 
+    def test_then_train(self, x: dict, y: Any) -> Any:
+        """Predict ``x``, score the prediction against ``y``, learn ``(x, y)``; the prediction.
+
+        The same as :meth:`predict` then :meth:`score_and_learn`, in one call: this is the
+        per-event path of every labelled event.
+        """
+        self.n_predicted += 1
+        y_pred = self._predict(x)
+        if y_pred is not None and y_pred != {}:
+            label = label_of(y_pred) if isinstance(y_pred, dict) else y_pred
+            for update, wants_label in self._updates:
+                update(y, label if wants_label else y_pred)
+            self.n_scored += 1
+            self.recent.append((y, y_pred))
+        self.model.learn_one(x, y)
+        self.n_learned += 1
+        return y_pred
+
     def score_and_learn(self, x: dict, y: Any, y_pred: Any) -> None:
         """Update the metrics with ``y_pred`` (if there was one), then learn ``(x, y)``."""
         if y_pred is not None and y_pred != {}:
@@ -121,6 +139,25 @@ def from_pairs(value: Any) -> Any:
     return {k: v for k, v in value} if isinstance(value, list) else value
 
 
+def _prediction(event: dict, name: str, version: int, y_pred: Any, latency: float | None) -> dict:
+    """The prediction message of one model for one event (see the README's contract)."""
+    if isinstance(y_pred, dict):
+        label = max(y_pred, key=y_pred.get) if y_pred else None
+        proba = [[k, v] for k, v in y_pred.items()]
+    else:
+        label, proba = y_pred, None
+    return {
+        "id": event["id"],
+        "key": event["key"],
+        "model": name,
+        "version": version,
+        "y_pred": label,
+        "proba": proba,
+        "ts": event["ts"],
+        "latency_ms": latency,
+    }
+
+
 class Outcome:
     """What one step produced: predictions to publish and, maybe, features to park."""
 
@@ -177,26 +214,7 @@ class ShardModels:
             return out
         x = value["x"]
         if value["kind"] == "event":
-            labelled = "y" in value
-            parked = {}
-            for name, live in self.models.items():
-                version = live.n_learned
-                y_pred = live.predict(x)
-                if labelled:
-                    live.score_and_learn(x, value["y"], y_pred)
-                else:
-                    parked[name] = to_pairs(y_pred)
-                out.predictions.append(self._prediction(value, name, version, y_pred, now))
-            if not labelled:
-                out.park = {
-                    "kind": "park",
-                    "id": value["id"],
-                    "key": value["key"],
-                    "ts": value["ts"],
-                    "x": x,
-                    "y_pred": parked,
-                    "shard": self.shard,
-                }
+            out.predictions, out.park = self.take_event(value, now)
         elif value["kind"] == "label":
             for name, live in self.models.items():
                 y_pred = from_pairs(value["y_pred"].get(name)) if name in value["y_pred"] else None
@@ -209,18 +227,54 @@ class ShardModels:
         self.offset = offset
         return out
 
-    def _prediction(self, value: dict, name: str, version: int, y_pred: Any, now: float) -> dict:
-        t_in = value.get("t_in")
-        return {
-            "id": value["id"],
-            "key": value["key"],
-            "model": name,
-            "version": version,
-            "y_pred": label_of(y_pred),
-            "proba": to_pairs(y_pred) if isinstance(y_pred, dict) else None,
-            "ts": value["ts"],
-            "latency_ms": round((now - t_in) * 1000.0, 3) if t_in else None,
+    def take_event(self, event: dict, now: float) -> tuple[list[dict], dict | None]:
+        """Predict ``event`` with every model: the predictions to publish, and, when the event
+        has no label, the features and predictions to park until it arrives (else None).
+
+        A labelled event is learned at once (test-then-train). ``event`` is a checked event
+        (``app.records.parse_event``) whose ``t_in``, if given, is when it entered Kafka.
+        """
+        x = event["x"]
+        t_in = event.get("t_in")
+        latency = round((now - t_in) * 1000.0, 3) if t_in else None
+        predictions = []
+        if "y" in event:
+            y = event["y"]
+            for name, live in self.models.items():
+                version = live.n_learned
+                y_pred = live.test_then_train(x, y)
+                if isinstance(y_pred, dict):
+                    predictions.append(_prediction(event, name, version, y_pred, latency))
+                    continue
+                # a label or a number, as from predict_one: the message without a call
+                predictions.append(
+                    {
+                        "id": event["id"],
+                        "key": event["key"],
+                        "model": name,
+                        "version": version,
+                        "y_pred": y_pred,
+                        "proba": None,
+                        "ts": event["ts"],
+                        "latency_ms": latency,
+                    }
+                )
+            return predictions, None
+        parked = {}
+        for name, live in self.models.items():
+            y_pred = live.predict(x)
+            parked[name] = to_pairs(y_pred)
+            predictions.append(_prediction(event, name, live.n_learned, y_pred, latency))
+        park = {
+            "kind": "park",
+            "id": event["id"],
+            "key": event["key"],
+            "ts": event["ts"],
+            "x": x,
+            "y_pred": parked,
+            "shard": self.shard,
         }
+        return predictions, park
 
     def snapshot(self) -> dict:
         """The checkpoint of this shard: every model, its metrics and counters, and the offset."""
