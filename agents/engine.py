@@ -29,7 +29,7 @@ from aiokafka.partitioner import murmur2
 from mode import Service
 
 from app import app, settings
-from app.features import HOPPING, TUMBLING, enrich, one_hot, window_values
+from app.features import HOPPING, TUMBLING, add_aggregates, one_hot, window_values
 from app.kafka_admin import bootstrap_servers
 from app.outbox import NO_HEADERS, Outbox, Slot
 from app.records import Malformed, dead_letter_headers, parse_event
@@ -281,7 +281,8 @@ class Engine(Service):
         ts = event["ts"]
         state, previous = windows.update(key, ts, window_values(event["x"], self.window_features))
         tumbling, hopping = WINDOWS.aggregates(state, ts)
-        event["x"] = enrich(event["x"], {TUMBLING: tumbling, HOPPING: hopping}, previous, ts)
+        # x is this event's own dict (decoded from its record): extended in place
+        add_aggregates(event["x"], {TUMBLING: tumbling, HOPPING: hopping}, previous, ts)
 
     def _reject(self, shard: int, record, reason: str, counter: str, now: float) -> None:
         log.warning("rejected %s[%d]@%d: %s", record.topic, shard, record.offset, reason)

@@ -91,13 +91,22 @@ def enrich(x: dict, windows: dict[str, list], previous_ts: float | None, ts: flo
     {'amount': 3.0, 'count_tumbling_1h': 2, 'amount_sum_tumbling_1h': 5.0, \
 'amount_mean_tumbling_1h': 2.5, 'secs_since_last': 15.0}
     """
-    out = dict(x)
+    return add_aggregates(dict(x), windows, previous_ts, ts)
+
+
+def add_aggregates(x: dict, windows: dict[str, list], previous_ts: float | None, ts: float) -> dict:
+    """:func:`enrich` in place: add the aggregates to ``x`` itself and return it.
+
+    >>> x = {"amount": 3.0}
+    >>> add_aggregates(x, {"tumbling_1h": [0, {}]}, None, 25.0) is x, x
+    (True, {'amount': 3.0, 'count_tumbling_1h': 0})
+    """
     for label, (n, sums) in windows.items():
-        out[_count_name(label)] = n
+        x[_count_name(label)] = n
         for name, total in sums.items():
             sum_name, mean_name = _aggregate_names(name, label)
-            out[sum_name] = total
-            out[mean_name] = total / n if n else 0.0
+            x[sum_name] = total
+            x[mean_name] = total / n if n else 0.0
     if previous_ts is not None:
-        out["secs_since_last"] = float(ts - previous_ts)
-    return out
+        x["secs_since_last"] = float(ts - previous_ts)
+    return x
