@@ -236,7 +236,8 @@ class ShardModels:
         """
         x = event["x"]
         t_in = event.get("t_in")
-        latency = round((now - t_in) * 1000.0, 3) if t_in else None
+        # milliseconds to the microsecond (round(v, 3) costs several times more per event)
+        latency = round((now - t_in) * 1e6) / 1e3 if t_in else None
         predictions = []
         if "y" in event:
             y = event["y"]

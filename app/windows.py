@@ -65,7 +65,7 @@ class Windows:
         """
         index = math.floor(ts / self.window)
         tumbling = [0, {}]
-        for i, n, sums in state["w"]:
+        for i, n, sums in reversed(state["w"]):  # the event's window is nearly always the newest
             if i == index:
                 tumbling = [n, sums]
                 break
@@ -100,13 +100,16 @@ def _add(buckets: list, index: int, values: dict, horizon: float, size: float) -
     """Count one event in bucket ``index`` of ``buckets`` (sorted), dropping expired ones."""
     while buckets and (buckets[0][0] + 1) * size < horizon:
         del buckets[0]  # expired: the oldest come first
-    for bucket in reversed(buckets):  # the event's bucket is nearly always the newest
-        if bucket[0] == index:
-            bucket[1] += 1
-            sums = bucket[2]
-            for name, value in values.items():
-                sums[name] = sums.get(name, 0) + value
+    if buckets and buckets[-1][0] == index:
+        bucket = buckets[-1]  # nearly always: the newest bucket
+    else:
+        bucket = next((b for b in reversed(buckets) if b[0] == index), None)  # a late event
+        if bucket is None:
+            buckets.append([index, 1, dict(values)])
+            if len(buckets) > 1 and buckets[-2][0] > index:
+                buckets.sort(key=lambda b: b[0])
             return
-    buckets.append([index, 1, dict(values)])
-    if len(buckets) > 1 and buckets[-2][0] > index:
-        buckets.sort(key=lambda b: b[0])
+    bucket[1] += 1
+    sums = bucket[2]
+    for name, value in values.items():
+        sums[name] = sums.get(name, 0) + value

@@ -33,6 +33,10 @@ from tables.windows import ShardWindows, write, written
 
 log = logging.getLogger(__name__)
 
+#: Checkpoints of a shard are spaced by at least this many times what its last snapshot took,
+#: so that taking them costs at most 1/20 of the worker's time, however big the model grows.
+SNAPSHOT_SHARE_INVERSE = 20
+
 
 shard_checkpoints = app.Table(
     "shard-checkpoints",
@@ -69,6 +73,8 @@ class LiveShards:
         self.writing: set[int] = set()
         #: when each shard last took a message (to tell a stall behind the end of its partition)
         self.last_taken: dict[int, float] = {}
+        #: how long the last snapshot of each shard held the event loop (pickle and windows)
+        self.snapshot_seconds: dict[int, float] = {}
         self.n_restored = 0
         self.n_skipped = 0
         self.n_reread = 0
@@ -189,17 +195,23 @@ class LiveShards:
         return now - self.last_taken.get(shard, now) >= after
 
     def due(self, shard: int, now: float) -> bool:
-        """Whether ``shard`` has waiting messages and a checkpoint is owed."""
+        """Whether ``shard`` has waiting messages and a checkpoint is owed.
+
+        Besides a rebalance and shutdown, a checkpoint is owed after ``every`` messages or
+        ``seconds``, but never sooner than SNAPSHOT_SHARE_INVERSE times what the last snapshot of
+        the shard took (``snapshot_seconds``): snapshots stop the engine while they pickle, and a
+        model that grows (a tree pickles to megabytes) must not spend its time being saved.
+        """
         held = self.held.get(shard)
         taken = self.taken.get(shard, 0)
         if not held and not taken:
             return False
-        return (
-            len(held) + taken >= self.every
-            or now - self.last_checkpoint[shard] >= self.seconds
-            or app.rebalancing
-            or app.should_stop
-        )
+        if app.rebalancing or app.should_stop:
+            return True
+        since = now - self.last_checkpoint[shard]
+        if since < self.snapshot_seconds.get(shard, 0.0) * SNAPSHOT_SHARE_INVERSE:
+            return False
+        return len(held) + taken >= self.every or since >= self.seconds
 
     async def checkpoint(self, shard: int) -> None:
         """Write ``shard``'s checkpoint, then acknowledge the messages it covers.
@@ -230,6 +242,7 @@ class LiveShards:
         # The snapshot (model and windows) is taken here, without awaiting: the engine goes on
         # stepping the shard while the checkpoint is written; what it takes meanwhile goes into
         # the next checkpoint.
+        started_at = time.perf_counter()
         raw = self.codec.dumps(models.snapshot())
         if len(raw) > settings.checkpoint_max_bytes:
             raise CheckpointError(
@@ -241,6 +254,7 @@ class LiveShards:
         windows = self.windows[shard]
         upto = models.origins.get(f"e{shard}", -1)
         values, started = windows.begin(upto)
+        self.snapshot_seconds[shard] = time.perf_counter() - started_at
         try:
             if values:
                 write(shard, values, self.outbox)
@@ -313,6 +327,7 @@ class LiveShards:
             self.windows.pop(shard, None)
             self.last_checkpoint.pop(shard, None)
             self.last_checkpoint_wall.pop(shard, None)
+            self.snapshot_seconds.pop(shard, None)
             self.checkpointed.pop(shard, None)
             self.sought.pop(shard, None)
             self.last_taken.pop(shard, None)

@@ -75,3 +75,17 @@ def test_a_shard_idle_below_the_end_of_its_partition_is_stalled():
     assert not live.stalled(0, highwater=400, now=101.0)  # took something a moment ago
     assert not live.stalled(0, highwater=330, now=103.0)  # at the end
     assert not live.stalled(0, highwater=None, now=103.0)  # nothing fetched yet
+
+
+def test_checkpoints_are_spaced_by_what_the_last_snapshot_cost():
+    live = shards_learned_up_to(329)
+    live.taken[0], live.last_checkpoint[0] = 5000, 100.0
+    assert live.due(0, now=100.1)  # `every` (1000) events waiting
+    live.taken[0] = 10
+    assert not live.due(0, now=101.0)
+    assert live.due(0, now=102.0)  # `seconds` passed
+    live.snapshot_seconds[0] = 0.5  # a big model: pickling it took half a second
+    assert not live.due(0, now=105.0)
+    live.taken[0] = 5000
+    assert not live.due(0, now=105.0)  # even with `every` events waiting
+    assert live.due(0, now=110.0)  # 20 x 0.5 s later
