@@ -28,10 +28,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 from mode import Service
 
-from app import app, settings
+from app import app, raw_fetch, settings
 from app.features import HOPPING, TUMBLING, add_aggregates, one_hot, window_values
 from app.kafka_admin import bootstrap_servers
 from app.outbox import NO_HEADERS, Outbox, Slot
+from app.raw_fetch import RAW
 from app.records import Malformed, dead_letter_headers, parse_event
 from app.shard import ShardModels
 from app.topics import declare, enriched, events, events_dlq, join, predictions
@@ -83,8 +84,10 @@ class Engine(Service):
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, 20, 100)
         servers = bootstrap_servers(settings.broker)
+        raw_fetch.install()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=servers,
+            key_deserializer=RAW,  # records as aiokafka reads them: no ConsumerRecord each
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -285,7 +288,8 @@ class Engine(Service):
         add_aggregates(event["x"], {TUMBLING: tumbling, HOPPING: hopping}, previous, ts)
 
     def _reject(self, shard: int, record, reason: str, counter: str, now: float) -> None:
-        log.warning("rejected %s[%d]@%d: %s", record.topic, shard, record.offset, reason)
+        source = settings.events_topic  # (the engine's records are aiokafka's own: no .topic)
+        log.warning("rejected %s[%d]@%d: %s", source, shard, record.offset, reason)
         count(counter, shard)
         remember_reject(counter, shard, reason, record.offset, now)
         topic = settings.dlq_topic
@@ -294,7 +298,7 @@ class Engine(Service):
             shard % self.partitions[topic],
             record.key,
             record.value if record.value is not None else b"",
-            dead_letter_headers(reason, record.topic, shard, record.offset),
+            dead_letter_headers(reason, source, shard, record.offset),
         )
 
 

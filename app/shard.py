@@ -23,6 +23,8 @@ from app.model_spec import ModelSpec
 HISTORY_POINTS = 500
 #: Size of the rolling window of the "recent" metrics the web view shows beside the totals.
 ROLLING_WINDOW = 1000
+#: Seconds the "recent" metrics may be behind the shard (they are recomputed when asked for).
+ROLLING_REFRESH = 0.5
 
 
 @dataclass
@@ -38,7 +40,7 @@ class LiveModel:
     #: the last ROLLING_WINDOW ``(y, y_pred)`` scored, for the "recent" metrics of the web view
     #: (computed when asked for, so that the per-event cost is one append)
     recent: deque = field(default_factory=lambda: deque(maxlen=ROLLING_WINDOW))
-    _rolling_cache: tuple[int, dict] = (-1, {})
+    _rolling_cache: tuple[int, float, dict] = (-1, float("-inf"), {})
 
     def __post_init__(self) -> None:
         self.bind()
@@ -94,9 +96,14 @@ class LiveModel:
         return {type(m).__name__: m.get() for m in self.metric}
 
     def rolling_values(self) -> dict[str, float]:
-        """Each metric over the last ROLLING_WINDOW scored labels, by class name."""
-        seen, values = self._rolling_cache
-        if seen != self.n_scored:
+        """Each metric over the last ROLLING_WINDOW scored labels, by class name.
+
+        Recomputed at most every ROLLING_REFRESH seconds (a dashboard polled while the shard
+        learns thousands of events a second would otherwise replay the window on every request).
+        """
+        seen, at, values = self._rolling_cache
+        now = time.monotonic()
+        if seen != self.n_scored and now - at >= ROLLING_REFRESH:
             values = {}
             for metric in self.metric:
                 fresh = type(metric)()
@@ -104,7 +111,7 @@ class LiveModel:
                 for y, y_pred in self.recent:
                     fresh.update(y, label_of(y_pred) if wants_label else y_pred)
                 values[type(metric).__name__] = fresh.get()
-            self._rolling_cache = (self.n_scored, values)
+            self._rolling_cache = (self.n_scored, now, values)
         return values
 
 
