@@ -54,6 +54,9 @@ class Outbox:
         self.sent: list[tuple[str, int, asyncio.Future]] = []
         #: base offset of the last batch Kafka acknowledged, per (topic, partition)
         self.acked: dict[tuple[str, int], int] = {}
+        #: one send at a time: a flush then also waits for the batches of a send in progress,
+        #: and batches of one partition reach the producer in the order they were filled
+        self._sending = asyncio.Lock()
 
     def slot(self, topic: str, partition: int) -> Slot:
         """The batches of ``topic[partition]``; its ``add`` is the fastest way to append."""
@@ -77,12 +80,13 @@ class Outbox:
 
     async def send(self) -> None:
         """Hand every batch gathered so far to the producer (delivery goes on in the background)."""
-        pending = [(s.topic, s.partition, b) for s in self.slots.values() for b in s.take()]
-        # keep only deliveries still in flight or failed (a failure is raised by flush)
-        self.sent = [s for s in self.sent if not s[2].done() or s[2].exception() is not None]
-        for topic, partition, batch in pending:
-            future = await self.producer.send_batch(batch, topic, partition=partition)
-            self.sent.append((topic, partition, future))
+        async with self._sending:
+            pending = [(s.topic, s.partition, b) for s in self.slots.values() for b in s.take()]
+            # keep only deliveries still in flight or failed (a failure is raised by flush)
+            self.sent = [s for s in self.sent if not s[2].done() or s[2].exception() is not None]
+            for topic, partition, batch in pending:
+                future = await self.producer.send_batch(batch, topic, partition=partition)
+                self.sent.append((topic, partition, future))
 
     async def flush(self) -> None:
         """Send what is gathered and wait until Kafka has acknowledged every message.

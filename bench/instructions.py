@@ -56,13 +56,6 @@ def measure(mode: str, events: int, keys: int) -> int:
 
 
 def child(mode: str, events: int, keys: int) -> None:
-    os.environ.update(
-        STREAMLEARN_ID="instructions",
-        STREAMLEARN_STORE="memory://",
-        STREAMLEARN_CHECKPOINT_SECRET="bench",
-        STREAMLEARN_WINDOW_FEATURES=",".join(WINDOW_FEATURES),
-        STREAMLEARN_MODEL=MODELS["lr"].text,
-    )
     from aiokafka import AIOKafkaProducer
     from aiokafka.structs import ConsumerRecord
 
@@ -101,7 +94,7 @@ def child(mode: str, events: int, keys: int) -> None:
                 model.learn_one(x, y)
 
         async def take(rows: list) -> None:
-            for start in range(0, len(rows), 250):
+            for start in range(0, len(rows), 250):  # as the engine's PUBLISH_EVERY
                 await engine._take(0, rows[start : start + 250])
                 engine.outbox.slots = {}  # drop the batches: nothing is sent
 
@@ -124,11 +117,19 @@ def control(*args: str) -> None:
 
 
 sys.path.insert(0, str(ROOT))
+# before anything reads the settings (bench.workloads imports the app's modules)
+os.environ.update(
+    STREAMLEARN_ID="instructions",
+    STREAMLEARN_STORE="memory://",
+    STREAMLEARN_CHECKPOINT_SECRET="bench",
+    STREAMLEARN_WINDOW_FEATURES="0",  # as bench.workloads.WINDOW_FEATURES
+    STREAMLEARN_MODEL="StandardScaler | LogisticRegression @ Accuracy",  # as MODELS["lr"]
+)
 import orjson  # noqa: E402
 from river import metrics  # noqa: E402
 
 from bench import workloads  # noqa: E402
-from bench.workloads import MODELS, WINDOW_FEATURES  # noqa: E402
+from bench.workloads import MODELS  # noqa: E402
 
 
 def main() -> None:
