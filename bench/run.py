@@ -5,11 +5,12 @@
 Every system does the same work per event on the same rows (River's
 ``synth.Hyperplane(seed=3, n_features=10)`` as JSON events): decode, predict, update Accuracy,
 learn; ``StandardScaler | LogisticRegression`` and ``HoeffdingTreeClassifier``. Each run of a
-system is a fresh process with a fresh consumer group or app id; the table gives the median of
-``--reps`` runs and its ratio to the limit (River's plain loop over the rows in memory, median
-of the same reps). Every run's final Accuracy is checked against River's
-``evaluate.progressive_val_score`` on the same rows: a system that learned something else is
-reported INVALID, not fast.
+system is a fresh process with a fresh consumer group or app id, right after a run of the limit
+(River's plain loop over the rows in memory), and the systems take turns, repetition by
+repetition; the table gives the median of ``--reps`` runs and the median of their ratios to the
+limit run just before each (these machines change speed by 2x within minutes). Every run's
+final Accuracy is checked against River's ``evaluate.progressive_val_score`` on the same rows:
+a system that learned something else is reported INVALID, not fast.
 
 Also measured: streamlearn with windowed features on keyed events, the latency from producing
 an event to reading its prediction at half the measured maximum rate, the worker's memory from
@@ -26,6 +27,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +43,42 @@ RESULTS = ROOT / "bench" / "results"
 PEAK_RSS_MB: dict[str, float] = {}
 
 
-def median_of(runs: list[tuple[float, bool]]) -> tuple[float, str]:
+LIMIT = "River plain loop, in memory (the limit)"
+
+
+def interleaved(
+    workload: Workload,
+    model: str,
+    expected: float,
+    systems: dict[str, Callable[[], tuple[float, bool]]],
+    reps: int,
+) -> list:
+    """Table rows of ``systems`` (name -> one run: events/s, metric ok), each run right after a
+    run of the limit, repetition by repetition (every system once, then again).
+
+    These machines change speed by 2x within minutes: a system's three runs in a row can all
+    land in a slow spell. So the runs of all systems alternate, and each ratio is the median of
+    the run's events/s over the limit's, measured just before it on the same rows.
+    """
+    limits: list[tuple[float, bool]] = []
+    runs: dict[str, list[tuple[float, bool, float]]] = {name: [] for name in systems}
+    for _ in range(reps):
+        for name, run_once in systems.items():
+            limit, accuracy = workloads.river_loop(workload, model)
+            limits.append((limit, accuracy == expected))
+            rate, ok = run_once()
+            runs[name].append((rate, ok, rate / limit))
+            print(f"  {name} [{model}]: {rate:,.0f} ev/s, limit {limit:,.0f}", flush=True)
+    limit_rate, limit_check = _median(limits)
+    rows = [(f"{LIMIT} [{model}]", limit_rate, 1.0, limit_check)]
+    for name, results in runs.items():
+        rate, check = _median([(r, ok) for r, ok, _ in results])
+        ratio = statistics.median(ratio for _, _, ratio in results)
+        rows.append((f"{name} [{model}]", rate, ratio, check))
+    return rows
+
+
+def _median(runs: list[tuple[float, bool]]) -> tuple[float, str]:
     rate = statistics.median(r for r, _ in runs)
     return rate, "ok" if all(ok for _, ok in runs) else "INVALID"
 
@@ -51,43 +89,36 @@ def throughput(workload: Workload, models: list[str], reps: int, with_peers: boo
     topic = peers.fill(workload) if with_peers else None
     for model in models:
         expected = workloads.offline_accuracy(workload, model)
-        limits = []
-        for _ in range(reps):
-            rate, accuracy = workloads.river_loop(workload, model)
-            limits.append((rate, accuracy == expected))
-        limit, check = median_of(limits)
-        rows.append((f"River plain loop, in memory (the limit) [{model}]", limit, 1.0, check))
-        for system in peers.SYSTEMS if with_peers else []:
-            runs = []
-            for _ in range(reps):
-                result = peers.run_peer(system, topic, len(workload.rows), model)
-                runs.append((result["events_s"], result["accuracy"] == expected))
-                print(f"  {system} [{model}]: {result['events_s']:,.0f} ev/s", flush=True)
-            rate, check = median_of(runs)
-            rows.append((f"{peers.LABELS[system]} [{model}]", rate, rate / limit, check))
-        rate, check = worker_runs(workload, model, reps, expected, "no windows")
-        rows.append((f"streamlearn worker, no windows [{model}]", rate, rate / limit, check))
+        systems: dict[str, Callable[[], tuple[float, bool]]] = {
+            peers.LABELS[system]: partial(_peer, system, topic, workload, model, expected)
+            for system in (peers.SYSTEMS if with_peers else [])
+        }
+        systems["streamlearn worker, no windows"] = partial(
+            _worker, workload, model, expected, "no windows"
+        )
+        rows += interleaved(workload, model, expected, systems, reps)
     return rows
 
 
-def worker_runs(workload: Workload, model: str, reps: int, expected: float, kind: str) -> tuple:
-    """Median events/s of ``reps`` fresh workers draining ``workload``, and the metric check."""
-    runs = []
-    for _ in range(reps):
-        drained = worker.drain(workload, model)
-        runs.append((drained.events_s, drained.accuracy == expected))
-        PEAK_RSS_MB[f"{kind} [{model}]"] = drained.peak_rss_mb
-        print(f"  streamlearn {kind} [{model}]: {drained.events_s:,.0f} ev/s", flush=True)
-    return median_of(runs)
+def _peer(system: str, topic: str, workload: Workload, model: str, expected: float) -> tuple:
+    result = peers.run_peer(system, topic, len(workload.rows), model)
+    return result["events_s"], result["accuracy"] == expected
 
 
-def windowed(workload: Workload, models: list[str], reps: int, limits: dict) -> list:
+def _worker(workload: Workload, model: str, expected: float, kind: str) -> tuple[float, bool]:
+    """One fresh worker draining ``workload``: events/s and the metric check."""
+    drained = worker.drain(workload, model)
+    PEAK_RSS_MB[f"{kind} [{model}]"] = drained.peak_rss_mb
+    return drained.events_s, drained.accuracy == expected
+
+
+def windowed(workload: Workload, models: list[str], reps: int) -> list:
     rows = []
     for model in models:
         expected = workloads.offline_accuracy(workload, model)
-        rate, check = worker_runs(workload, model, reps, expected, "windows")
-        label = f"streamlearn worker, windows on keyed events [{model}]"
-        rows.append((label, rate, rate / limits[model], check))
+        run_once = partial(_worker, workload, model, expected, "windows")
+        systems = {"streamlearn worker, windows on keyed events": run_once}
+        rows += interleaved(workload, model, expected, systems, reps)[1:]  # its limit: above
     return rows
 
 
@@ -129,9 +160,8 @@ def main() -> None:
     print(f"throughput: {n} events, {reps} reps, models {models}", flush=True)
     plain = workloads.make(n)
     table = throughput(plain, models, reps, with_peers)
-    limits = {m: r[1] for m in models for r in table if r[0].endswith(f"(the limit) [{m}]")}
     print("windowed features on keyed events", flush=True)
-    table += windowed(workloads.make(n, keys=1000), models, reps, limits)
+    table += windowed(workloads.make(n, keys=1000), models, reps)
 
     lr_worker = next(r[1] for r in table if r[0] == "streamlearn worker, no windows [lr]")
     print("latency at half the measured maximum", flush=True)
