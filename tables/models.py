@@ -33,9 +33,11 @@ from tables.windows import ShardWindows, write, written
 
 log = logging.getLogger(__name__)
 
-#: Checkpoints of a shard are spaced by at least this many times what its last snapshot took,
-#: so that taking them costs at most 1/20 of the worker's time, however big the model grows.
-SNAPSHOT_SHARE_INVERSE = 20
+#: Checkpoints of a shard are spaced by at least this many times what its last snapshot took
+#: (pickling it), so that checkpoints cost a few percent of the worker's time however big the
+#: model grows: sending, storing and replicating a checkpoint costs a few times its pickling
+#: (a Hoeffding tree of 100k events: about 80 ms to pickle, so one checkpoint per 8 s).
+SNAPSHOT_SHARE_INVERSE = 100
 
 
 shard_checkpoints = app.Table(

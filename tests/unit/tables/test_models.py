@@ -84,8 +84,8 @@ def test_checkpoints_are_spaced_by_what_the_last_snapshot_cost():
     live.taken[0] = 10
     assert not live.due(0, now=101.0)
     assert live.due(0, now=102.0)  # `seconds` passed
-    live.snapshot_seconds[0] = 0.5  # a big model: pickling it took half a second
+    live.snapshot_seconds[0] = 0.1  # a big model: pickling it took 100 ms
     assert not live.due(0, now=105.0)
     live.taken[0] = 5000
     assert not live.due(0, now=105.0)  # even with `every` events waiting
-    assert live.due(0, now=110.0)  # 20 x 0.5 s later
+    assert live.due(0, now=110.0)  # SNAPSHOT_SHARE_INVERSE (100) x 0.1 s later
