@@ -117,14 +117,7 @@ def parse_event(raw: bytes | None) -> dict:
     Traceback (most recent call last):
     app.records.Malformed: x['a'] must be a number, string or bool, got list
     """
-    if raw is None:
-        raise Malformed("empty message (no value)")
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise Malformed(f"not JSON: {exc}") from None
-    if type(value) is not dict:
-        raise Malformed(f"expected a JSON object, got {type(value).__name__}")
+    value = _decode(raw)
     try:
         ident, ts, x = value["id"], value["ts"], value["x"]
     except KeyError as exc:

@@ -69,14 +69,7 @@ class LiveModel:
         """
         self.n_predicted += 1
         y_pred = self._predict(x)
-        if y_pred is not None and y_pred != {}:
-            label = label_of(y_pred) if isinstance(y_pred, dict) else y_pred
-            for update, wants_label in self._updates:
-                update(y, label if wants_label else y_pred)
-            self.n_scored += 1
-            self.recent.append((y, y_pred))
-        self.model.learn_one(x, y)
-        self.n_learned += 1
+        self.score_and_learn(x, y, y_pred)
         return y_pred
 
     def score_and_learn(self, x: dict, y: Any, y_pred: Any) -> None:
