@@ -31,7 +31,7 @@ from mode import Service
 from app import app, raw_fetch, settings
 from app.features import HOPPING, TUMBLING, add_aggregates, one_hot, window_values
 from app.kafka_admin import bootstrap_servers
-from app.outbox import NO_HEADERS, Outbox, Slot
+from app.outbox import Outbox, Slot
 from app.raw_fetch import RAW
 from app.records import Malformed, dead_letter_headers, parse_event
 from app.shard import ShardModels
@@ -259,10 +259,7 @@ class Engine(Service):
             self._reject(shard, record, reason, "model_errors", now)
             return
         for prediction in predictions:
-            key, value = prediction["id"].encode(), orjson.dumps(prediction)
-            # the batch's own append (Slot.add when it is full: a frame less per message)
-            if out.batch.append(timestamp=None, key=key, value=value, headers=NO_HEADERS) is None:
-                out.add(key, value)
+            out.add(prediction["id"].encode(), orjson.dumps(prediction))
         if park is not None:
             self._park(park)
         if settings.enriched_topic:

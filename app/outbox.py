@@ -59,7 +59,7 @@ class Outbox:
         self._sending = asyncio.Lock()
 
     def slot(self, topic: str, partition: int) -> Slot:
-        """The batches of ``topic[partition]``; its ``add`` is the fastest way to append."""
+        """The batches of ``topic[partition]`` (the engine keeps the one it writes to most)."""
         slot = self.slots.get((topic, partition))
         if slot is None:
             slot = self.slots[(topic, partition)] = Slot(

@@ -82,6 +82,11 @@ def _check_id(value: Any, what: str = "id") -> str:
 
 
 def _check_label(value: Any) -> Any:
+    kind = type(value)
+    if kind is bool or kind is str:
+        return value
+    if (kind is int or kind is float) and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:
+        return value  # the common case, checked in one comparison
     if isinstance(value, bool | str):
         return value
     if isinstance(value, int | float):
@@ -122,13 +127,8 @@ def parse_event(raw: bytes | None) -> dict:
         ident, ts, x = value["id"], value["ts"], value["x"]
     except KeyError as exc:
         raise Malformed(f"missing field {exc.args[0]!r}") from None
-    # Every event passes here: the common shapes are checked inline, anything else by the
-    # helpers, which say what is wrong.
-    if type(ident) is not str or not 0 < len(ident) <= MAX_ID_LENGTH:
-        _check_id(ident)
-    kind = type(ts)
-    if not ((kind is float or kind is int) and 0 <= ts <= MAX_TS):
-        _check_ts(ts)
+    _check_id(ident)
+    _check_ts(ts)
     if type(x) is not dict:
         raise Malformed(f"x must be an object of features, got {type(x).__name__}")
     if x:
@@ -143,16 +143,12 @@ def parse_event(raw: bytes | None) -> dict:
         if not in_range:
             _check_features(x)  # raises, unless strings are mixed with numbers in range
     key = value.get("key")
-    if key is not None and (type(key) is not str or not 0 < len(key) <= MAX_ID_LENGTH):
+    if key is not None:
         _check_id(key, "key")
     y = value.get("y")
     if y is None:
         return {"id": ident, "key": key, "ts": ts, "x": x}
-    kind = type(y)
-    numeric = (kind is int or kind is float) and -MAX_MAGNITUDE <= y <= MAX_MAGNITUDE
-    if not (numeric or kind is bool or kind is str):
-        y = _check_label(y)
-    return {"id": ident, "key": key, "ts": ts, "x": x, "y": y}
+    return {"id": ident, "key": key, "ts": ts, "x": x, "y": _check_label(y)}
 
 
 def parse_label(raw: bytes | None) -> dict:

@@ -61,17 +61,6 @@ class LiveModel:
         self.n_predicted += 1
         return self._predict(x)
 
-    def test_then_train(self, x: dict, y: Any) -> Any:
-        """Predict ``x``, score the prediction against ``y``, learn ``(x, y)``; the prediction.
-
-        The same as :meth:`predict` then :meth:`score_and_learn`, in one call: this is the
-        per-event path of every labelled event.
-        """
-        self.n_predicted += 1
-        y_pred = self._predict(x)
-        self.score_and_learn(x, y, y_pred)
-        return y_pred
-
     def score_and_learn(self, x: dict, y: Any, y_pred: Any) -> None:
         """Update the metrics with ``y_pred`` (if there was one), then learn ``(x, y)``."""
         if y_pred is not None and y_pred != {}:
@@ -141,18 +130,13 @@ def from_pairs(value: Any) -> Any:
 
 def _prediction(event: dict, name: str, version: int, y_pred: Any, latency: float | None) -> dict:
     """The prediction message of one model for one event (see the README's contract)."""
-    if isinstance(y_pred, dict):
-        label = max(y_pred, key=y_pred.get) if y_pred else None
-        proba = [[k, v] for k, v in y_pred.items()]
-    else:
-        label, proba = y_pred, None
     return {
         "id": event["id"],
         "key": event["key"],
         "model": name,
         "version": version,
-        "y_pred": label,
-        "proba": proba,
+        "y_pred": label_of(y_pred),
+        "proba": to_pairs(y_pred) if isinstance(y_pred, dict) else None,
         "ts": event["ts"],
         "latency_ms": latency,
     }
@@ -238,34 +222,18 @@ class ShardModels:
         t_in = event.get("t_in")
         # milliseconds to the microsecond (round(v, 3) costs several times more per event)
         latency = round((now - t_in) * 1e6) / 1e3 if t_in else None
-        predictions = []
-        if "y" in event:
-            y = event["y"]
-            for name, live in self.models.items():
-                version = live.n_learned
-                y_pred = live.test_then_train(x, y)
-                if isinstance(y_pred, dict):
-                    predictions.append(_prediction(event, name, version, y_pred, latency))
-                    continue
-                # a label or a number, as from predict_one: the message without a call
-                predictions.append(
-                    {
-                        "id": event["id"],
-                        "key": event["key"],
-                        "model": name,
-                        "version": version,
-                        "y_pred": y_pred,
-                        "proba": None,
-                        "ts": event["ts"],
-                        "latency_ms": latency,
-                    }
-                )
-            return predictions, None
-        parked = {}
+        labelled = "y" in event
+        predictions, parked = [], {}
         for name, live in self.models.items():
+            version = live.n_learned
             y_pred = live.predict(x)
-            parked[name] = to_pairs(y_pred)
-            predictions.append(_prediction(event, name, live.n_learned, y_pred, latency))
+            if labelled:
+                live.score_and_learn(x, event["y"], y_pred)
+            else:
+                parked[name] = to_pairs(y_pred)
+            predictions.append(_prediction(event, name, version, y_pred, latency))
+        if labelled:
+            return predictions, None
         park = {
             "kind": "park",
             "id": event["id"],

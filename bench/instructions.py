@@ -59,7 +59,7 @@ def child(mode: str, events: int, keys: int) -> None:
     from aiokafka import AIOKafkaProducer
     from aiokafka.structs import ConsumerRecord
 
-    from agents.engine import engine
+    from agents.engine import PUBLISH_EVERY, engine
     from app.outbox import Outbox
     from app.settings import settings
     from app.shard import ShardModels
@@ -82,25 +82,15 @@ def child(mode: str, events: int, keys: int) -> None:
         live_shards.shards[0] = ShardModels.fresh(0, live_shards.specs)
         live_shards.windows[0] = ShardWindows(0, -1, settings.key_cache)
         live_shards.taken[0] = 0
-        model, metric = MODELS["lr"].build(), metrics.Accuracy()
-
-        def limit(rows: list) -> None:
-            for record in rows:
-                event = orjson.loads(record.value)
-                x, y = event["x"], event["y"]
-                y_pred = model.predict_one(x)
-                if y_pred is not None:
-                    metric.update(y, y_pred)
-                model.learn_one(x, y)
 
         async def take(rows: list) -> None:
-            for start in range(0, len(rows), 250):  # as the engine's PUBLISH_EVERY
-                await engine._take(0, rows[start : start + 250])
+            for start in range(0, len(rows), PUBLISH_EVERY):
+                await engine._take(0, rows[start : start + PUBLISH_EVERY])
                 engine.outbox.slots = {}  # drop the batches: nothing is sent
 
         async def loop(rows: list) -> None:
-            if mode == "limit":
-                limit(rows)
+            if mode == "limit":  # bench/run.py's limit itself, on the same rows
+                workloads.river_loop(Workload("", [r.value for r in rows], [], False), "lr")
             else:
                 await take(rows)
 
@@ -125,11 +115,8 @@ os.environ.update(
     STREAMLEARN_WINDOW_FEATURES="0",  # as bench.workloads.WINDOW_FEATURES
     STREAMLEARN_MODEL="StandardScaler | LogisticRegression @ Accuracy",  # as MODELS["lr"]
 )
-import orjson  # noqa: E402
-from river import metrics  # noqa: E402
-
 from bench import workloads  # noqa: E402
-from bench.workloads import MODELS  # noqa: E402
+from bench.workloads import Workload  # noqa: E402
 
 
 def main() -> None:
