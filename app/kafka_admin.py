@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+    TopicAlreadyExistsError,
+)
 
 log = logging.getLogger(__name__)
+
+#: Seconds topic creation waits for a cluster that answers but has no broker ready yet (a KRaft
+#: cluster just started accepts connections before it serves metadata).
+READY_TIMEOUT = 20.0
+_NOT_READY = (KafkaConnectionError, NodeNotReadyError, RequestTimedOutError)
 
 
 def bootstrap_servers(broker_url: str) -> str:
@@ -29,7 +41,24 @@ def bootstrap_servers(broker_url: str) -> str:
 async def ensure_topics(
     broker_url: str, names: list[str], partitions: int, replication: int
 ) -> None:
-    """Create each of ``names`` that does not exist; warn when one exists with other partitions."""
+    """Create each of ``names`` that does not exist; warn when one exists with other partitions.
+
+    A cluster that is still starting is waited for, up to READY_TIMEOUT seconds.
+    """
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        try:
+            return await _ensure_topics(broker_url, names, partitions, replication)
+        except _NOT_READY as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.info("Kafka at %s is not ready yet (%r): retrying", broker_url, exc)
+            await asyncio.sleep(0.5)
+
+
+async def _ensure_topics(
+    broker_url: str, names: list[str], partitions: int, replication: int
+) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
     await admin.start()
     try:
