@@ -250,10 +250,9 @@ class Engine(Service):
                 self.n_misrouted += 1
             self._add_windows(windows, event, key)
         event["x"] = one_hot(event["x"])
-        event["t_in"] = record.timestamp / 1000.0
         # no duplicate check: the offset check in _take already drops what the shard has taken
         try:
-            predictions, park = models.take_event(event, now)
+            predictions, park = models.take_event(event, now, record.timestamp / 1000.0)
         except Exception as exc:  # a model that cannot take this event must not stop the shard
             reason = f"model failed on event {event['id']!r}: {type(exc).__name__}: {exc}"
             self._reject(shard, record, reason, "model_errors", now)
@@ -264,6 +263,7 @@ class Engine(Service):
             self._park(park)
         if settings.enriched_topic:
             event["kind"] = "event"
+            event["t_in"] = record.timestamp / 1000.0
             topic = settings.enriched_topic
             partition = shard % self.partitions[topic]
             self.outbox.add(topic, partition, record.key, orjson.dumps(event))

@@ -6,6 +6,7 @@ Pure functions of plain dicts; ``agents/engine.py`` and ``agents/features.py`` a
 from __future__ import annotations
 
 from functools import lru_cache
+from math import hypot
 
 from app.settings import settings
 
@@ -62,11 +63,11 @@ def one_hot(x: dict) -> dict:
     >>> one_hot({"amount": 3.0, "merchant": "fuel", "online": False})
     {'amount': 3.0, 'merchant=fuel': 1, 'online': False}
     """
-    try:  # numbers and bools only (the common case) compare without error, strings don't
-        if not x or type(min(x.values())) is not str:
-            return x
-    except TypeError:
-        pass  # strings among numbers
+    try:  # numbers and bools only (the common case) have a norm; strings raise TypeError
+        hypot(*x.values())
+        return x
+    except (TypeError, OverflowError):
+        pass  # strings among numbers (or an int too large for a float, before a string)
     return {
         (f"{k}={v}" if isinstance(v, str) else k): (1 if isinstance(v, str) else v)
         for k, v in x.items()

@@ -198,7 +198,7 @@ class ShardModels:
             return out
         x = value["x"]
         if value["kind"] == "event":
-            out.predictions, out.park = self.take_event(value, now)
+            out.predictions, out.park = self.take_event(value, now, value.get("t_in"))
         elif value["kind"] == "label":
             for name, live in self.models.items():
                 y_pred = from_pairs(value["y_pred"].get(name)) if name in value["y_pred"] else None
@@ -211,22 +211,24 @@ class ShardModels:
         self.offset = offset
         return out
 
-    def take_event(self, event: dict, now: float) -> tuple[list[dict], dict | None]:
+    def take_event(
+        self, event: dict, now: float, t_in: float | None = None
+    ) -> tuple[list[dict], dict | None]:
         """Predict ``event`` with every model: the predictions to publish, and, when the event
         has no label, the features and predictions to park until it arrives (else None).
 
         A labelled event is learned at once (test-then-train). ``event`` is a checked event
-        (``app.records.parse_event``) whose ``t_in``, if given, is when it entered Kafka.
+        (``app.records.parse_event``); ``t_in``, if given, is when it entered Kafka.
         """
         x = event["x"]
-        t_in = event.get("t_in")
         # milliseconds to the microsecond (round(v, 3) costs several times more per event)
         latency = round((now - t_in) * 1e6) / 1e3 if t_in else None
         labelled = "y" in event
         predictions, parked = [], {}
         for name, live in self.models.items():
             version = live.n_learned
-            y_pred = live.predict(x)
+            live.n_predicted += 1  # (LiveModel.predict, without a call per event and model)
+            y_pred = live._predict(x)
             if labelled:
                 live.score_and_learn(x, event["y"], y_pred)
             else:

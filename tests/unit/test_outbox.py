@@ -1,0 +1,59 @@
+"""Slot appends straight to aiokafka's C batch builder: the batches must read back as sent."""
+
+import pytest
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.memory_records import MemoryRecords
+
+from app.outbox import Slot
+
+
+def messages(batches: list) -> list[list[tuple]]:
+    """(offset in batch, key, value, headers) of each message, per built batch."""
+    out = []
+    for batch in batches:
+        records = MemoryRecords(bytes(batch._build()))
+        read = []
+        while records.has_next():
+            for record in records.next_batch():
+                read.append((record.offset, record.key, record.value, list(record.headers)))
+        out.append(read)
+    return out
+
+
+def test_messages_read_back_in_order_with_their_offsets_keys_and_headers():
+    slot = Slot("predictions", 0, lambda: BatchBuilder(16 * 1024, 0))
+    slot.add(b"k0", b"v0")
+    slot.add(None, b"v1", [("reason", b"why")])
+    slot.add(b"k2", None)  # a tombstone
+    [batch] = slot.take()
+    assert batch.record_count() == 3
+    assert messages([batch]) == [
+        [(0, b"k0", b"v0", []), (1, None, b"v1", [("reason", b"why")]), (2, b"k2", None, [])]
+    ]
+    assert slot.take() == []  # nothing new: nothing to send
+
+
+def test_a_full_batch_rolls_over_and_no_message_is_lost():
+    slot = Slot("predictions", 0, lambda: BatchBuilder(200, 0))
+    values = [b"%03d" % i + b"x" * 40 for i in range(20)]
+    for i, value in enumerate(values):
+        slot.add(b"k%d" % i, value)
+    batches = slot.take()
+    assert len(batches) > 2
+    assert all(batch.closed() for batch in batches[:-1])
+    read = [m for batch in messages(batches) for m in batch]
+    assert [value for _, _, value, _ in read] == values
+    # offsets restart at 0 in every batch: the broker assigns the real ones
+    assert [m[0] for m in messages(batches)[1]] == list(range(len(messages(batches)[1])))
+
+
+def test_a_message_larger_than_a_batch_travels_alone_in_a_batch_of_its_own():
+    slot = Slot("predictions", 0, lambda: BatchBuilder(100, 0))
+    slot.add(b"k", b"small")
+    slot.add(b"k", b"x" * 500)  # the broker's message size limit applies, not the batch's
+    slot.add(b"k", b"after")
+    assert [[value for _, _, value, _ in batch] for batch in messages(slot.take())] == [
+        [b"small"],
+        [b"x" * 500],
+        [b"after"],
+    ]
