@@ -1,6 +1,5 @@
 """Slot appends straight to aiokafka's C batch builder: the batches must read back as sent."""
 
-import pytest
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 
