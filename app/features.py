@@ -45,14 +45,19 @@ def window_values(x: dict, only: frozenset[str] | None = None) -> dict:
     """
     if only is None:
         return numeric(x)
-    # in the order of x (a set's order changes between processes, and float sums with it)
     out = {}
-    for name, value in x.items():
-        if name in only:
-            kind = type(value)
-            if kind is float or kind is int:
-                out[name] = value
+    for name in _in_order(only):
+        value = x.get(name)
+        kind = type(value)
+        if kind is float or kind is int:
+            out[name] = value
     return out
+
+
+@lru_cache(maxsize=64)
+def _in_order(names: frozenset[str]) -> tuple[str, ...]:
+    """``names`` sorted: a set's order changes between processes, and float sums with it."""
+    return tuple(sorted(names))
 
 
 def one_hot(x: dict) -> dict:

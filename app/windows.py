@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import islice
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,12 @@ class Windows:
                 break
         last = math.floor(ts / self.hop_step)
         first = last - self.hop_buckets + 1
+        buckets = state["h"]
+        start = len(buckets)
+        while start and buckets[start - 1][0] >= first:  # from the newest: skip what expired
+            start -= 1
         n_hop, hop = 0, {}
-        for i, n, sums in state["h"]:
-            if i < first:
-                continue
+        for i, n, sums in islice(buckets, start, None):  # oldest first: the sums' order
             if i > last:
                 break
             n_hop += n
@@ -100,14 +103,17 @@ def _add(buckets: list, index: int, values: dict, horizon: float, size: float) -
     """Count one event in bucket ``index`` of ``buckets`` (sorted), dropping expired ones."""
     while buckets and (buckets[0][0] + 1) * size < horizon:
         del buckets[0]  # expired: the oldest come first
-    if buckets and buckets[-1][0] == index:
+    newest = buckets[-1][0] if buckets else None
+    if newest == index:
         bucket = buckets[-1]  # nearly always: the newest bucket
+    elif newest is None or index > newest:
+        buckets.append([index, 1, dict(values)])  # the key's first event in a later bucket
+        return
     else:
         bucket = next((b for b in reversed(buckets) if b[0] == index), None)  # a late event
         if bucket is None:
             buckets.append([index, 1, dict(values)])
-            if len(buckets) > 1 and buckets[-2][0] > index:
-                buckets.sort(key=lambda b: b[0])
+            buckets.sort(key=lambda b: b[0])
             return
     bucket[1] += 1
     sums = bucket[2]
