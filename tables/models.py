@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 #: model grows: sending, storing and replicating a checkpoint costs a few times its pickling
 #: (a Hoeffding tree of 100k events: about 80 ms to pickle, so one checkpoint per 8 s).
 SNAPSHOT_SHARE_INVERSE = 100
+#: ... but never by more than this many seconds: the window values changed since the last
+#: checkpoint wait in memory for the next one, and a crash replays what came after it.
+MAX_CHECKPOINT_SPACING = 30.0
 
 
 shard_checkpoints = app.Table(
@@ -211,7 +214,8 @@ class LiveShards:
         if app.rebalancing or app.should_stop:
             return True
         since = now - self.last_checkpoint[shard]
-        if since < self.snapshot_seconds.get(shard, 0.0) * SNAPSHOT_SHARE_INVERSE:
+        spacing = self.snapshot_seconds.get(shard, 0.0) * SNAPSHOT_SHARE_INVERSE
+        if since < min(spacing, MAX_CHECKPOINT_SPACING):
             return False
         return len(held) + taken >= self.every or since >= self.seconds
 
@@ -246,6 +250,9 @@ class LiveShards:
         # the next checkpoint.
         started_at = time.perf_counter()
         raw = self.codec.dumps(models.snapshot())
+        # the model's pickling only: window values cost in proportion to the keys changed since
+        # the last checkpoint, so spacing checkpoints by them would make the next one bigger
+        self.snapshot_seconds[shard] = time.perf_counter() - started_at
         if len(raw) > settings.checkpoint_max_bytes:
             raise CheckpointError(
                 f"shard {shard}: the checkpoint is {len(raw) / 2**20:.1f} MiB, more than "
@@ -256,7 +263,6 @@ class LiveShards:
         windows = self.windows[shard]
         upto = models.origins.get(f"e{shard}", -1)
         values, started = windows.begin(upto)
-        self.snapshot_seconds[shard] = time.perf_counter() - started_at
         try:
             if values:
                 write(shard, values, self.outbox)

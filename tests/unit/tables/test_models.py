@@ -89,3 +89,6 @@ def test_checkpoints_are_spaced_by_what_the_last_snapshot_cost():
     live.taken[0] = 5000
     assert not live.due(0, now=105.0)  # even with `every` events waiting
     assert live.due(0, now=110.0)  # SNAPSHOT_SHARE_INVERSE (100) x 0.1 s later
+    live.snapshot_seconds[0] = 5.0  # a huge model: 500 s by the rule above
+    assert not live.due(0, now=129.0)
+    assert live.due(0, now=130.0)  # but never more than MAX_CHECKPOINT_SPACING (30 s)
