@@ -227,8 +227,7 @@ class ShardModels:
         predictions, parked = [], {}
         for name, live in self.models.items():
             version = live.n_learned
-            live.n_predicted += 1  # (LiveModel.predict, without a call per event and model)
-            y_pred = live._predict(x)
+            y_pred = live.predict(x)
             if labelled:
                 live.score_and_learn(x, event["y"], y_pred)
             else:
