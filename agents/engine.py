@@ -100,12 +100,13 @@ class Engine(Service):
             enable_idempotence=True,
             linger_ms=0,  # batches are formed per read already
             max_batch_size=512 * 1024,
+            # checkpoints go through it too (tables/models.py), as large as Faust's producer takes
+            max_request_size=app.conf.producer_max_request_size,
         )
         await self.consumer.start()
         await self.producer.start()
         self.outbox = Outbox(self.producer)
-        live_shards.flushers.append(self.outbox.flush)
-        live_shards.outbox = self.outbox
+        live_shards.outbox = self.outbox  # flushed by every checkpoint
 
     async def on_stop(self) -> None:
         # Faust checkpoints the shards when it stops (the learner's loop); write what is left.
@@ -115,8 +116,8 @@ class Engine(Service):
                 await live_shards.checkpoint(shard)
             except Exception:  # noqa: BLE001 - shutting down: the replay covers it
                 log.exception("shard %d: final checkpoint failed", shard)
-        if self.outbox is not None and self.outbox.flush in live_shards.flushers:
-            live_shards.flushers.remove(self.outbox.flush)
+        if live_shards.outbox is self.outbox:
+            live_shards.outbox = None  # its producer stops here
         if self.consumer is not None:
             await self.consumer.stop()
         if self.producer is not None:

@@ -69,6 +69,18 @@ async def checkpoint_periodically(interval: float = 0.2) -> None:
             log.exception("checkpoint loop: retrying in %.1fs", interval)
 
 
+#: a checkpoint still being written after this many seconds is reported (and every such period)
+SLOW_CHECKPOINT = 15.0
+
+
+@app.timer(interval=SLOW_CHECKPOINT)
+async def report_slow_checkpoints() -> None:
+    """Say which checkpoint is waiting, and on what: until it is written, the shard's events
+    stay unacknowledged and a crash replays them."""
+    for shard, stage, seconds in live_shards.slow_checkpoints(time.monotonic(), SLOW_CHECKPOINT):
+        log.warning("shard %d: checkpoint still %s after %.0f s", shard, stage, seconds)
+
+
 async def _unstall() -> None:
     """Read again the partitions of shards stuck below the end of their partition."""
     now = time.monotonic()

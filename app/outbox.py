@@ -12,6 +12,11 @@ from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
 
+
+class FlushTimeout(Exception):
+    """Kafka did not acknowledge a flush's batches in time."""
+
+
 #: What a message without headers carries (the record batch reads it, never changes it).
 NO_HEADERS: list = []
 
@@ -89,19 +94,40 @@ class Outbox:
         async with self._sending:
             pending = [(s.topic, s.partition, b) for s in self.slots.values() for b in s.take()]
             # keep only deliveries still in flight or failed (a failure is raised by flush)
-            self.sent = [s for s in self.sent if not s[2].done() or s[2].exception() is not None]
+            in_flight = []
+            for topic, partition, future in self.sent:
+                if future.done() and future.exception() is None:
+                    self._acknowledged(topic, partition, future.result())
+                else:
+                    in_flight.append((topic, partition, future))
+            self.sent = in_flight
             for topic, partition, batch in pending:
                 future = await self.producer.send_batch(batch, topic, partition=partition)
                 self.sent.append((topic, partition, future))
 
-    async def flush(self) -> None:
+    async def flush(self, timeout: float | None = None) -> None:
         """Send what is gathered and wait until Kafka has acknowledged every message.
 
-        Raises the first delivery error, so that a checkpoint is never written over lost output.
+        Raises the first delivery error, so that a checkpoint is never written over lost output,
+        and :class:`FlushTimeout` after ``timeout`` seconds (the batches still in flight are
+        awaited again by the next flush).
         """
         await self.send()
         sent, self.sent = self.sent, []
-        results = await asyncio.gather(*(future for _, _, future in sent))
-        for (topic, partition, _), metadata in zip(sent, results, strict=True):
-            slot = (topic, partition)
-            self.acked[slot] = max(self.acked.get(slot, -1), metadata.offset)
+        if not sent:
+            return
+        _, pending = await asyncio.wait([future for _, _, future in sent], timeout=timeout)
+        if pending:
+            self.sent = sent + self.sent
+            late = sorted({f"{topic}[{partition}]" for topic, partition, f in sent if not f.done()})
+            raise FlushTimeout(
+                f"Kafka has not acknowledged {len(pending)} of {len(sent)} record batches "
+                f"within {timeout:g} s ({', '.join(late)}); they are awaited again next time"
+            )
+        for topic, partition, future in sent:
+            # the first delivery error is raised here
+            self._acknowledged(topic, partition, future.result())
+
+    def _acknowledged(self, topic: str, partition: int, metadata) -> None:
+        slot = (topic, partition)
+        self.acked[slot] = max(self.acked.get(slot, -1), metadata.offset)

@@ -129,6 +129,10 @@ async def stats(web: View, request: Request) -> Response:
             "checkpoint_age_s": {
                 shard: round(now - t, 3) for shard, t in live_shards.last_checkpoint_wall.items()
             },
+            "checkpoints_writing": {
+                shard: {"stage": stage, "seconds": round(seconds, 3)}
+                for shard, stage, seconds in live_shards.slow_checkpoints(time.monotonic(), 0.0)
+            },
             "messages_received": messages_received(),
             "consumer_lag": [
                 {"topic": t, "partition": p, "lag": lag}

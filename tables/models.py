@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import pickle
 import time
-from collections.abc import Awaitable, Callable
 
 from app import app, settings
 from app.codec import CheckpointError, RiverCodec
@@ -28,8 +27,8 @@ from app.model_spec import parse_specs
 from app.outbox import Outbox
 from app.shard import ShardModels
 from app.topics import scoring
-from tables.anchor import writing_to
-from tables.windows import ShardWindows, write, written
+from tables.direct import persisted, to_changelog, to_store
+from tables.windows import ShardWindows, key_windows
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +40,9 @@ SNAPSHOT_SHARE_INVERSE = 100
 #: ... but never by more than this many seconds: the window values changed since the last
 #: checkpoint wait in memory for the next one, and a crash replays what came after it.
 MAX_CHECKPOINT_SPACING = 30.0
+#: A checkpoint fails (and is tried again) when Kafka has not acknowledged the output it covers
+#: within this many seconds, instead of holding the shard's next checkpoints back unseen.
+FLUSH_TIMEOUT = 60.0
 
 
 shard_checkpoints = app.Table(
@@ -69,13 +71,14 @@ class LiveShards:
         self.windows: dict[int, ShardWindows] = {}
         #: where window values go to the changelog (the engine's producer; None without it)
         self.outbox: Outbox | None = None
-        #: what must be in Kafka before a checkpoint: the output of the messages it covers
-        self.flushers: list[Callable[[], Awaitable[None]]] = [lambda: app.producer.flush()]
+        #: checkpoints' outbox over Faust's producer, when there is no engine
+        self.own_outbox: Outbox | None = None
         self.last_checkpoint: dict[int, float] = {}
         self.last_checkpoint_wall: dict[int, float] = {}
         #: the offset covered by the checkpoint in the table, per shard
         self.checkpointed: dict[int, int] = {}
-        self.writing: set[int] = set()
+        #: shards whose checkpoint is being written: (stage, time.monotonic() it began)
+        self.writing: dict[int, tuple[str, float]] = {}
         #: when each shard last took a message (to tell a stall behind the end of its partition)
         self.last_taken: dict[int, float] = {}
         #: how long the last snapshot of each shard held the event loop (pickle and windows)
@@ -223,9 +226,10 @@ class LiveShards:
         """Write ``shard``'s checkpoint, then acknowledge the messages it covers.
 
         The snapshot is pickled first (the state it covers), then every producer is flushed so
-        that the predictions and parked features of those messages are in Kafka before the
-        checkpoint that skips them on a replay; then the table is written and the covered
-        messages are acknowledged. One checkpoint of a shard at a time.
+        that the predictions, parked features and window values of those messages are in Kafka
+        before the checkpoint that skips them on a replay; then the checkpoint is sent, and once
+        Kafka has acknowledged it, stored and the covered messages acknowledged. One checkpoint
+        of a shard at a time; :meth:`slow_checkpoints` tells one that waits.
         """
         held = self.held.get(shard)
         models = self.shards.get(shard)
@@ -234,11 +238,13 @@ class LiveShards:
             return
         covered = models.offset
         if covered != self.checkpointed.get(shard) or taken:
-            self.writing.add(shard)
+            self.writing[shard] = ("starting", time.monotonic())
             try:
                 await self._write(shard, models, covered, taken)
             finally:
-                self.writing.discard(shard)
+                self.writing.pop(shard, None)
+            if self.shards.get(shard) is not models:
+                return  # revoked while it was written (and forgotten)
             models.record_history(time.time())
         self.last_checkpoint[shard] = time.monotonic()
         self.last_checkpoint_wall[shard] = time.time()
@@ -248,6 +254,7 @@ class LiveShards:
         # The snapshot (model and windows) is taken here, without awaiting: the engine goes on
         # stepping the shard while the checkpoint is written; what it takes meanwhile goes into
         # the next checkpoint.
+        self._stage(shard, "snapshot")
         started_at = time.perf_counter()
         raw = self.codec.dumps(models.snapshot())
         # the model's pickling only: window values cost in proportion to the keys changed since
@@ -260,28 +267,55 @@ class LiveShards:
                 "MiB): the models keep learning but cannot be saved. Raise the setting (on a "
                 "new STREAMLEARN_ID, whose topics are created for it), or bound the model's size."
             )
+        out = self._checkpoint_outbox()
         windows = self.windows[shard]
         upto = models.origins.get(f"e{shard}", -1)
         values, started = windows.begin(upto)
         try:
             if values:
-                write(shard, values, self.outbox)
-            for flush in self.flushers:
-                await flush()
+                to_store(key_windows, shard, values)
+                to_changelog(key_windows, shard, values, out)
+            # the output of the covered events and the window values, in Kafka before the
+            # checkpoint that stands on them
+            self._stage(shard, "flushing output")
+            await app.producer.flush()  # (the agents' output)
+            await out.flush(FLUSH_TIMEOUT)
             if values:
-                written(shard, self.outbox)
+                persisted(key_windows, shard, out)
             if self.shards.get(shard) is not models:
                 return  # revoked meanwhile: the new owner starts from the last checkpoint
-            with writing_to(shard):
-                shard_checkpoints[shard] = raw
-            # durable before the next checkpoint writes window values ahead of it
-            await app.producer.flush()
+            self._stage(shard, "writing checkpoint")
+            checkpoint = {shard: raw}
+            to_changelog(shard_checkpoints, shard, checkpoint, out)
+            # in Kafka before the next checkpoint writes window values ahead of it
+            await out.flush()
         except BaseException:
             windows.abort(started)
             raise
+        to_store(shard_checkpoints, shard, checkpoint)
+        persisted(shard_checkpoints, shard, out)
         windows.committed(upto, values)
         self.checkpointed[shard] = covered
         self.taken[shard] -= taken
+
+    def _checkpoint_outbox(self) -> Outbox:
+        """Where checkpoints go: the engine's outbox, else one over Faust's own producer."""
+        if self.outbox is not None:
+            return self.outbox
+        if self.own_outbox is None:
+            self.own_outbox = Outbox(app.producer._ensure_producer())
+        return self.own_outbox
+
+    def _stage(self, shard: int, stage: str) -> None:
+        self.writing[shard] = (stage, self.writing[shard][1])
+
+    def slow_checkpoints(self, now: float, after: float) -> list[tuple[int, str, float]]:
+        """Checkpoints in progress for ``after`` seconds or more: (shard, stage, seconds)."""
+        return [
+            (shard, stage, now - since)
+            for shard, (stage, since) in self.writing.items()
+            if now - since >= after
+        ]
 
     def _ack_covered(self, shard: int, covered: int) -> None:
         held = self.held[shard]

@@ -12,12 +12,9 @@ so the windows restart exactly at the checkpoint and the replay counts each even
 from __future__ import annotations
 
 import orjson
-from faust.types import TP
 
 from app import app, settings
-from app.outbox import Outbox
 from app.windows import Windows, copy_state
-from tables.anchor import writing_to
 
 #: RocksDB's memory for this table (Faust's defaults allow a 2 GiB block cache and 3 x 64 MiB
 #: write buffers per partition): keys far outnumber what needs to stay in memory, and the hot
@@ -112,28 +109,3 @@ class ShardWindows:
                     continue  # changed since: written by the next checkpoint
                 if WINDOWS.expired(self.cache.pop(key), self.now):
                     self.expired.add(key)
-
-
-def write(shard: int, values: dict[str, bytes | None], out: Outbox) -> None:
-    """Write a checkpoint's window values: into the local store, and to the changelog through
-    ``out`` in record batches (Faust's table path costs a changelog message each, which a
-    checkpoint of many keys cannot afford). ``out`` must be flushed before the checkpoint."""
-    store = key_windows.data
-    topic = key_windows.changelog_topic.get_topic_name()
-    with writing_to(shard):  # the store's partition of a shard is the shard
-        for key, value in values.items():
-            key_bytes = store._encode_key(key)
-            if value is None:
-                store._del(key_bytes)
-            else:
-                store._set(key_bytes, value)
-            out.add(topic, shard, key_bytes, value)
-
-
-def written(shard: int, out: Outbox) -> None:
-    """Tell the local store which changelog offset it holds, once ``out`` was flushed, so that
-    a recovery reads only what came after."""
-    topic = key_windows.changelog_topic.get_topic_name()
-    offset = out.acked.get((topic, shard))
-    if offset is not None:
-        key_windows.data.set_persisted_offset(TP(topic, shard), offset)

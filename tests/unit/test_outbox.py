@@ -1,9 +1,14 @@
 """Slot appends straight to aiokafka's C batch builder: the batches must read back as sent."""
 
+import asyncio
+
+import pytest
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 
-from app.outbox import Slot
+from app.outbox import FlushTimeout, Outbox, Slot
+from tests.unit.fakes import HeldProducer, acknowledge
 
 
 def messages(batches: list) -> list[list[tuple]]:
@@ -56,3 +61,31 @@ def test_a_message_larger_than_a_batch_travels_alone_in_a_batch_of_its_own():
         [b"x" * 500],
         [b"after"],
     ]
+
+
+async def test_a_flush_kafka_does_not_acknowledge_in_time_fails_and_is_awaited_again():
+    producer = HeldProducer()
+    outbox = Outbox(producer)
+    outbox.add("checkpoints", 0, b"0", b"model")
+    outbox.add("windows", 1, b"k", b"state")
+    with pytest.raises(FlushTimeout, match=r"1 of 2 record batches within 0.05 s \(windows\[1\]\)"):
+        task = asyncio.ensure_future(outbox.flush(timeout=0.05))
+        await asyncio.sleep(0)  # the flush sends both batches
+        acknowledge(producer.deliveries[0], 7)
+        await task
+    assert outbox.acked == {}  # nothing counts as written until the whole flush is
+    acknowledge(producer.deliveries[1], 3)
+    await outbox.flush(timeout=0.05)  # the next flush awaits the late batch again
+    assert outbox.acked == {("checkpoints", 0): 7, ("windows", 1): 3}
+    assert len(producer.deliveries) == 2  # and sends nothing twice
+
+
+async def test_a_delivery_error_is_raised_by_the_flush():
+    producer = HeldProducer()
+    outbox = Outbox(producer)
+    outbox.add("predictions", 0, b"e1", b"p")
+    task = asyncio.ensure_future(outbox.flush())
+    await asyncio.sleep(0)
+    producer.deliveries[0].set_exception(KafkaTimeoutError())
+    with pytest.raises(KafkaTimeoutError):
+        await task

@@ -1,12 +1,21 @@
 """LiveShards' bookkeeping of what may be acknowledged, and of holes in delivered offsets."""
 
+import asyncio
+import time
 from types import SimpleNamespace
 
+import pytest
 from faust.types import TP
 
+import tables.models as models_module
+import tables.windows as windows_module
 from app.model_spec import parse_specs
+from app.outbox import FlushTimeout, Outbox
 from app.shard import ShardModels
+from tables.anchor import writing_to
 from tables.models import LiveShards
+from tables.windows import ShardWindows
+from tests.unit.fakes import HeldProducer, acknowledge, fake_table
 
 TOPIC_PARTITION = TP("scoring", 0)
 
@@ -92,3 +101,84 @@ def test_checkpoints_are_spaced_by_what_the_last_snapshot_cost():
     live.snapshot_seconds[0] = 5.0  # a huge model: 500 s by the rule above
     assert not live.due(0, now=129.0)
     assert live.due(0, now=130.0)  # but never more than MAX_CHECKPOINT_SPACING (30 s)
+
+
+@pytest.fixture
+def tables(monkeypatch):
+    """The checkpoint and window tables as dicts, and Faust's producer as one with no output."""
+    fakes = {"checkpoints": fake_table("shard-checkpoints"), "windows": fake_table("key-windows")}
+    monkeypatch.setattr(models_module, "shard_checkpoints", fakes["checkpoints"])
+    monkeypatch.setattr(models_module, "key_windows", fakes["windows"])
+    monkeypatch.setattr(windows_module, "key_windows", fakes["windows"])
+
+    async def flush():
+        pass
+
+    monkeypatch.setattr(
+        models_module, "app", SimpleNamespace(producer=SimpleNamespace(flush=flush))
+    )
+    return fakes
+
+
+async def until(condition, turns: int = 100):
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not reached")
+
+
+def shard_with_output(producer: HeldProducer) -> LiveShards:
+    """Shard 0 learned up to offset 329 from the engine, with one key's windows changed and
+    the prediction of its last event waiting in the outbox."""
+    live = shards_learned_up_to(329)
+    live.checkpointed[0], live.taken[0] = -1, 330
+    live.windows[0] = ShardWindows(0, base=-1, cache_size=100)
+    with writing_to(0):
+        live.windows[0].update("k", 10.0, {"a": 1.0})
+    live.outbox = Outbox(producer)
+    live.outbox.add("predictions", 0, b"e329", b"p")
+    return live
+
+
+async def test_a_checkpoint_is_stored_once_kafka_has_it_and_after_the_output_it_covers(tables):
+    producer = HeldProducer()
+    live = shard_with_output(producer)
+    task = asyncio.ensure_future(live.checkpoint(0))
+    await until(lambda: len(producer.deliveries) == 2)  # the prediction and the window values
+    assert [stage for _, stage, _ in live.slow_checkpoints(time.monotonic(), 0.0)] == [
+        "flushing output"
+    ]
+    acknowledge(producer.deliveries[0], 10)
+    await asyncio.sleep(0.01)
+    assert len(producer.deliveries) == 2  # no checkpoint sent before all its output is in Kafka
+    acknowledge(producer.deliveries[1], 20)
+    await until(lambda: len(producer.deliveries) == 3)
+    assert 0 not in tables["checkpoints"].data  # sent, not acknowledged: not stored yet
+    acknowledge(producer.deliveries[2], 30)
+    await task
+    stored = live.codec.loads(tables["checkpoints"].data[0])
+    assert stored["offset"] == 329
+    assert tables["checkpoints"].data.persisted[1] == 30
+    assert live.checkpointed[0] == 329 and live.taken[0] == 0 and live.writing == {}
+
+
+async def test_output_kafka_does_not_acknowledge_fails_the_checkpoint_which_is_tried_again(
+    tables, monkeypatch
+):
+    monkeypatch.setattr(models_module, "FLUSH_TIMEOUT", 0.05)
+    producer = HeldProducer()
+    live = shard_with_output(producer)
+    with pytest.raises(FlushTimeout):
+        await live.checkpoint(0)
+    assert len(producer.deliveries) == 2 and 0 not in tables["checkpoints"].data
+    assert live.checkpointed[0] == -1 and live.taken[0] == 330 and live.writing == {}
+    assert "k" in live.windows[0].clean  # its window values are written again next time
+    for offset, delivery in enumerate(producer.deliveries):
+        acknowledge(delivery, offset)
+    task = asyncio.ensure_future(live.checkpoint(0))
+    for sent in (3, 4):  # the window values again, then the checkpoint
+        await until(lambda n=sent: len(producer.deliveries) == n)
+        acknowledge(producer.deliveries[-1], sent)
+    await task
+    assert live.codec.loads(tables["checkpoints"].data[0])["offset"] == 329

@@ -1,43 +1,25 @@
 """ShardWindows: what a checkpoint writes, and what a new owner reads back after a crash."""
 
-from types import SimpleNamespace
-
 import pytest
 
 import tables.windows as windows_module
+from tables.direct import to_changelog, to_store
 from tables.windows import WINDOWS, ShardWindows
-
-
-class FakeStore(dict):
-    def _encode_key(self, key):
-        return key
-
-    def _set(self, key, value):
-        self[key] = value
-
-    def _del(self, key):
-        self.pop(key, None)
-
-
-class FakeOutbox:
-    def __init__(self):
-        self.messages = []
-
-    def add(self, topic, partition, key, value):
-        self.messages.append((topic, partition, key, value))
+from tests.unit.fakes import FakeOutbox, fake_table
 
 
 @pytest.fixture
 def table(monkeypatch):
     """The key-windows store as a plain dict, and its changelog as a list (no Kafka, no Faust)."""
-    store = FakeStore()
-    changelog = SimpleNamespace(get_topic_name=lambda: "key-windows-changelog")
-    monkeypatch.setattr(
-        windows_module,
-        "key_windows",
-        SimpleNamespace(data=store, get=store.get, changelog_topic=changelog),
-    )
-    return store
+    table = fake_table("key-windows")
+    monkeypatch.setattr(windows_module, "key_windows", table)
+    return table.data
+
+
+def land(values):
+    """What a checkpoint does with its window values (tables/models.py): store and changelog."""
+    to_store(windows_module.key_windows, 0, values)
+    to_changelog(windows_module.key_windows, 0, values, FakeOutbox())
 
 
 def count(windows, key, ts):
@@ -48,7 +30,7 @@ def count(windows, key, ts):
 
 def checkpoint(windows, upto):
     values, _ = windows.begin(upto)
-    windows_module.write(0, values, FakeOutbox())
+    land(values)
     windows.committed(upto, values)
 
 
@@ -58,7 +40,7 @@ def test_a_replay_after_a_crash_counts_each_event_once(table):
     checkpoint(first, upto=1)
     assert count(first, "k", 30.0) == 3  # offset 2
     values, _ = first.begin(upto=2)
-    windows_module.write(0, values, FakeOutbox())  # the window values land, then the worker dies
+    land(values)  # the window values land, then the worker dies
     # ... before the checkpoint at offset 2: the new owner restores the one at offset 1
     after_crash = ShardWindows(0, base=1, cache_size=100)
     state, previous = after_crash.update("k", 30.0, {"a": 1.0})  # offset 2, replayed
@@ -78,7 +60,7 @@ def test_a_failed_checkpoint_keeps_the_older_fallback(table):
     windows.abort(started)  # e.g. a flush failed: the checkpoint at 1 was never written
     count(windows, "k", 30.0)
     values, _ = windows.begin(upto=2)
-    windows_module.write(0, values, FakeOutbox())
+    land(values)
     restored = ShardWindows(0, base=0, cache_size=100)  # the last checkpoint written
     assert count(restored, "k", 20.0) == 2
 

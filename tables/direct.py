@@ -1,0 +1,52 @@
+"""Table writes that skip Faust's producer buffer: into a table's changelog as record batches of
+an :class:`~app.outbox.Outbox`, and into its local store.
+
+Faust sends each table write through its producer buffer, and ``Producer.flush()`` returns
+once that buffer has been idle for 0.1 s, whether or not the write has left it
+(``ProducerBuffer.flush_atmost``): a write that must be in Kafka before the next step (a model
+checkpoint, the window values it stands on) is sent here instead, and is in Kafka once the
+outbox's flush returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from faust.types import TP
+
+from app.outbox import Outbox
+from tables.anchor import writing_to
+
+
+def to_changelog(table: Any, shard: int, values: Mapping[Any, bytes | None], out: Outbox) -> None:
+    """Append ``values`` (key to value; None: delete) to ``table``'s changelog partition
+    ``shard``. Nothing is in Kafka until ``out`` is flushed."""
+    store = table.data
+    topic = table.changelog_topic.get_topic_name()
+    encode_key, encode_value = store._encode_key, store._encode_value
+    for key, value in values.items():
+        out.add(topic, shard, encode_key(key), None if value is None else encode_value(value))
+
+
+def to_store(table: Any, shard: int, values: Mapping[Any, bytes | None]) -> None:
+    """Write ``values`` (None: delete) into the local store of ``table``, partition ``shard``."""
+    store = table.data
+    with writing_to(shard):  # the store's partition of a shard is the shard
+        for key, value in values.items():
+            if value is not None:
+                store[key] = value
+            else:
+                try:
+                    del store[key]
+                except KeyError:  # (a memory store's; RocksDB deletes a missing key quietly)
+                    pass
+
+
+def persisted(table: Any, shard: int, out: Outbox) -> None:
+    """Tell ``table``'s local store which changelog offset it holds, once ``out`` was flushed,
+    so that a recovery reads only what came after."""
+    topic = table.changelog_topic.get_topic_name()
+    offset = out.acked.get((topic, shard))
+    if offset is not None:
+        table.data.set_persisted_offset(TP(topic, shard), offset)

@@ -1,0 +1,54 @@
+"""Stand-ins for the producer and the tables, where a unit test needs neither Kafka nor Faust."""
+
+import asyncio
+from types import SimpleNamespace
+
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+
+class HeldProducer:
+    """A producer whose deliveries Kafka acknowledges only when the test says so."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[asyncio.Future] = []
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(16 * 1024, 0)
+
+    async def send_batch(self, batch, topic, *, partition):
+        self.deliveries.append(asyncio.get_running_loop().create_future())
+        return self.deliveries[-1]
+
+
+def acknowledge(future: asyncio.Future, offset: int) -> None:
+    future.set_result(SimpleNamespace(offset=offset))
+
+
+class FakeStore(dict):
+    """A table's store: decoded keys and values, and the changelog offset it was told."""
+
+    persisted = None
+
+    def _encode_key(self, key) -> bytes:
+        return str(key).encode()
+
+    def _encode_value(self, value: bytes) -> bytes:
+        return value
+
+    def set_persisted_offset(self, tp, offset: int) -> None:
+        self.persisted = (tp, offset)
+
+
+class FakeOutbox:
+    def __init__(self):
+        self.messages = []
+
+    def add(self, topic, partition, key, value):
+        self.messages.append((topic, partition, key, value))
+
+
+def fake_table(name: str) -> SimpleNamespace:
+    """A Faust table as tables.direct and tables.windows use it: its store is a dict."""
+    store = FakeStore()
+    changelog = SimpleNamespace(get_topic_name=lambda: f"{name}-changelog")
+    return SimpleNamespace(data=store, get=store.get, changelog_topic=changelog)
