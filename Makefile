@@ -52,7 +52,7 @@ clean:
 
 bench: setup
 	bench/peers/setup.sh
-	$(BIN)/python bench/run.py --events 100000 --reps 3
+	$(BIN)/python bench/run.py --events 100000 --reps 5
 
 bench-quick: setup
 	bench/peers/setup.sh
