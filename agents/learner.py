@@ -22,7 +22,7 @@ from app.codec import CheckpointError
 from app.records import dead_letter_headers
 from app.topics import declare, events_dlq, join, predictions, scoring
 from tables.counters import count, remember_reject
-from tables.models import assigned_shards, live_shards, shard_checkpoints
+from tables.models import OutputLost, assigned_shards, live_shards, shard_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ async def checkpoint_periodically(interval: float = 0.2) -> None:
                 await _unstall()
         except asyncio.CancelledError:
             raise
+        except OutputLost as exc:
+            await _stop_worker(exc)
+            return
         except CheckpointError as exc:  # said once a minute, not five times a second
             now = time.monotonic()
             if str(exc) != last_error[0] or now - last_error[1] > 60:
@@ -196,5 +199,9 @@ async def forget_revoked_shards(app, revoked, **kwargs) -> None:
     if engine is not None:
         engine.release(shards)
     for shard in shards:
-        await live_shards.checkpoint(shard)
+        try:
+            await live_shards.checkpoint(shard)
+        except OutputLost as exc:
+            await _stop_worker(exc)
+            return
     live_shards.forget(shards)

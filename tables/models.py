@@ -21,6 +21,8 @@ import logging
 import pickle
 import time
 
+from aiokafka.errors import KafkaError
+
 from app import app, settings
 from app.codec import CheckpointError, RiverCodec
 from app.model_spec import parse_specs
@@ -40,6 +42,12 @@ SNAPSHOT_SHARE_INVERSE = 100
 #: ... but never by more than this many seconds: the window values changed since the last
 #: checkpoint wait in memory for the next one, and a crash replays what came after it.
 MAX_CHECKPOINT_SPACING = 30.0
+
+
+class OutputLost(CheckpointError):
+    """Kafka refused (or timed out) the output of events a checkpoint would cover."""
+
+
 #: A checkpoint fails (and is tried again) when Kafka has not acknowledged the output it covers
 #: within this many seconds, instead of holding the shard's next checkpoints back unseen.
 FLUSH_TIMEOUT = 60.0
@@ -79,6 +87,8 @@ class LiveShards:
         self.checkpointed: dict[int, int] = {}
         #: shards whose checkpoint is being written: (stage, time.monotonic() it began)
         self.writing: dict[int, tuple[str, float]] = {}
+        #: set once Kafka refused output of taken events: no checkpoint is written after it
+        self.lost: OutputLost | None = None
         #: when each shard last took a message (to tell a stall behind the end of its partition)
         self.last_taken: dict[int, float] = {}
         #: how long the last snapshot of each shard held the event loop (pickle and windows)
@@ -254,6 +264,8 @@ class LiveShards:
         # The snapshot (model and windows) is taken here, without awaiting: the engine goes on
         # stepping the shard while the checkpoint is written; what it takes meanwhile goes into
         # the next checkpoint.
+        if self.lost is not None:  # no checkpoint of this process may cover that output now
+            raise self.lost
         self._stage(shard, "snapshot")
         started_at = time.perf_counter()
         raw = self.codec.dumps(models.snapshot())
@@ -279,7 +291,16 @@ class LiveShards:
             # checkpoint that stands on them
             self._stage(shard, "flushing output")
             await app.producer.flush()  # (the agents' output)
-            await out.flush(FLUSH_TIMEOUT)
+            try:
+                await out.flush(FLUSH_TIMEOUT)
+            except KafkaError as exc:
+                self.lost = OutputLost(
+                    f"Kafka did not take output of the events shard {shard} learned since its "
+                    f"last checkpoint ({exc!r}), after the producer's own retries: stopping, so "
+                    "that no checkpoint covers events whose predictions are lost. The next start "
+                    "learns them again from that checkpoint and writes their output again."
+                )
+                raise self.lost from exc
             if values:
                 persisted(key_windows, shard, out)
             if self.shards.get(shard) is not models:

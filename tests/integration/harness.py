@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.codec import RiverCodec
 from app.kafka_admin import ensure_topics
@@ -301,3 +302,13 @@ async def consume_all(bootstrap: str, topic: str) -> list:
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         await consumer.stop()
+
+
+async def create_topic(bootstrap: str, topic: str, configs: dict[str, str]) -> None:
+    """Create ``topic`` (one partition) with topic-level ``configs``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
+    finally:
+        await admin.close()

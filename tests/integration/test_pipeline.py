@@ -10,7 +10,7 @@ import pytest
 from river import datasets
 
 from app.model_spec import parse_spec
-from tests.integration.harness import ROOT, ensure_topics, run, wait_for
+from tests.integration.harness import ROOT, create_topic, ensure_topics, run, wait_for
 from tests.integration.test_exactness import reference
 from tests.model_state import canonical, first_difference
 
@@ -255,3 +255,24 @@ def test_a_model_whose_checkpoint_exceeds_a_megabyte_is_saved_and_restored(pipel
     worker.start()
     wait_for(lambda: worker.stats().get("checkpoints_restored") == 1, what="restored")
     assert total(worker, "n_learned") == 40
+
+
+def test_predictions_kafka_refuses_stop_the_worker_before_a_checkpoint_covers_them(
+    pipeline_factory,
+):
+    # the predictions topic takes record batches of at most 1,000 bytes: the engine's batch of
+    # 200 predictions is refused by the broker (MessageSizeTooLargeError), after which no
+    # checkpoint may say those events were handled
+    pipeline = pipeline_factory(partitions=1, model=LR)
+    run(create_topic(pipeline.bootstrap, pipeline.predictions, {"max.message.bytes": "1000"}))
+    run(ensure_topics(pipeline.settings["BROKER"], [pipeline.events, pipeline.labels], 1, 1))
+    pipeline.send(pipeline.events, phishing_events(0, 200))
+    with contextlib.suppress(RuntimeError, TimeoutError):  # it may die before serving /stats/
+        pipeline.start_worker()
+    worker = pipeline.workers[0]
+    assert worker.process.wait(timeout=120) != 0
+    log = worker.log()
+    assert "Kafka did not take output of the events shard 0 learned" in log
+    assert "MessageSizeTooLargeError" in log
+    checkpoint = pipeline.last_checkpoint(0)
+    assert checkpoint is None or checkpoint["models"][LR_NAME]["n_learned"] == 0

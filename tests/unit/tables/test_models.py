@@ -5,6 +5,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 from faust.types import TP
 
 import tables.models as models_module
@@ -13,7 +14,7 @@ from app.model_spec import parse_specs
 from app.outbox import FlushTimeout, Outbox
 from app.shard import ShardModels
 from tables.anchor import writing_to
-from tables.models import LiveShards
+from tables.models import LiveShards, OutputLost
 from tables.windows import ShardWindows
 from tests.unit.fakes import HeldProducer, acknowledge, fake_table
 
@@ -182,3 +183,19 @@ async def test_output_kafka_does_not_acknowledge_fails_the_checkpoint_which_is_t
         acknowledge(producer.deliveries[-1], sent)
     await task
     assert live.codec.loads(tables["checkpoints"].data[0])["offset"] == 329
+
+
+async def test_output_kafka_refuses_stops_the_checkpoint_that_would_cover_it(tables):
+    producer = HeldProducer()
+    live = shard_with_output(producer)
+    task = asyncio.ensure_future(live.checkpoint(0))
+    await until(lambda: len(producer.deliveries) == 2)
+    producer.deliveries[0].set_exception(MessageSizeTooLargeError())  # after aiokafka's retries
+    acknowledge(producer.deliveries[1], 0)
+    with pytest.raises(OutputLost, match="shard 0 learned since its last checkpoint"):
+        await task
+    assert len(producer.deliveries) == 2 and 0 not in tables["checkpoints"].data
+    assert live.checkpointed[0] == -1 and "k" in live.windows[0].clean
+    with pytest.raises(OutputLost):  # nor later, e.g. while the worker stops: it is gone
+        await live.checkpoint(0)
+    assert len(producer.deliveries) == 2 and 0 not in tables["checkpoints"].data
