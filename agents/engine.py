@@ -113,7 +113,7 @@ class Engine(Service):
         self.owned = set()
         for shard in list(live_shards.shards):
             try:
-                await live_shards.checkpoint(shard)
+                await live_shards.checkpoint(shard, wait=True)
             except Exception:  # noqa: BLE001 - shutting down: the replay covers it
                 log.exception("shard %d: final checkpoint failed", shard)
         if live_shards.outbox is self.outbox:
