@@ -313,7 +313,7 @@ class LiveShards:
             except FlushTimeout:
                 raise
             except Exception as exc:
-                raise self._output_lost(shard, exc) from exc
+                raise self.output_lost(shard, exc) from exc
             if values:
                 persisted(key_windows, shard, out)
             if self.shards.get(shard) is not models:
@@ -329,7 +329,7 @@ class LiveShards:
             except FlushTimeout:
                 raise
             except Exception as exc:  # whether the checkpoint landed is unknown: stop
-                raise self._output_lost(shard, exc) from exc
+                raise self.output_lost(shard, exc) from exc
         except BaseException:
             windows.abort(started)
             raise
@@ -341,7 +341,7 @@ class LiveShards:
         self.checkpointed[shard] = covered
         self.taken[shard] -= taken
 
-    def _output_lost(self, shard: int, exc: BaseException) -> OutputLost:
+    def output_lost(self, shard: int, exc: BaseException) -> OutputLost:
         """Remember that output was lost: no checkpoint of this process may be written now."""
         if self.lost is None:
             self.lost = OutputLost(
