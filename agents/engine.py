@@ -113,7 +113,7 @@ class Engine(Service):
         self.owned = set()
         for shard in list(live_shards.shards):
             try:
-                await live_shards.checkpoint(shard)
+                await live_shards.checkpoint(shard, wait=True)
             except Exception:  # noqa: BLE001 - shutting down: the replay covers it
                 log.exception("shard %d: final checkpoint failed", shard)
         if live_shards.outbox is self.outbox:
@@ -178,7 +178,13 @@ class Engine(Service):
                     await self._take(tp.partition, records[start : start + PUBLISH_EVERY])
                     # predictions leave while the rest of the read is stepped: an event's
                     # latency does not grow with the size of the read it came in
-                    await self.outbox.send()
+                    try:
+                        await self.outbox.send()
+                    except Exception as exc:  # the producer refused batches: output is lost
+                        lost = live_shards.output_lost(tp.partition, exc)
+                        log.critical("%s", lost)
+                        await app.crash(lost)
+                        return
                     await asyncio.sleep(0)  # the producer's and the fetcher's turn
                 highwater = self.consumer.highwater(tp)
                 if highwater is not None:

@@ -198,10 +198,17 @@ async def forget_revoked_shards(app, revoked, **kwargs) -> None:
     shards = {tp.partition for tp in revoked if tp.topic == scoring.get_topic_name()}
     if engine is not None:
         engine.release(shards)
-    for shard in shards:
-        try:
-            await live_shards.checkpoint(shard)
-        except OutputLost as exc:
-            await _stop_worker(exc)
-            return
-    live_shards.forget(shards)
+    lost = None
+    try:
+        for shard in shards:
+            try:  # (a checkpoint in progress is waited for: the shard is forgotten next)
+                await live_shards.checkpoint(shard, wait=True)
+            except OutputLost as exc:
+                lost = exc
+                break
+            except Exception:  # the next owner replays what the last checkpoint did not cover
+                log.exception("shard %d: checkpoint on revocation failed", shard)
+    finally:
+        live_shards.forget(shards)
+    if lost is not None:
+        await _stop_worker(lost)

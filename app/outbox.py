@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 
 class FlushTimeout(Exception):
@@ -65,6 +66,8 @@ class Outbox:
         self.sent: list[tuple[str, int, asyncio.Future]] = []
         #: base offset of the last batch Kafka acknowledged, per (topic, partition)
         self.acked: dict[tuple[str, int], int] = {}
+        #: the first delivery error (those messages are lost): raised by every later flush
+        self.failed: BaseException | None = None
         #: one send at a time: a flush then also waits for the batches of a send in progress,
         #: and batches of one partition reach the producer in the order they were filled
         self._sending = asyncio.Lock()
@@ -90,43 +93,65 @@ class Outbox:
         self.slot(topic, partition).add(key, value, list(headers) if headers else NO_HEADERS)
 
     async def send(self) -> None:
-        """Hand every batch gathered so far to the producer (delivery goes on in the background)."""
+        """Hand every batch gathered so far to the producer (delivery goes on in the background).
+
+        A batch the producer does not take (its queue stayed full past its request timeout, or
+        it is closed) is a delivery error too: it is kept as :attr:`failed`.
+        """
         async with self._sending:
             pending = [(s.topic, s.partition, b) for s in self.slots.values() for b in s.take()]
-            # keep only deliveries still in flight or failed (a failure is raised by flush)
-            in_flight = []
-            for topic, partition, future in self.sent:
-                if future.done() and future.exception() is None:
-                    self._acknowledged(topic, partition, future.result())
-                else:
-                    in_flight.append((topic, partition, future))
-            self.sent = in_flight
+            self._settle()
             for topic, partition, batch in pending:
-                future = await self.producer.send_batch(batch, topic, partition=partition)
+                try:
+                    future = await self.producer.send_batch(batch, topic, partition=partition)
+                except BaseException as exc:  # this batch and the rest of `pending` are lost
+                    if self.failed is None:
+                        self.failed = (
+                            exc
+                            if isinstance(exc, Exception)
+                            else KafkaError(f"sending batches was interrupted: {exc!r}")
+                        )
+                    raise
                 self.sent.append((topic, partition, future))
 
     async def flush(self, timeout: float | None = None) -> None:
         """Send what is gathered and wait until Kafka has acknowledged every message.
 
-        Raises the first delivery error, so that a checkpoint is never written over lost output,
-        and :class:`FlushTimeout` after ``timeout`` seconds (the batches still in flight are
-        awaited again by the next flush).
+        Raises the delivery error of any batch (now, and at every later flush: its messages are
+        lost), so that no checkpoint is ever written over lost output; and :class:`FlushTimeout`
+        after ``timeout`` seconds. Several flushes may wait at once (checkpoints of different
+        shards): each waits for every batch in flight when it began.
         """
         await self.send()
-        sent, self.sent = self.sent, []
-        if not sent:
-            return
-        _, pending = await asyncio.wait([future for _, _, future in sent], timeout=timeout)
-        if pending:
-            self.sent = sent + self.sent
-            late = sorted({f"{topic}[{partition}]" for topic, partition, f in sent if not f.done()})
-            raise FlushTimeout(
-                f"Kafka has not acknowledged {len(pending)} of {len(sent)} record batches "
-                f"within {timeout:g} s ({', '.join(late)}); they are awaited again next time"
-            )
-        for topic, partition, future in sent:
-            # the first delivery error is raised here
-            self._acknowledged(topic, partition, future.result())
+        waiting = [future for _, _, future in self.sent]
+        if waiting:
+            _, pending = await asyncio.wait(waiting, timeout=timeout)
+            if pending:
+                late = sorted({f"{t}[{p}]" for t, p, f in self.sent if f in pending})
+                raise FlushTimeout(
+                    f"Kafka has not acknowledged {len(pending)} of {len(waiting)} record batches "
+                    f"within {timeout:g} s ({', '.join(late)}); they are awaited again next time"
+                )
+        self._settle()
+        if self.failed is not None:
+            raise self.failed
+
+    def _settle(self) -> None:
+        """Count the deliveries that completed; keep the first that failed as :attr:`failed`."""
+        in_flight = []
+        for topic, partition, future in self.sent:
+            if not future.done():
+                in_flight.append((topic, partition, future))
+            elif future.cancelled() or future.exception() is not None:
+                if self.failed is None:
+                    self.failed = (
+                        KafkaError(f"the delivery of a batch to {topic}[{partition}] was cancelled")
+                        if future.cancelled()
+                        else future.exception()
+                    )
+            else:
+                self._acknowledged(topic, partition, future.result())
+        self.sent = in_flight
 
     def _acknowledged(self, topic: str, partition: int, metadata) -> None:
         slot = (topic, partition)

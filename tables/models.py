@@ -17,16 +17,15 @@ learned, and skips (``offset <= checkpoint offset``) what it had.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pickle
 import time
 
-from aiokafka.errors import KafkaError
-
 from app import app, settings
 from app.codec import CheckpointError, RiverCodec
 from app.model_spec import parse_specs
-from app.outbox import Outbox
+from app.outbox import FlushTimeout, Outbox
 from app.shard import ShardModels
 from app.topics import scoring
 from tables.direct import persisted, to_changelog, to_store
@@ -89,6 +88,8 @@ class LiveShards:
         self.writing: dict[int, tuple[str, float]] = {}
         #: set once Kafka refused output of taken events: no checkpoint is written after it
         self.lost: OutputLost | None = None
+        #: one checkpoint of a shard at a time
+        self.locks: dict[int, asyncio.Lock] = {}
         #: when each shard last took a message (to tell a stall behind the end of its partition)
         self.last_taken: dict[int, float] = {}
         #: how long the last snapshot of each shard held the event loop (pickle and windows)
@@ -232,19 +233,35 @@ class LiveShards:
             return False
         return len(held) + taken >= self.every or since >= self.seconds
 
-    async def checkpoint(self, shard: int) -> None:
+    async def checkpoint(self, shard: int, wait: bool = False) -> None:
         """Write ``shard``'s checkpoint, then acknowledge the messages it covers.
 
         The snapshot is pickled first (the state it covers), then every producer is flushed so
         that the predictions, parked features and window values of those messages are in Kafka
         before the checkpoint that skips them on a replay; then the checkpoint is sent, and once
-        Kafka has acknowledged it, stored and the covered messages acknowledged. One checkpoint
-        of a shard at a time; :meth:`slow_checkpoints` tells one that waits.
+        Kafka has acknowledged it, stored and the covered messages acknowledged.
+
+        One checkpoint of a shard at a time: a shard being checkpointed is skipped, or with
+        ``wait`` (a revocation, the engine stopping) waited for, and then checkpointed again if
+        it still owes one. :meth:`slow_checkpoints` tells one that waits.
         """
+        lock = self.locks.get(shard)
+        if lock is None:
+            lock = self.locks[shard] = asyncio.Lock()
+        if lock.locked() and not wait:
+            return
+        async with lock:
+            await self._checkpoint(shard)
+
+    async def _checkpoint(self, shard: int) -> None:
         held = self.held.get(shard)
         models = self.shards.get(shard)
         taken = self.taken.get(shard, 0)
-        if models is None or shard in self.writing or not (held or taken):
+        if models is None or not (held or taken):
+            return
+        if self.outbox is None and settings.engine == "batch":
+            # the engine is not running (yet, or any more): its outbox may hold output not
+            # sent, so nothing is checkpointed past it; what is not covered is replayed
             return
         covered = models.offset
         if covered != self.checkpointed.get(shard) or taken:
@@ -293,34 +310,50 @@ class LiveShards:
             await app.producer.flush()  # (the agents' output)
             try:
                 await out.flush(FLUSH_TIMEOUT)
-            except KafkaError as exc:
-                self.lost = OutputLost(
-                    f"Kafka did not take output of the events shard {shard} learned since its "
-                    f"last checkpoint ({exc!r}), after the producer's own retries: stopping, so "
-                    "that no checkpoint covers events whose predictions are lost. The next start "
-                    "learns them again from that checkpoint and writes their output again."
-                )
-                raise self.lost from exc
+            except FlushTimeout:
+                raise
+            except Exception as exc:
+                raise self.output_lost(shard, exc) from exc
             if values:
                 persisted(key_windows, shard, out)
             if self.shards.get(shard) is not models:
                 return  # revoked meanwhile: the new owner starts from the last checkpoint
+            if self.lost is not None:  # another shard's checkpoint found output lost meanwhile
+                raise self.lost
             self._stage(shard, "writing checkpoint")
             checkpoint = {shard: raw}
             to_changelog(shard_checkpoints, shard, checkpoint, out)
             # in Kafka before the next checkpoint writes window values ahead of it
-            await out.flush()
+            try:
+                await out.flush()
+            except FlushTimeout:
+                raise
+            except Exception as exc:  # whether the checkpoint landed is unknown: stop
+                raise self.output_lost(shard, exc) from exc
         except BaseException:
             windows.abort(started)
             raise
+        if self.shards.get(shard) is not models:
+            return  # revoked while it was sent: the new owner reads it from the changelog
         to_store(shard_checkpoints, shard, checkpoint)
         persisted(shard_checkpoints, shard, out)
         windows.committed(upto, values)
         self.checkpointed[shard] = covered
         self.taken[shard] -= taken
 
+    def output_lost(self, shard: int, exc: BaseException) -> OutputLost:
+        """Remember that output was lost: no checkpoint of this process may be written now."""
+        if self.lost is None:
+            self.lost = OutputLost(
+                f"Kafka did not take output of the events shard {shard} learned since its last "
+                f"checkpoint ({exc!r}), after the producer's own retries: stopping, so that no "
+                "checkpoint covers events whose predictions are lost. The next start learns "
+                "them again from that checkpoint and writes their output again."
+            )
+        return self.lost
+
     def _checkpoint_outbox(self) -> Outbox:
-        """Where checkpoints go: the engine's outbox, else one over Faust's own producer."""
+        """Where checkpoints go: the engine's outbox, else (agents) one over Faust's producer."""
         if self.outbox is not None:
             return self.outbox
         if self.own_outbox is None:

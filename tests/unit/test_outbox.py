@@ -80,7 +80,7 @@ async def test_a_flush_kafka_does_not_acknowledge_in_time_fails_and_is_awaited_a
     assert len(producer.deliveries) == 2  # and sends nothing twice
 
 
-async def test_a_delivery_error_is_raised_by_the_flush():
+async def test_a_delivery_error_is_raised_by_the_flush_and_every_later_one():
     producer = HeldProducer()
     outbox = Outbox(producer)
     outbox.add("predictions", 0, b"e1", b"p")
@@ -89,3 +89,39 @@ async def test_a_delivery_error_is_raised_by_the_flush():
     producer.deliveries[0].set_exception(KafkaTimeoutError())
     with pytest.raises(KafkaTimeoutError):
         await task
+    outbox.add("predictions", 0, b"e2", b"p")
+    task = asyncio.ensure_future(outbox.flush())
+    await asyncio.sleep(0)
+    acknowledge(producer.deliveries[1], 5)
+    with pytest.raises(KafkaTimeoutError):  # e1's prediction is lost: no flush is clean again
+        await task
+
+
+async def test_flushes_at_once_each_wait_for_every_batch_in_flight():
+    producer = HeldProducer()
+    outbox = Outbox(producer)
+    outbox.add("predictions", 0, b"e1", b"p")
+    first = asyncio.ensure_future(outbox.flush())
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(outbox.flush())  # e.g. another shard's checkpoint
+    await asyncio.sleep(0.01)
+    assert not first.done() and not second.done()  # the second waits for e1's batch too
+    producer.deliveries[0].set_exception(KafkaTimeoutError())
+    for flush in (first, second):
+        with pytest.raises(KafkaTimeoutError):
+            await flush
+
+
+async def test_a_batch_the_producer_does_not_take_fails_the_flushes():
+    producer = HeldProducer()
+    outbox = Outbox(producer)
+
+    async def refuse(batch, topic, *, partition):
+        raise KafkaTimeoutError()  # aiokafka: its queue stayed full past the request timeout
+
+    producer.send_batch = refuse
+    outbox.add("predictions", 0, b"e1", b"p")
+    with pytest.raises(KafkaTimeoutError):
+        await outbox.send()
+    with pytest.raises(KafkaTimeoutError):
+        await outbox.flush()

@@ -199,3 +199,26 @@ async def test_output_kafka_refuses_stops_the_checkpoint_that_would_cover_it(tab
     with pytest.raises(OutputLost):  # nor later, e.g. while the worker stops: it is gone
         await live.checkpoint(0)
     assert len(producer.deliveries) == 2 and 0 not in tables["checkpoints"].data
+
+
+async def test_a_revocation_waits_for_the_checkpoint_in_progress_then_writes_its_own(tables):
+    producer = HeldProducer()
+    live = shard_with_output(producer)
+    running = asyncio.ensure_future(live.checkpoint(0))  # the checkpoint loop's
+    await until(lambda: len(producer.deliveries) == 2)
+    await live.checkpoint(0)  # another caller that need not wait: skipped
+    revoking = asyncio.ensure_future(live.checkpoint(0, wait=True))
+    with writing_to(0):  # the engine takes one more event meanwhile
+        live.windows[0].update("k", 11.0, {"a": 1.0})
+    live.shards[0].offset, live.taken[0] = 330, live.taken[0] + 1
+    for sent in (1, 2, 3):  # the prediction, the window values, the checkpoint at 329
+        await until(lambda n=sent: len(producer.deliveries) >= n)
+        acknowledge(producer.deliveries[sent - 1], sent)
+    await running
+    assert not revoking.done()
+    for sent in (4, 5):  # then the revocation's own: window values, the checkpoint at 330
+        await until(lambda n=sent: len(producer.deliveries) == n)
+        acknowledge(producer.deliveries[-1], sent)
+    await revoking
+    assert live.codec.loads(tables["checkpoints"].data[0])["offset"] == 330
+    assert live.taken[0] == 0 and live.checkpointed[0] == 330
