@@ -308,12 +308,7 @@ class LiveShards:
             # checkpoint that stands on them
             self._stage(shard, "flushing output")
             await app.producer.flush()  # (the agents' output)
-            try:
-                await out.flush(FLUSH_TIMEOUT)
-            except FlushTimeout:
-                raise
-            except Exception as exc:
-                raise self.output_lost(shard, exc) from exc
+            await self._flush(shard, out, FLUSH_TIMEOUT)
             if values:
                 persisted(key_windows, shard, out)
             if self.shards.get(shard) is not models:
@@ -323,13 +318,9 @@ class LiveShards:
             self._stage(shard, "writing checkpoint")
             checkpoint = {shard: raw}
             to_changelog(shard_checkpoints, shard, checkpoint, out)
-            # in Kafka before the next checkpoint writes window values ahead of it
-            try:
-                await out.flush()
-            except FlushTimeout:
-                raise
-            except Exception as exc:  # whether the checkpoint landed is unknown: stop
-                raise self.output_lost(shard, exc) from exc
+            # in Kafka before the next checkpoint writes window values ahead of it (an error:
+            # whether the checkpoint landed is unknown, so the worker stops too)
+            await self._flush(shard, out)
         except BaseException:
             windows.abort(started)
             raise
@@ -340,6 +331,15 @@ class LiveShards:
         windows.committed(upto, values)
         self.checkpointed[shard] = covered
         self.taken[shard] -= taken
+
+    async def _flush(self, shard: int, out: Outbox, timeout: float | None = None) -> None:
+        """Flush ``out``: a timeout fails only this checkpoint, any other error is lost output."""
+        try:
+            await out.flush(timeout)
+        except FlushTimeout:
+            raise
+        except Exception as exc:
+            raise self.output_lost(shard, exc) from exc
 
     def output_lost(self, shard: int, exc: BaseException) -> OutputLost:
         """Remember that output was lost: no checkpoint of this process may be written now."""
