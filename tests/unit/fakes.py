@@ -20,6 +20,22 @@ class HeldProducer:
         return self.deliveries[-1]
 
 
+async def until(condition, turns: int = 100) -> None:
+    """Let the event loop run until ``condition()`` holds; fail after ``turns`` turns."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not reached")
+
+
+async def start_flush(producer: HeldProducer, outbox, batches: int, timeout=None) -> asyncio.Task:
+    """Start ``outbox.flush(timeout)`` and return it once ``producer`` holds ``batches``."""
+    task = asyncio.ensure_future(outbox.flush(timeout))
+    await until(lambda: len(producer.deliveries) == batches)
+    return task
+
+
 def acknowledge(future: asyncio.Future, offset: int) -> None:
     future.set_result(SimpleNamespace(offset=offset))
 

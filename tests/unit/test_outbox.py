@@ -8,7 +8,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 
 from app.outbox import FlushTimeout, Outbox, Slot
-from tests.unit.fakes import HeldProducer, acknowledge
+from tests.unit.fakes import HeldProducer, acknowledge, start_flush
 
 
 def messages(batches: list) -> list[list[tuple]]:
@@ -69,8 +69,7 @@ async def test_a_flush_kafka_does_not_acknowledge_in_time_fails_and_is_awaited_a
     outbox.add("checkpoints", 0, b"0", b"model")
     outbox.add("windows", 1, b"k", b"state")
     with pytest.raises(FlushTimeout, match=r"1 of 2 record batches within 0.05 s \(windows\[1\]\)"):
-        task = asyncio.ensure_future(outbox.flush(timeout=0.05))
-        await asyncio.sleep(0)  # the flush sends both batches
+        task = await start_flush(producer, outbox, batches=2, timeout=0.05)
         acknowledge(producer.deliveries[0], 7)
         await task
     assert outbox.acked == {}  # nothing counts as written until the whole flush is
@@ -84,14 +83,12 @@ async def test_a_delivery_error_is_raised_by_the_flush_and_every_later_one():
     producer = HeldProducer()
     outbox = Outbox(producer)
     outbox.add("predictions", 0, b"e1", b"p")
-    task = asyncio.ensure_future(outbox.flush())
-    await asyncio.sleep(0)
+    task = await start_flush(producer, outbox, batches=1)
     producer.deliveries[0].set_exception(KafkaTimeoutError())
     with pytest.raises(KafkaTimeoutError):
         await task
     outbox.add("predictions", 0, b"e2", b"p")
-    task = asyncio.ensure_future(outbox.flush())
-    await asyncio.sleep(0)
+    task = await start_flush(producer, outbox, batches=2)
     acknowledge(producer.deliveries[1], 5)
     with pytest.raises(KafkaTimeoutError):  # e1's prediction is lost: no flush is clean again
         await task
@@ -101,8 +98,7 @@ async def test_flushes_at_once_each_wait_for_every_batch_in_flight():
     producer = HeldProducer()
     outbox = Outbox(producer)
     outbox.add("predictions", 0, b"e1", b"p")
-    first = asyncio.ensure_future(outbox.flush())
-    await asyncio.sleep(0)
+    first = await start_flush(producer, outbox, batches=1)
     second = asyncio.ensure_future(outbox.flush())  # e.g. another shard's checkpoint
     await asyncio.sleep(0.01)
     assert not first.done() and not second.done()  # the second waits for e1's batch too

@@ -16,7 +16,7 @@ from app.shard import ShardModels
 from tables.anchor import writing_to
 from tables.models import LiveShards, OutputLost
 from tables.windows import ShardWindows
-from tests.unit.fakes import HeldProducer, acknowledge, fake_table
+from tests.unit.fakes import HeldProducer, acknowledge, fake_table, until
 
 TOPIC_PARTITION = TP("scoring", 0)
 
@@ -119,14 +119,6 @@ def tables(monkeypatch):
         models_module, "app", SimpleNamespace(producer=SimpleNamespace(flush=flush))
     )
     return fakes
-
-
-async def until(condition, turns: int = 100):
-    for _ in range(turns):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition not reached")
 
 
 def shard_with_output(producer: HeldProducer) -> LiveShards:
