@@ -76,7 +76,8 @@ class LiveShards:
         self.taken: dict[int, int] = {}
         #: windowed activity of each shard's keys (batch engine), saved with its checkpoints
         self.windows: dict[int, ShardWindows] = {}
-        #: where window values go to the changelog (the engine's producer; None without it)
+        #: where checkpoints and window values go to their changelogs: the engine's outbox
+        #: (None while the engine is not running)
         self.outbox: Outbox | None = None
         #: checkpoints' outbox over Faust's producer, when there is no engine
         self.own_outbox: Outbox | None = None
