@@ -32,11 +32,12 @@ async def _reject(message, value: dict, exc: Exception) -> None:
     log.error("%s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
     count("model_errors", message.partition)
     remember_reject("model_errors", message.partition, reason, message.offset, time.time())
-    await events_dlq.send(
+    sent = await events_dlq.send(
         key=value.get("id", "").encode(),
         value=orjson.dumps(value),
         headers=dead_letter_headers(reason, message.topic, message.partition, message.offset),
     )
+    live_shards.sent(message.partition, sent)
 
 
 async def checkpoint_periodically(interval: float = 0.2) -> None:
@@ -156,20 +157,32 @@ async def _learn(stream) -> None:
                 )
                 await _seek_back(message.tp, models.offset)
             continue
+        # no checkpoint of the shard between its step and its output's sends: it would cover
+        # this message before the output the checkpoint must wait for was handed to Kafka
+        live_shards.stepping.add(shard)
         try:
-            outcome = models.step(event.value, message.offset)
-        except Exception as exc:  # a model that cannot take this event must not stop the shard
-            models.offset = message.offset
-            live_shards.hold(shard, event)
-            await _reject(message, event.value, exc)
-            continue
-        live_shards.hold(shard, event)
-        for prediction in outcome.predictions:
-            await predictions.send(key=prediction["id"], value=prediction)
-        if outcome.park is not None:
-            await join.send(key=outcome.park["id"], value=outcome.park)
+            await _step(shard, models, event)
+        finally:
+            live_shards.stepping.discard(shard)
         if len(live_shards.held[shard]) >= live_shards.every:
             await live_shards.checkpoint(shard)
+
+
+async def _step(shard: int, models, event) -> None:
+    message = event.message
+    try:
+        outcome = models.step(event.value, message.offset)
+    except Exception as exc:  # a model that cannot take this event must not stop the shard
+        models.offset = message.offset
+        live_shards.hold(shard, event)
+        await _reject(message, event.value, exc)
+        return
+    live_shards.hold(shard, event)
+    # in Kafka before the checkpoint that covers this message (LiveShards._confirm)
+    for prediction in outcome.predictions:
+        live_shards.sent(shard, await predictions.send(key=prediction["id"], value=prediction))
+    if outcome.park is not None:
+        live_shards.sent(shard, await join.send(key=outcome.park["id"], value=outcome.park))
 
 
 @shard_checkpoints.on_recover

@@ -81,6 +81,11 @@ class LiveShards:
         self.outbox: Outbox | None = None
         #: checkpoints' outbox over Faust's producer, when there is no engine
         self.own_outbox: Outbox | None = None
+        #: per shard, what the agents sent for messages it took since its last checkpoint
+        #: (Faust's FutureMessages): Kafka must have them all before that checkpoint is written
+        self.agent_output: dict[int, list[asyncio.Future]] = {}
+        #: shards whose agent is between a message's step and its output's sends
+        self.stepping: set[int] = set()
         self.last_checkpoint: dict[int, float] = {}
         self.last_checkpoint_wall: dict[int, float] = {}
         #: the offset covered by the checkpoint in the table, per shard
@@ -198,6 +203,11 @@ class LiveShards:
                 out.append((shard, early[0].message.tp))
         return out
 
+    def sent(self, shard: int, message: asyncio.Future) -> None:
+        """``message`` (an agent's send) is output of a message ``shard`` took: its checkpoint
+        waits until Kafka has it, and a delivery error stops the worker (see :meth:`_write`)."""
+        self.agent_output.setdefault(shard, []).append(message)
+
     def hold(self, shard: int, event) -> None:
         """Keep ``event`` unacknowledged until a checkpoint covers it."""
         self.held[shard].append(event)
@@ -258,8 +268,8 @@ class LiveShards:
         held = self.held.get(shard)
         models = self.shards.get(shard)
         taken = self.taken.get(shard, 0)
-        if models is None or not (held or taken):
-            return
+        if models is None or not (held or taken) or shard in self.stepping:
+            return  # (stepping: the learner's next message, or the checkpoint loop, writes it)
         if self.outbox is None and settings.engine == "batch":
             # the engine is not running (yet, or any more): its outbox may hold output not
             # sent, so nothing is checkpointed past it; what is not covered is replayed
@@ -301,6 +311,7 @@ class LiveShards:
         windows = self.windows[shard]
         upto = models.origins.get(f"e{shard}", -1)
         values, started = windows.begin(upto)
+        sent = self.agent_output.pop(shard, [])  # the agents' output of what the snapshot covers
         try:
             if values:
                 to_store(key_windows, shard, values)
@@ -309,6 +320,7 @@ class LiveShards:
             # checkpoint that stands on them
             self._stage(shard, "flushing output")
             await app.producer.flush()  # (the agents' output)
+            await self._confirm(shard, sent, FLUSH_TIMEOUT)
             await self._flush(shard, out, FLUSH_TIMEOUT)
             if values:
                 persisted(key_windows, shard, out)
@@ -324,6 +336,8 @@ class LiveShards:
             await self._flush(shard, out)
         except BaseException:
             windows.abort(started)
+            if sent and self.shards.get(shard) is models:  # checked again by the next one
+                self.agent_output[shard] = sent + self.agent_output.get(shard, [])
             raise
         if self.shards.get(shard) is not models:
             return  # revoked while it was sent: the new owner reads it from the changelog
@@ -341,6 +355,25 @@ class LiveShards:
             raise
         except Exception as exc:
             raise self.output_lost(shard, exc) from exc
+
+    async def _confirm(self, shard: int, sent: list[asyncio.Future], timeout: float) -> None:
+        """Wait until Kafka has acknowledged every message in ``sent`` (agents' sends):
+        a timeout fails only this checkpoint, a delivery error is lost output."""
+        if not sent:
+            return
+        _, pending = await asyncio.wait(sent, timeout=timeout)
+        if pending:
+            raise FlushTimeout(
+                f"{len(pending)} of {len(sent)} messages sent by the agents not acknowledged by "
+                f"Kafka after {timeout:.0f} s"
+            )
+        for message in sent:
+            if message.cancelled():
+                error: BaseException | None = asyncio.CancelledError("the send was cancelled")
+            else:
+                error = message.exception()
+            if error is not None:
+                raise self.output_lost(shard, error) from error
 
     def output_lost(self, shard: int, exc: BaseException) -> OutputLost:
         """Remember that output was lost: no checkpoint of this process may be written now."""
@@ -420,6 +453,7 @@ class LiveShards:
                 )
             self.shards.pop(shard, None)
             self.held.pop(shard, None)
+            self.agent_output.pop(shard, None)
             self.taken.pop(shard, None)
             self.windows.pop(shard, None)
             self.last_checkpoint.pop(shard, None)

@@ -239,6 +239,40 @@ def test_events_topic_with_other_partitions_stops_the_worker_with_the_fix(pipeli
     assert "STREAMLEARN_ENGINE=agents" in worker.log()
 
 
+def test_agents_engine_learns_every_event_once_and_predicts_each(pipeline_factory):
+    pipeline = pipeline_factory(partitions=2, model=LR, engine="agents")
+    worker = pipeline.start_worker()
+    pipeline.send(pipeline.events, phishing_events(0, 300))
+    wait_for(lambda: total(worker, "n_learned") == 300, what="300 learned")
+    assert sorted(
+        orjson.loads(r.value)["id"] for r in pipeline.read(pipeline.predictions, 300)
+    ) == (sorted(f"e{i}" for i in range(300)))
+    wait_for(lambda: sum(c["models"][LR_NAME]["n_learned"] for c in checkpoints(pipeline)) == 300)
+
+
+def checkpoints(pipeline) -> list:
+    return [c for shard in (0, 1) if (c := pipeline.last_checkpoint(shard)) is not None]
+
+
+def test_agents_engine_stops_before_a_checkpoint_covers_predictions_kafka_refused(
+    pipeline_factory,
+):
+    # no prediction fits in a record batch of the predictions topic (MessageSizeTooLargeError)
+    pipeline = pipeline_factory(partitions=1, model=LR, engine="agents")
+    run(create_topic(pipeline.bootstrap, pipeline.predictions, {"max.message.bytes": "100"}))
+    run(ensure_topics(pipeline.settings["BROKER"], [pipeline.events, pipeline.labels], 1, 1))
+    pipeline.send(pipeline.events, phishing_events(0, 50))
+    with contextlib.suppress(RuntimeError, TimeoutError):  # it may die before serving /stats/
+        pipeline.start_worker()
+    worker = pipeline.workers[0]
+    assert worker.process.wait(timeout=120) != 0
+    log = worker.log()
+    assert "Kafka did not take output of the events shard 0 learned" in log
+    assert "MessageSizeTooLargeError" in log
+    checkpoint = pipeline.last_checkpoint(0)
+    assert checkpoint is None or checkpoint["models"][LR_NAME]["n_learned"] == 0
+
+
 def test_a_model_whose_checkpoint_exceeds_a_megabyte_is_saved_and_restored(pipeline_factory):
     # every event brings 1,000 new features: the scaler's state passes Kafka's 1 MB default
     pipeline = pipeline_factory(partitions=1, model=LR)

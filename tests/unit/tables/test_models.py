@@ -214,3 +214,74 @@ async def test_a_revocation_waits_for_the_checkpoint_in_progress_then_writes_its
     await revoking
     assert live.codec.loads(tables["checkpoints"].data[0])["offset"] == 330
     assert live.taken[0] == 0 and live.checkpointed[0] == 330
+
+
+def shard_with_agent_output(producer: HeldProducer) -> tuple[LiveShards, asyncio.Future]:
+    """Shard 0 took offsets 0..9 through the learner agent, whose last prediction is sent to
+    Faust's producer and not acknowledged yet."""
+    live = shards_learned_up_to(9)
+    live.checkpointed[0], live.taken[0] = -1, 0
+    live.held[0] = [FakeEvent(offset) for offset in range(10)]
+    live.windows[0] = ShardWindows(0, base=-1, cache_size=100)
+    live.outbox = Outbox(producer)
+    prediction = asyncio.get_running_loop().create_future()  # Faust's FutureMessage
+    live.sent(0, prediction)
+    return live, prediction
+
+
+async def test_a_checkpoint_waits_until_kafka_has_the_agents_output_it_covers(tables):
+    producer = HeldProducer()
+    live, prediction = shard_with_agent_output(producer)
+    events = list(live.held[0])
+    task = asyncio.ensure_future(live.checkpoint(0))
+    await asyncio.sleep(0.01)
+    assert producer.deliveries == []  # the checkpoint is not sent before the prediction is in
+    acknowledge(prediction, 7)
+    await until(lambda: len(producer.deliveries) == 1)
+    acknowledge(producer.deliveries[0], 1)
+    await task
+    assert live.codec.loads(tables["checkpoints"].data[0])["offset"] == 9
+    assert live.held[0] == [] and all(event.acked for event in events)
+    assert live.agent_output.get(0, []) == []
+
+
+async def test_an_agent_send_kafka_refuses_stops_the_checkpoint_that_would_cover_it(tables):
+    producer = HeldProducer()
+    live, prediction = shard_with_agent_output(producer)
+    prediction.set_exception(MessageSizeTooLargeError())  # what Faust's FutureMessage gets
+    with pytest.raises(OutputLost, match="MessageSizeTooLargeError"):
+        await live.checkpoint(0)
+    assert producer.deliveries == [] and 0 not in tables["checkpoints"].data
+    assert len(live.held[0]) == 10 and not any(event.acked for event in live.held[0])
+
+
+async def test_agent_output_not_acknowledged_in_time_is_waited_for_again_next_time(
+    tables, monkeypatch
+):
+    monkeypatch.setattr(models_module, "FLUSH_TIMEOUT", 0.05)
+    producer = HeldProducer()
+    live, prediction = shard_with_agent_output(producer)
+    with pytest.raises(FlushTimeout, match="1 of 1 messages sent by the agents"):
+        await live.checkpoint(0)
+    assert producer.deliveries == [] and live.agent_output[0] == [prediction]
+    acknowledge(prediction, 7)
+    task = asyncio.ensure_future(live.checkpoint(0))
+    await until(lambda: len(producer.deliveries) == 1)
+    acknowledge(producer.deliveries[0], 1)
+    await task
+    assert live.checkpointed[0] == 9 and live.agent_output.get(0, []) == []
+
+
+async def test_no_checkpoint_while_the_agent_is_between_a_step_and_its_sends(tables):
+    producer = HeldProducer()
+    live, prediction = shard_with_agent_output(producer)
+    acknowledge(prediction, 7)
+    live.stepping.add(0)
+    await live.checkpoint(0, wait=True)
+    assert producer.deliveries == [] and live.checkpointed[0] == -1
+    live.stepping.discard(0)
+    task = asyncio.ensure_future(live.checkpoint(0))
+    await until(lambda: len(producer.deliveries) == 1)
+    acknowledge(producer.deliveries[0], 1)
+    await task
+    assert live.checkpointed[0] == 9
