@@ -31,6 +31,7 @@ from mode import Service
 from app import app, raw_fetch, settings
 from app.features import HOPPING, TUMBLING, add_aggregates, one_hot, window_values
 from app.kafka_admin import bootstrap_servers
+from app.label_rules import label_check
 from app.outbox import Outbox, Slot
 from app.raw_fetch import RAW
 from app.records import Malformed, dead_letter_headers, parse_event
@@ -66,6 +67,7 @@ class Engine(Service):
         self.partitions: dict[str, int] = {}
         self.ready = asyncio.Event()
         self.window_features = settings.window_feature_names
+        self.check_label = label_check(live_shards.specs)
         #: records read from the events topic, and events taken by a model shard
         self.n_received = 0
         self.n_events = 0
@@ -251,6 +253,11 @@ class Engine(Service):
         except Malformed as exc:
             self._reject(shard, record, str(exc), "dead_letters", now)
             return
+        if "y" in event:  # a label the models cannot learn: before any of them counts the event
+            problem = self.check_label(event["y"])
+            if problem is not None:
+                self._reject(shard, record, problem, "dead_letters", now)
+                return
         key = event["key"]
         if key is not None:
             if settings.partitions > 1 and record.key is not None and record.key != key.encode():

@@ -13,11 +13,16 @@ import logging
 import time
 
 from app import app, settings
+from app.label_rules import label_check
+from app.model_spec import parse_specs
 from app.records import Malformed, dead_letter_headers, parse_event, parse_label
 from app.topics import clean, declare, events, events_dlq, join, labels, labels_dlq
 from tables.counters import count, remember_reject
 
 log = logging.getLogger(__name__)
+
+#: what is wrong with a label for the configured models (app/label_rules.py)
+check_label = label_check(parse_specs(settings.model))
 
 
 def routing_key(event: dict) -> str:
@@ -49,6 +54,10 @@ async def validate_events(stream):
         except Malformed as exc:
             await _reject(stream, events_dlq, raw, str(exc), "dead_letters")
             continue
+        problem = check_label(event["y"]) if "y" in event else None
+        if problem is not None:
+            await _reject(stream, events_dlq, raw, problem, "dead_letters")
+            continue
         message = stream.current_event.message
         event["t_in"] = message.timestamp
         event["src"] = ["e", message.partition, message.offset]
@@ -67,5 +76,9 @@ async def validate_labels(stream):
             label = parse_label(raw)
         except Malformed as exc:
             await _reject(stream, labels_dlq, raw, str(exc), "dead_labels")
+            continue
+        problem = check_label(label["y"])
+        if problem is not None:
+            await _reject(stream, labels_dlq, raw, problem, "dead_labels")
             continue
         await join.send(key=label["id"], value={"kind": "label", **label})

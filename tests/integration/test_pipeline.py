@@ -144,6 +144,10 @@ BAD_EVENTS = [
     b'{"id": "m10", "ts": 1, "x": {"a": 1}',
     b'{"id": "m11", "ts": 1767225600000, "x": {"a": 1}}',
     b'{"id": "m12", "ts": 1, "x": {"a": 18446744073709551615}}',
+    # labels a binary classifier cannot learn: dead-lettered before the scaler sees "a"
+    b'{"id": "m13", "ts": 1, "x": {"a": 1}, "y": "yes"}',
+    b'{"id": "m14", "ts": 1, "x": {"a": 1}, "y": 3}',
+    b'{"id": "m15", "ts": 1, "x": {"a": 1}, "y": 0.5}',
 ]
 
 

@@ -46,3 +46,19 @@ async def test_labels_are_rekeyed_by_event_id(app, sent):
     assert kwargs["key"] == "e9"
     assert kwargs["value"] == {"kind": "label", "id": "e9", "y": True, "ts": 3}
     assert sent["labels_dlq"].await_count == 1
+
+
+async def test_labels_the_models_cannot_learn_are_dead_lettered_with_the_reason(app, sent):
+    # the unit tests' model is a binary classifier: it learns true/false (or 1/0) only
+    async with validate_events.test_context() as agent:
+        await agent.put(b'{"id": "e1", "ts": 1, "x": {"a": 1.0}, "y": "yes"}')
+    async with validate_labels.test_context() as agent:
+        await agent.put(b'{"id": "e2", "ts": 1, "y": 2}')
+        await agent.put(b'{"id": "e3", "ts": 1, "y": 1}')
+    reason = dict(sent["events_dlq"].await_args.kwargs["headers"])["reason"]
+    assert reason.startswith(b"y must be true/false (or 1/0) for the binary classifier")
+    assert b"got 'yes'" in reason
+    reason = dict(sent["labels_dlq"].await_args.kwargs["headers"])["reason"]
+    assert b"got 2;" in reason and sent["labels_dlq"].await_count == 1
+    sent["clean"].assert_not_awaited()
+    assert sent["join"].await_args.kwargs["value"]["id"] == "e3"
