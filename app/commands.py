@@ -24,9 +24,11 @@ from faust.cli import AppCommand, argument, option
 from tqdm import tqdm
 
 from app import app, settings
-from app.datasets import UnknownDataset, available, encode_x, rows
+from app.datasets import UnknownDataset, available, encode_x, rows, task
 from app.fraud import FraudStream
 from app.kafka_admin import bootstrap_servers, ensure_topics
+from app.label_rules import task_problem
+from app.model_spec import parse_specs
 
 DEFAULT_UNBOUNDED_LIMIT = 10_000
 JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -140,6 +142,9 @@ async def replay(
         messages, total = dataset_messages(dataset, seed, limit, label_delay)
     except UnknownDataset as exc:
         raise click.UsageError(str(exc)) from None
+    problem = task_problem(task(dataset), parse_specs(settings.model))
+    if problem is not None:
+        raise click.UsageError(f"{dataset!r} is {problem} (STREAMLEARN_MODEL={settings.model!r})")
     topics = {"events": settings.events_topic, "labels": settings.labels_topic}
     await ensure_topics(
         settings.broker, list(topics.values()), settings.partitions, settings.replication

@@ -63,8 +63,21 @@ def shipped_datasets() -> dict[str, type]:
 
 
 def generators() -> dict[str, type]:
-    """River's synthetic generators, by snake name."""
-    return {snake(name): getattr(synth, name) for name in synth.__all__}
+    """River's synthetic generators, single-output, by snake name."""
+    out = {}
+    for name in synth.__all__:
+        cls = getattr(synth, name)
+        if "Multi-output" not in _task_of(cls):
+            out[snake(name)] = cls
+    return out
+
+
+def task(name: str) -> str:
+    """River's task of dataset or generator ``name`` ("Binary classification", ...)."""
+    if name == "fraud":
+        return "Binary classification"
+    cls = shipped_datasets().get(name) or generators().get(name)
+    return _task_of(cls) if cls is not None else ""
 
 
 def available() -> list[str]:

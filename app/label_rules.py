@@ -66,3 +66,30 @@ def label_check(specs: list[ModelSpec]) -> LabelCheck:
 
 def _any_label(y: Any) -> str | None:
     return None
+
+
+def task_problem(task: str, specs: list[ModelSpec]) -> str | None:
+    """What stops ``specs`` from learning a dataset of River's ``task`` (None: nothing).
+
+    >>> from app.model_spec import parse_specs
+    >>> print(task_problem("Multi-class classification", parse_specs("LogisticRegression")))
+    ... # doctest: +ELLIPSIS
+    a Multi-class classification dataset, but LogisticRegression is a binary classifier: ...
+    >>> task_problem("Binary classification", parse_specs("HoeffdingTreeClassifier")) is None
+    True
+    """
+    names = ", ".join(s.name for s in specs)
+    classifies = specs[0].is_classifier
+    if task == "Regression" and classifies:
+        return f"a Regression dataset, but {names} classifies: name a River regressor"
+    if task.endswith("classification") and not classifies:
+        return f"a {task} dataset, but {names} is a regressor: name a River classifier"
+    if task == "Multi-class classification":
+        binary = [s.name for s in specs if not getattr(s.build(), "_multiclass", False)]
+        if binary:
+            return (
+                f"a {task} dataset, but {', '.join(binary)} is a binary classifier: its "
+                "events would go to the dead-letter topic; name a multiclass classifier "
+                "(e.g. HoeffdingTreeClassifier) in STREAMLEARN_MODEL"
+            )
+    return None
