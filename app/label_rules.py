@@ -9,7 +9,7 @@ metric or window counts it:
 
 * regressors learn numbers (not bools);
 * binary classifiers (River classifiers that are not multiclass, such as LogisticRegression)
-  learn ``true``/``false``, or ``1``/``0``;
+  learn ``true``/``false``, or ``1``/``0`` (``1.0``/``0.0`` too);
 * multiclass classifiers learn any label (numbers, strings, bools).
 """
 
@@ -29,8 +29,8 @@ def label_check(specs: list[ModelSpec]) -> LabelCheck:
 
     >>> from app.model_spec import parse_specs
     >>> check = label_check(parse_specs("LogisticRegression"))
-    >>> check(True), check(0)
-    (None, None)
+    >>> check(True), check(0), check(1.0)
+    (None, None, None)
     >>> print(check("yes"))  # doctest: +ELLIPSIS
     y must be true/false (or 1/0) for the binary classifier LogisticRegression, got 'yes'; ...
     >>> label_check(parse_specs("HoeffdingTreeClassifier"))("brickface") is None
@@ -54,7 +54,8 @@ def label_check(specs: list[ModelSpec]) -> LabelCheck:
     names = ", ".join(binary)
 
     def boolean(y: Any) -> str | None:
-        if y is True or y is False or (type(y) is int and (y == 0 or y == 1)):
+        kind = type(y)
+        if kind is bool or ((kind is int or kind is float) and (y == 0 or y == 1)):
             return None
         return (
             f"y must be true/false (or 1/0) for the binary classifier {names}, got {y!r}; "

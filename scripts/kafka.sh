@@ -51,7 +51,13 @@ cluster_size() { cat "$run/brokers" 2>/dev/null || echo 0; }
 port_of() { echo $((KAFKA_PORT + $1)); }
 ctrl_port_of() { echo $((KAFKA_PORT + 100 + $1)); }
 pid_of() { cat "$run/broker-$1/pid" 2>/dev/null || true; }
-alive() { local p; p="$(pid_of "$1")"; [[ -n "$p" ]] && kill -0 "$p" 2>/dev/null; }
+# (a pid file left by a broker that died may name another process by now: check it is ours)
+alive() {
+    local p
+    p="$(pid_of "$1")"
+    [[ -n "$p" ]] && kill -0 "$p" 2>/dev/null &&
+        tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "broker-$1/server.properties"
+}
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$(port_of "$1")") 2>/dev/null; }
 
 write_config() {
