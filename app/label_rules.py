@@ -48,7 +48,7 @@ def label_check(specs: list[ModelSpec]) -> LabelCheck:
             return f"y must be a number for the regressor {names}, got {y!r}"
 
         return number
-    binary = [s.name for s in specs if not getattr(s.build(), "_multiclass", False)]
+    binary = [s.name for s in specs if not s.multiclass]
     if not binary:
         return _any_label
     names = ", ".join(binary)
@@ -86,7 +86,7 @@ def task_problem(task: str, specs: list[ModelSpec]) -> str | None:
     if task.endswith("classification") and not classifies:
         return f"a {task} dataset, but {names} is a regressor: name a River classifier"
     if task == "Multi-class classification":
-        binary = [s.name for s in specs if not getattr(s.build(), "_multiclass", False)]
+        binary = [s.name for s in specs if not s.multiclass]
         if binary:
             return (
                 f"a {task} dataset, but {', '.join(binary)} is a binary classifier: its "

@@ -10,7 +10,7 @@ import ast
 import difflib
 import importlib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 from river import base, compose, metrics
 
@@ -68,11 +68,26 @@ class ModelSpec:
         """Whether the final stage is a classifier (else it is treated as a regressor)."""
         return issubclass(self.stages[-1][0], base.Classifier)
 
+    @cached_property
+    def multiclass(self) -> bool:
+        """Whether the model is a classifier that learns more than two classes.
+
+        >>> parse_spec("LogisticRegression").multiclass, parse_spec("GaussianNB").multiclass
+        (False, True)
+        """
+        return self.is_classifier and bool(getattr(self.build(), "_multiclass", False))
+
     def new_metrics(self) -> metrics.base.Metrics:
         """The metrics for this model's task, updated prequentially.
 
+        Binary classifiers get ROCAUC and LogLoss, which read the probability of ``True``;
+        multiclass classifiers get MacroF1 and CrossEntropy instead, which are right for any
+        labels (and equal to what the binary ones measure on two classes, for CrossEntropy).
+
         >>> [type(m).__name__ for m in parse_spec("LogisticRegression").new_metrics()]
         ['Accuracy', 'ROCAUC', 'LogLoss']
+        >>> [type(m).__name__ for m in parse_spec("HoeffdingTreeClassifier").new_metrics()]
+        ['Accuracy', 'MacroF1', 'CrossEntropy']
         >>> [type(m).__name__ for m in parse_spec("LinearRegression").new_metrics()]
         ['MAE', 'RMSE']
         >>> [type(m).__name__ for m in parse_spec("LogisticRegression @ Accuracy").new_metrics()]
@@ -80,6 +95,8 @@ class ModelSpec:
         """
         if self.metric_types:
             return metrics.base.Metrics([cls() for cls in self.metric_types])
+        if self.multiclass:
+            return metrics.Accuracy() + metrics.MacroF1() + metrics.CrossEntropy()
         if self.is_classifier:
             return metrics.Accuracy() + metrics.ROCAUC() + metrics.LogLoss()
         return metrics.MAE() + metrics.RMSE()
