@@ -102,6 +102,11 @@ class Engine(Service):
             enable_idempotence=True,
             linger_ms=0,  # batches are formed per read already
             max_batch_size=512 * 1024,
+            # as patient as Faust's own producer (20 min by default): aiokafka's default (40 s)
+            # drops a batch Kafka did not take in that time, which stops the worker (lost
+            # output) when a broker is unreachable for longer; with this, the engine waits for
+            # Kafka (a checkpoint still fails after FLUSH_TIMEOUT and is tried again)
+            request_timeout_ms=int(app.conf.producer_request_timeout * 1000),
             # checkpoints go through it too (tables/models.py), as large as Faust's producer takes
             max_request_size=app.conf.producer_max_request_size,
         )

@@ -1,0 +1,65 @@
+"""The only broker stops answering for longer than aiokafka's request timeout: the worker waits."""
+
+import os
+import signal
+import subprocess
+import time
+
+import orjson
+import pytest
+
+from tests.integration.harness import ROOT, Pipeline, wait_for
+from tests.integration.test_faults import LR, assert_exact, hyperplane_events, learned
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PORT = 39092
+RUN = ROOT / ".cache/kafka/run-pause"
+#: longer than aiokafka's default request timeout (40 s), after which it drops unsent batches
+PAUSE = 50.0
+#: enough that the worker is still learning (and writing predictions) when the broker freezes
+N = 30000
+
+
+def kafka(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KAFKA_PORT": str(PORT), "KAFKA_RUN": str(RUN)}
+    return subprocess.run(
+        [str(ROOT / "scripts/kafka.sh"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def own_broker(kafka_jars):
+    result = kafka("up", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    yield f"127.0.0.1:{PORT}"
+    kafka("down")
+
+
+def test_a_broker_frozen_for_50_s_mid_stream_loses_nothing_and_the_worker_goes_on(own_broker):
+    pid = int((RUN / "broker-0/pid").read_text())
+    pipeline = Pipeline("broker-pause", bootstrap=own_broker, partitions=1, model=LR.text)
+    rows = hyperplane_events(N, seed=9)
+    try:
+        worker = pipeline.start_worker()
+        pipeline.send(pipeline.events, [orjson.dumps(r) for r in rows[:1000]])
+        wait_for(lambda: learned([worker])[0]["n_learned"] == 1000, what="1000 learned")
+        pipeline.send(pipeline.events, [orjson.dumps(r) for r in rows[1000:]])
+        wait_for(lambda: learned([worker])[0]["n_learned"] > 1000, what="learning under way")
+        assert learned([worker])[0]["n_learned"] < N  # (else there is no output in flight)
+        # frozen, not dead: connections stay open and requests go unanswered
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(PAUSE)  # the fault itself lasts this long; nothing to wait for
+            assert worker.alive
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert_exact(pipeline, [worker], rows, 1)
+        assert worker.alive and worker.starts == 1
+        assert "Kafka did not take output" not in worker.log()
+    finally:
+        pipeline.stop()
