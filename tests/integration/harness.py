@@ -312,3 +312,16 @@ async def create_topic(bootstrap: str, topic: str, configs: dict[str, str]) -> N
         await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
     finally:
         await admin.close()
+
+
+def own_kafka(port: int, run_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """``scripts/kafka.sh *args`` for a cluster of a test's own: first broker on ``port``, its
+    data and logs in ``run_dir`` (apart from the session's shared broker)."""
+    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_RUN": str(run_dir)}
+    return subprocess.run(
+        [str(ROOT / "scripts/kafka.sh"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

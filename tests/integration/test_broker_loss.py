@@ -1,29 +1,21 @@
 """A three-broker cluster loses a broker mid-stream: nothing is lost, learning goes on."""
 
-import os
-import subprocess
 import time
 
 import orjson
 import pytest
 
-from tests.integration.harness import ROOT, Pipeline, wait_for
+from tests.integration.harness import ROOT, Pipeline, own_kafka, wait_for
 from tests.integration.test_faults import LR, N, assert_exact, hyperplane_events, learned
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PORT = 29092
+RUN = ROOT / ".cache/kafka/run-3"
 
 
-def kafka(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KAFKA_PORT": str(PORT), "KAFKA_RUN": str(ROOT / ".cache/kafka/run-3")}
-    return subprocess.run(
-        [str(ROOT / "scripts/kafka.sh"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def kafka(*args: str):
+    return own_kafka(PORT, RUN, *args)
 
 
 @pytest.fixture(scope="module")

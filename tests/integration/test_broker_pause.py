@@ -2,13 +2,12 @@
 
 import os
 import signal
-import subprocess
 import time
 
 import orjson
 import pytest
 
-from tests.integration.harness import ROOT, Pipeline, wait_for
+from tests.integration.harness import ROOT, Pipeline, own_kafka, wait_for
 from tests.integration.test_faults import LR, assert_exact, hyperplane_events, learned
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -21,15 +20,8 @@ PAUSE = 50.0
 N = 30000
 
 
-def kafka(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KAFKA_PORT": str(PORT), "KAFKA_RUN": str(RUN)}
-    return subprocess.run(
-        [str(ROOT / "scripts/kafka.sh"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def kafka(*args: str):
+    return own_kafka(PORT, RUN, *args)
 
 
 @pytest.fixture(scope="module")
