@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -24,7 +24,7 @@ from faust.cli import AppCommand, argument, option
 from tqdm import tqdm
 
 from app import app, settings
-from app.datasets import UnknownDataset, available, encode_x, rows, task
+from app.datasets import available, encode_x, rows, task
 from app.fraud import FraudStream
 from app.kafka_admin import bootstrap_servers, ensure_topics
 from app.label_rules import task_problem
@@ -108,15 +108,44 @@ async def produce(
     return sent
 
 
+def _check_dataset(ctx: click.Context, param: click.Parameter, name: str) -> str:
+    """A dataset the replay can stream and the configured models can learn (checked while the
+    command line is parsed, so that a mistake is one line of usage, not a worker's crash)."""
+    if name not in available():
+        raise click.BadParameter(
+            f"unknown dataset {name!r}; choose one of: {', '.join(available())}"
+        )
+    problem = task_problem(task(name), parse_specs(settings.model))
+    if problem is not None:
+        raise click.BadParameter(f"{name!r} is {problem} (STREAMLEARN_MODEL={settings.model!r})")
+    return name
+
+
+def _at_least(minimum: float) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and value < minimum:
+            raise click.BadParameter(f"must be >= {minimum:g}, got {value:g}")
+        return value
+
+    return check
+
+
 @app.command(
-    argument("dataset"),
+    argument("dataset", callback=_check_dataset),
     option(
         "--limit",
         type=int,
         default=None,
+        callback=_at_least(1),
         help="Events to send (default: all; 10000 for endless generators).",
     ),
-    option("--rate", type=float, default=0.0, help="Events per second; 0 = as fast as possible."),
+    option(
+        "--rate",
+        type=float,
+        default=0.0,
+        callback=_at_least(0),
+        help="Events per second; 0 = as fast as possible.",
+    ),
     option("--seed", type=int, default=None, help="Seed of synthetic generators and of fraud."),
     option(
         "--label-delay",
@@ -134,17 +163,7 @@ async def replay(
     label_delay: float,
 ) -> None:
     """Stream a River dataset, a River generator or the fraud stream into the events topic."""
-    if limit is not None and limit < 1:
-        raise click.UsageError("--limit must be >= 1")
-    if rate < 0:
-        raise click.UsageError("--rate must be >= 0")
-    try:
-        messages, total = dataset_messages(dataset, seed, limit, label_delay)
-    except UnknownDataset as exc:
-        raise click.UsageError(str(exc)) from None
-    problem = task_problem(task(dataset), parse_specs(settings.model))
-    if problem is not None:
-        raise click.UsageError(f"{dataset!r} is {problem} (STREAMLEARN_MODEL={settings.model!r})")
+    messages, total = dataset_messages(dataset, seed, limit, label_delay)
     topics = {"events": settings.events_topic, "labels": settings.labels_topic}
     await ensure_topics(
         settings.broker, list(topics.values()), settings.partitions, settings.replication
