@@ -111,10 +111,9 @@ async def produce(
 def _check_dataset(ctx: click.Context, param: click.Parameter, name: str) -> str:
     """A dataset the replay can stream and the configured models can learn (checked while the
     command line is parsed, so that a mistake is one line of usage, not a worker's crash)."""
-    if name not in available():
-        raise click.BadParameter(
-            f"unknown dataset {name!r}; choose one of: {', '.join(available())}"
-        )
+    names = available()
+    if name not in names:
+        raise click.BadParameter(f"unknown dataset {name!r}; choose one of: {', '.join(names)}")
     problem = task_problem(task(name), parse_specs(settings.model))
     if problem is not None:
         raise click.BadParameter(f"{name!r} is {problem} (STREAMLEARN_MODEL={settings.model!r})")

@@ -48,10 +48,9 @@ def label_check(specs: list[ModelSpec]) -> LabelCheck:
             return f"y must be a number for the regressor {names}, got {y!r}"
 
         return number
-    binary = [s.name for s in specs if not s.multiclass]
-    if not binary:
+    names = _binary_classifiers(specs)
+    if not names:
         return _any_label
-    names = ", ".join(binary)
 
     def boolean(y: Any) -> str | None:
         kind = type(y)
@@ -67,6 +66,11 @@ def label_check(specs: list[ModelSpec]) -> LabelCheck:
 
 def _any_label(y: Any) -> str | None:
     return None
+
+
+def _binary_classifiers(specs: list[ModelSpec]) -> str:
+    """The names of the specs that classify two classes only, joined ("": none)."""
+    return ", ".join(s.name for s in specs if not s.multiclass)
 
 
 def task_problem(task: str, specs: list[ModelSpec]) -> str | None:
@@ -86,10 +90,10 @@ def task_problem(task: str, specs: list[ModelSpec]) -> str | None:
     if task.endswith("classification") and not classifies:
         return f"a {task} dataset, but {names} is a regressor: name a River classifier"
     if task == "Multi-class classification":
-        binary = [s.name for s in specs if not s.multiclass]
+        binary = _binary_classifiers(specs)
         if binary:
             return (
-                f"a {task} dataset, but {', '.join(binary)} is a binary classifier: its "
+                f"a {task} dataset, but {binary} is a binary classifier: its "
                 "events would go to the dead-letter topic; name a multiclass classifier "
                 "(e.g. HoeffdingTreeClassifier) in STREAMLEARN_MODEL"
             )

@@ -142,13 +142,9 @@ class Outbox:
         for topic, partition, future in self.sent:
             if not future.done():
                 in_flight.append((topic, partition, future))
-            elif future.cancelled() or future.exception() is not None:
+            elif (error := delivery_error(future, f"a batch to {topic}[{partition}]")) is not None:
                 if self.failed is None:
-                    self.failed = (
-                        KafkaError(f"the delivery of a batch to {topic}[{partition}] was cancelled")
-                        if future.cancelled()
-                        else future.exception()
-                    )
+                    self.failed = error
             else:
                 self._acknowledged(topic, partition, future.result())
         self.sent = in_flight
@@ -156,3 +152,10 @@ class Outbox:
     def _acknowledged(self, topic: str, partition: int, metadata) -> None:
         slot = (topic, partition)
         self.acked[slot] = max(self.acked.get(slot, -1), metadata.offset)
+
+
+def delivery_error(future: asyncio.Future, what: str) -> BaseException | None:
+    """Why the finished delivery ``future`` of ``what`` failed (None: Kafka has it)."""
+    if future.cancelled():
+        return KafkaError(f"the delivery of {what} was cancelled")
+    return future.exception()

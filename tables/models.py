@@ -25,7 +25,7 @@ import time
 from app import app, settings
 from app.codec import CheckpointError, RiverCodec
 from app.model_spec import parse_specs
-from app.outbox import FlushTimeout, Outbox
+from app.outbox import FlushTimeout, Outbox, delivery_error
 from app.shard import ShardModels
 from app.topics import scoring
 from tables.direct import persisted, to_changelog, to_store
@@ -368,10 +368,7 @@ class LiveShards:
                 f"Kafka after {timeout:.0f} s"
             )
         for message in sent:
-            if message.cancelled():
-                error: BaseException | None = asyncio.CancelledError("the send was cancelled")
-            else:
-                error = message.exception()
+            error = delivery_error(message, "a message sent by an agent")
             if error is not None:
                 raise self.output_lost(shard, error) from error
 
