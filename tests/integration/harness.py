@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -325,3 +326,15 @@ def own_kafka(port: int, run_dir: Path, *args: str) -> subprocess.CompletedProce
         text=True,
         timeout=120,
     )
+
+
+@contextlib.contextmanager
+def own_cluster(port: int, run_dir: Path, brokers: int) -> Iterator[str]:
+    """A cluster of ``brokers`` brokers of a test's own (see :func:`own_kafka`), up for the
+    ``with`` block; yields its bootstrap servers."""
+    result = own_kafka(port, run_dir, "up", str(brokers))
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        yield ",".join(f"127.0.0.1:{port + i}" for i in range(brokers))
+    finally:
+        own_kafka(port, run_dir, "down")

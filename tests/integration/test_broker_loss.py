@@ -5,7 +5,7 @@ import time
 import orjson
 import pytest
 
-from tests.integration.harness import ROOT, Pipeline, own_kafka, wait_for
+from tests.integration.harness import ROOT, Pipeline, own_cluster, own_kafka, wait_for
 from tests.integration.test_faults import LR, N, assert_exact, hyperplane_events, learned
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -20,10 +20,8 @@ def kafka(*args: str):
 
 @pytest.fixture(scope="module")
 def three_brokers(kafka_jars):
-    result = kafka("up", "3")
-    assert result.returncode == 0, result.stdout + result.stderr
-    yield ",".join(f"127.0.0.1:{PORT + i}" for i in range(3))
-    kafka("down")
+    with own_cluster(PORT, RUN, 3) as bootstrap:
+        yield bootstrap
 
 
 def test_killing_one_of_three_brokers_loses_nothing(three_brokers):

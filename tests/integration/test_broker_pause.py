@@ -7,7 +7,7 @@ import time
 import orjson
 import pytest
 
-from tests.integration.harness import ROOT, Pipeline, own_kafka, wait_for
+from tests.integration.harness import ROOT, Pipeline, own_cluster, wait_for
 from tests.integration.test_faults import LR, assert_exact, hyperplane_events, learned
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -20,16 +20,10 @@ PAUSE = 50.0
 N = 30000
 
 
-def kafka(*args: str):
-    return own_kafka(PORT, RUN, *args)
-
-
 @pytest.fixture(scope="module")
 def own_broker(kafka_jars):
-    result = kafka("up", "1")
-    assert result.returncode == 0, result.stdout + result.stderr
-    yield f"127.0.0.1:{PORT}"
-    kafka("down")
+    with own_cluster(PORT, RUN, 1) as bootstrap:
+        yield bootstrap
 
 
 def test_a_broker_frozen_for_50_s_mid_stream_loses_nothing_and_the_worker_goes_on(own_broker):
