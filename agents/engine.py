@@ -40,7 +40,7 @@ from app.topics import declare, enriched, events, events_dlq, join, predictions
 from tables.anchor import writing_to
 from tables.counters import count, remember_reject
 from tables.models import assigned_shards, live_shards
-from tables.windows import WINDOWS, ShardWindows
+from tables.windows import ShardWindows
 
 log = logging.getLogger(__name__)
 
@@ -298,8 +298,9 @@ class Engine(Service):
 
     def _add_windows(self, windows: ShardWindows, event: dict, key: str) -> None:
         ts = event["ts"]
-        state, previous = windows.update(key, ts, window_values(event["x"], self.window_features))
-        tumbling, hopping = WINDOWS.aggregates(state, ts)
+        previous, tumbling, hopping = windows.update(
+            key, ts, window_values(event["x"], self.window_features)
+        )
         # x is this event's own dict (decoded from its record): extended in place
         add_aggregates(event["x"], {TUMBLING: tumbling, HOPPING: hopping}, previous, ts)
 

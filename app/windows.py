@@ -48,14 +48,30 @@ class Windows:
 
     def add_in_place(self, state: dict | None, ts: float, values: dict) -> dict:
         """Like :meth:`add`, but changes ``state`` itself (a new one if None); returns it."""
+        return self.step(state, ts, values)[0]
+
+    def step(self, state: dict | None, ts: float, values: dict) -> tuple[dict, list, list]:
+        """:meth:`add_in_place`, then :meth:`aggregates` at ``ts``, in one pass (the engine's
+        per-event call): the state, and the ``[n, sums]`` of the event's two windows.
+
+        The event's own buckets are the ones it was just counted in, so neither is searched for.
+
+        >>> w = Windows(10, 10, 5, 100)
+        >>> state, tumbling, hopping = w.step(w.add(None, 100.0, {"a": 1.0}), 108.0, {"a": 2.0})
+        >>> tumbling, hopping, (tumbling, hopping) == w.aggregates(state, 108.0)
+        ([2, {'a': 3.0}], [2, {'a': 3.0}], True)
+        """
         if state is None:
             state = {"t": ts, "w": [], "h": []}
         elif ts > state["t"]:
             state["t"] = ts
         horizon = state["t"] - self.expires
-        _add(state["w"], math.floor(ts / self.window), values, horizon, self.window)
-        _add(state["h"], math.floor(ts / self.hop_step), values, horizon, self.hop_step)
-        return state
+        own = _add(state["w"], math.floor(ts / self.window), values, horizon, self.window)
+        last = math.floor(ts / self.hop_step)
+        step = _add(state["h"], last, values, horizon, self.hop_step)
+        if self.hop_buckets == 1:
+            return state, [own[1], own[2]], [step[1], step[2]]
+        return state, [own[1], own[2]], _hop_sum(state["h"], last - self.hop_buckets + 1, last)
 
     def aggregates(self, state: dict, ts: float) -> tuple[list, list]:
         """``[n, sums]`` of the tumbling window and of the hopping window of an event at ``ts``.
@@ -71,19 +87,7 @@ class Windows:
                 tumbling = [n, sums]
                 break
         last = math.floor(ts / self.hop_step)
-        first = last - self.hop_buckets + 1
-        buckets = state["h"]
-        start = len(buckets)
-        while start and buckets[start - 1][0] >= first:  # from the newest: skip what expired
-            start -= 1
-        n_hop, hop = 0, {}
-        for i, n, sums in islice(buckets, start, None):  # oldest first: the sums' order
-            if i > last:
-                break
-            n_hop += n
-            for name, total in sums.items():
-                hop[name] = hop.get(name, 0) + total
-        return tumbling, [n_hop, hop]
+        return tumbling, _hop_sum(state["h"], last - self.hop_buckets + 1, last)
 
     def expired(self, state: dict, now: float) -> bool:
         """Whether every bucket of ``state`` is older than ``expires`` at event time ``now``."""
@@ -99,23 +103,42 @@ def copy_state(state: dict) -> dict:
     }
 
 
-def _add(buckets: list, index: int, values: dict, horizon: float, size: float) -> None:
-    """Count one event in bucket ``index`` of ``buckets`` (sorted), dropping expired ones."""
+def _hop_sum(buckets: list, first: int, last: int) -> list:
+    """``[n, sums]`` of the step buckets ``first`` to ``last`` of ``buckets`` (sorted)."""
+    start = len(buckets)
+    while start and buckets[start - 1][0] >= first:  # from the newest: skip what expired
+        start -= 1
+    n_hop, hop = 0, {}
+    for i, n, sums in islice(buckets, start, None):  # oldest first: the sums' order
+        if i > last:
+            break
+        n_hop += n
+        for name, total in sums.items():
+            hop[name] = hop.get(name, 0) + total
+    return [n_hop, hop]
+
+
+def _add(buckets: list, index: int, values: dict, horizon: float, size: float) -> list:
+    """Count one event in bucket ``index`` of ``buckets`` (sorted), dropping expired ones;
+    return that bucket."""
     while buckets and (buckets[0][0] + 1) * size < horizon:
         del buckets[0]  # expired: the oldest come first
     newest = buckets[-1][0] if buckets else None
     if newest == index:
         bucket = buckets[-1]  # nearly always: the newest bucket
     elif newest is None or index > newest:
-        buckets.append([index, 1, dict(values)])  # the key's first event in a later bucket
-        return
+        bucket = [index, 1, dict(values)]  # the key's first event in a later bucket
+        buckets.append(bucket)
+        return bucket
     else:
         bucket = next((b for b in reversed(buckets) if b[0] == index), None)  # a late event
         if bucket is None:
-            buckets.append([index, 1, dict(values)])
+            bucket = [index, 1, dict(values)]
+            buckets.append(bucket)
             buckets.sort(key=lambda b: b[0])
-            return
+            return bucket
     bucket[1] += 1
     sums = bucket[2]
     for name, value in values.items():
         sums[name] = sums.get(name, 0) + value
+    return bucket

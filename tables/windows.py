@@ -65,8 +65,9 @@ class ShardWindows:
         value = orjson.loads(raw)
         return value["s"] if value["u"] <= self.base else value["ps"]
 
-    def update(self, key: str, ts: float, values: dict) -> tuple[dict, float | None]:
-        """Count an event of ``key`` at ``ts``: its new state, and its latest time before."""
+    def update(self, key: str, ts: float, values: dict) -> tuple[float | None, list, list]:
+        """Count an event of ``key`` at ``ts``: the key's latest time before it (None: its first
+        event), and the ``[n, sums]`` of the event's tumbling and hopping windows."""
         state = self.cache.pop(key, _MISSING)
         if state is _MISSING:
             state = self._load(key)
@@ -74,11 +75,11 @@ class ShardWindows:
             self.clean[key] = copy_state(state) if state is not None else None
             self.expired.discard(key)
         previous = state["t"] if state is not None else None
-        state = WINDOWS.add_in_place(state, ts, values)
+        state, tumbling, hopping = WINDOWS.step(state, ts, values)
         self.cache[key] = state  # (re-)inserted last: the cache evicts the least recently used
         if ts > self.now:
             self.now = ts
-        return state, previous
+        return previous, tumbling, hopping
 
     def begin(self, upto: int) -> tuple[dict[str, bytes | None], dict]:
         """Start a checkpoint at events offset ``upto``: the table values it must write (None:
