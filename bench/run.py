@@ -5,17 +5,18 @@
 Every system does the same work per event on the same rows (River's
 ``synth.Hyperplane(seed=3, n_features=10)`` as JSON events): decode, predict, update Accuracy,
 learn; ``StandardScaler | LogisticRegression`` and ``HoeffdingTreeClassifier``. Each run of a
-system is a fresh process with a fresh consumer group or app id, right after a run of the limit
+system is a fresh process with a fresh consumer group or app id, between two runs of the limit
 (River's plain loop over the rows in memory), and the systems take turns, repetition by
 repetition; the table gives the median of ``--reps`` runs and the median of their ratios to the
-limit run just before each (these machines change speed by 2x within minutes). Every run's
+mean of the limit runs just before and after each (these machines change speed by 2x within
+minutes). Every run's
 final Accuracy is checked against River's ``evaluate.progressive_val_score`` on the same rows:
 a system that learned something else is reported INVALID, not fast.
 
 Also measured: streamlearn with windowed features on keyed events, the latency from producing
-an event to reading its prediction at half the measured maximum rate, the worker's memory from
-100k to 1M distinct keys, and events/s at 10, 100 and 1,000 features. Results go to
-``bench/results/latest.json`` and ``bench/results/latest.png`` (git-ignored).
+an event to reading its prediction at half the maximum rate (measured right before each run),
+the worker's memory from 100k to 1M distinct keys, and events/s at 10, 100 and 1,000 features.
+Results go to ``bench/results/latest.json`` and ``bench/results/latest.png`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -53,28 +54,40 @@ def interleaved(
     systems: dict[str, Callable[[], tuple[float, bool]]],
     reps: int,
 ) -> list:
-    """Table rows of ``systems`` (name -> one run: events/s, metric ok), each run right after a
-    run of the limit, repetition by repetition (every system once, then again).
+    """Table rows of ``systems`` (name -> one run: events/s, metric ok), each run between two
+    runs of the limit, repetition by repetition (every system once, then again).
 
     These machines change speed by 2x within minutes: a system's three runs in a row can all
     land in a slow spell. So the runs of all systems alternate, and each ratio is the median of
-    the run's events/s over the limit's, measured just before it on the same rows.
+    the run's events/s over the mean of the limit's just before and just after it, on the same
+    rows (the run after one system's is the run before the next one's, plus one at the end).
     """
     limits: list[tuple[float, bool]] = []
-    runs: dict[str, list[tuple[float, bool, float]]] = {name: [] for name in systems}
+    order: list[tuple[str, float, bool]] = []
+
+    def limit_run() -> float:
+        rate, accuracy = workloads.river_loop(workload, model)
+        limits.append((rate, accuracy == expected))
+        return rate
+
     for _ in range(reps):
         for name, run_once in systems.items():
-            limit, accuracy = workloads.river_loop(workload, model)
-            limits.append((limit, accuracy == expected))
+            before = limit_run()
             rate, ok = run_once()
-            runs[name].append((rate, ok, rate / limit))
-            print(f"  {name} [{model}]: {rate:,.0f} ev/s, limit {limit:,.0f}", flush=True)
+            order.append((name, rate, ok))
+            print(f"  {name} [{model}]: {rate:,.0f} ev/s, limit before {before:,.0f}", flush=True)
+    limit_run()
+    runs: dict[str, list[tuple[float, bool, float]]] = {name: [] for name in systems}
+    for k, (name, rate, ok) in enumerate(order):
+        around = (limits[k][0] + limits[k + 1][0]) / 2
+        runs[name].append((rate, ok, rate / around))
     limit_rate, limit_check = _median(limits)
     rows = [(f"{LIMIT} [{model}]", limit_rate, 1.0, limit_check)]
     for name, results in runs.items():
         rate, check = _median([(r, ok) for r, ok, _ in results])
-        ratio = statistics.median(ratio for _, _, ratio in results)
-        rows.append((f"{name} [{model}]", rate, ratio, check))
+        ratios = [ratio for _, _, ratio in results]
+        print(f"  {name} [{model}]: ratios {', '.join(f'{r:.3f}' for r in ratios)}", flush=True)
+        rows.append((f"{name} [{model}]", rate, statistics.median(ratios), check))
     return rows
 
 

@@ -29,6 +29,14 @@ async def until(condition, turns: int = 100) -> None:
     raise AssertionError("condition not reached")
 
 
+async def settle(turns: int = 100) -> None:
+    """Let the event loop run ``turns`` turns: enough for a coroutine that waits only on fakes
+    to reach the point where it waits (for a test that checks that something did not happen,
+    without a wall-clock sleep)."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
 async def start_flush(producer: HeldProducer, outbox, batches: int, timeout=None) -> asyncio.Task:
     """Start ``outbox.flush(timeout)`` and return it once ``producer`` holds ``batches``."""
     task = asyncio.ensure_future(outbox.flush(timeout))

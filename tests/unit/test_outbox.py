@@ -8,7 +8,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 
 from app.outbox import FlushTimeout, Outbox, Slot
-from tests.unit.fakes import HeldProducer, acknowledge, start_flush
+from tests.unit.fakes import HeldProducer, acknowledge, settle, start_flush
 
 
 def messages(batches: list) -> list[list[tuple]]:
@@ -100,7 +100,7 @@ async def test_flushes_at_once_each_wait_for_every_batch_in_flight():
     outbox.add("predictions", 0, b"e1", b"p")
     first = await start_flush(producer, outbox, batches=1)
     second = asyncio.ensure_future(outbox.flush())  # e.g. another shard's checkpoint
-    await asyncio.sleep(0.01)
+    await settle()
     assert not first.done() and not second.done()  # the second waits for e1's batch too
     producer.deliveries[0].set_exception(KafkaTimeoutError())
     for flush in (first, second):

@@ -16,7 +16,7 @@ from app.shard import ShardModels
 from tables.anchor import writing_to
 from tables.models import LiveShards, OutputLost
 from tables.windows import ShardWindows
-from tests.unit.fakes import HeldProducer, acknowledge, fake_table, until
+from tests.unit.fakes import HeldProducer, acknowledge, fake_table, settle, until
 
 TOPIC_PARTITION = TP("scoring", 0)
 
@@ -143,7 +143,7 @@ async def test_a_checkpoint_is_stored_once_kafka_has_it_and_after_the_output_it_
         "flushing output"
     ]
     acknowledge(producer.deliveries[0], 10)
-    await asyncio.sleep(0.01)
+    await settle()
     assert len(producer.deliveries) == 2  # no checkpoint sent before all its output is in Kafka
     acknowledge(producer.deliveries[1], 20)
     await until(lambda: len(producer.deliveries) == 3)
@@ -234,7 +234,7 @@ async def test_a_checkpoint_waits_until_kafka_has_the_agents_output_it_covers(ta
     live, prediction = shard_with_agent_output(producer)
     events = list(live.held[0])
     task = asyncio.ensure_future(live.checkpoint(0))
-    await asyncio.sleep(0.01)
+    await settle()
     assert producer.deliveries == []  # the checkpoint is not sent before the prediction is in
     acknowledge(prediction, 7)
     await until(lambda: len(producer.deliveries) == 1)
