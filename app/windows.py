@@ -68,9 +68,7 @@ class Windows:
         horizon = state["t"] - self.expires
         own = _add(state["w"], math.floor(ts / self.window), values, horizon, self.window)
         last = math.floor(ts / self.hop_step)
-        step = _add(state["h"], last, values, horizon, self.hop_step)
-        if self.hop_buckets == 1:
-            return state, [own[1], own[2]], [step[1], step[2]]
+        _add(state["h"], last, values, horizon, self.hop_step)
         return state, [own[1], own[2]], _hop_sum(state["h"], last - self.hop_buckets + 1, last)
 
     def aggregates(self, state: dict, ts: float) -> tuple[list, list]:
