@@ -1,6 +1,7 @@
 """The benchmark suite: streamlearn against River's plain loop and the peers, in one run.
 
-    python bench/run.py [--events 100000] [--reps 3] [--quick]     (make bench / make bench-quick)
+    python bench/run.py [--events 100000] [--reps 3] [--pairs 10] [--quick]
+                                                    (make bench / make bench-quick)
 
 Every system does the same work per event on the same rows (River's
 ``synth.Hyperplane(seed=3, n_features=10)`` as JSON events): decode, predict, update Accuracy,
@@ -12,6 +13,10 @@ mean of the limit runs just before and after each (these machines change speed b
 minutes). Every run's
 final Accuracy is checked against River's ``evaluate.progressive_val_score`` on the same rows:
 a system that learned something else is reported INVALID, not fast.
+
+Then ``--pairs`` pairs of back-to-back drains of streamlearn and Quix Streams (at-least-once,
+[lr]) on the same backlog, the order swapped from pair to pair: the events/s ratio of each pair
+and a sign test (bench/duel.py), which a table of ratios to a limit this noisy cannot settle.
 
 Also measured: streamlearn with windowed features on keyed events, the latency from producing
 an event to reading its prediction at half the maximum rate (measured right before each run),
@@ -37,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import peer_runs as peers  # noqa: E402
 from bench import worker, workloads  # noqa: E402
+from bench.duel import duel  # noqa: E402
 from bench.workloads import Workload  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -96,15 +102,15 @@ def _median(runs: list[tuple[float, bool]]) -> tuple[float, str]:
     return rate, "ok" if all(ok for _, ok in runs) else "INVALID"
 
 
-def throughput(workload: Workload, models: list[str], reps: int, with_peers: bool) -> list:
-    """Rows of the main table: the limit, the peers, and the worker, per model."""
+def throughput(workload: Workload, models: list[str], reps: int, topic: str | None) -> list:
+    """Rows of the main table: the limit, the peers (reading ``topic``, if any), and the worker,
+    per model."""
     rows = []
-    topic = peers.fill(workload) if with_peers else None
     for model in models:
         expected = workloads.offline_accuracy(workload, model)
         systems: dict[str, Callable[[], tuple[float, bool]]] = {
             peers.LABELS[system]: partial(_peer, system, topic, workload, model, expected)
-            for system in (peers.SYSTEMS if with_peers else [])
+            for system in (peers.SYSTEMS if topic else [])
         }
         systems["streamlearn worker, no windows"] = partial(
             _worker, workload, model, expected, "no windows"
@@ -156,9 +162,10 @@ def scaling(counts: list[int], events: dict[int, int]) -> list[dict]:
     return out
 
 
-def latency(workload: Workload, seconds: float, reps: int) -> dict:
+def latency(workload: Workload, seconds: float, reps: int, maximum: float | None = None) -> dict:
     """p50/p99 at half the worker's maximum rate: medians over ``reps`` runs, each with a fresh
-    worker, at half the rate a worker drained ``workload`` at right before it.
+    worker, at half the rate a worker drained ``workload`` at right before it (or, given
+    ``maximum``, half of that: the quick run's one worker drain of the throughput table).
 
     These machines change speed by 2x within minutes: half the maximum measured minutes earlier
     can be most of the maximum now, and the run then measures a queue, not the pipeline. One
@@ -167,7 +174,7 @@ def latency(workload: Workload, seconds: float, reps: int) -> dict:
     """
     runs = []
     for _ in range(reps):
-        rate = round(worker.drain(workload, "lr").events_s / 2)
+        rate = round((maximum or worker.drain(workload, "lr").events_s) / 2)
         runs.append(worker.latency(workload, "lr", rate=rate, seconds=seconds))
         print(f"  {runs[-1]}", flush=True)
     return {
@@ -184,37 +191,67 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes, one rep, LR only")
+    parser.add_argument(
+        "--pairs", type=int, default=10, help="head-to-head pairs against Quix (0: none)"
+    )
     parser.add_argument("--no-peers", action="store_true", help="skip Quix, Bytewax, ...")
     args = parser.parse_args()
     quick = args.quick
     n = 20_000 if quick else args.events
     reps = 1 if quick else args.reps
     models = ["lr"] if quick else ["lr", "tree"]
+    pairs = 0 if quick else args.pairs
     with_peers = not args.no_peers and peers.available()
     started = time.time()
 
-    print(f"throughput: {n} events, {reps} reps, models {models}", flush=True)
+    def section(title: str) -> None:
+        print(f"[{time.time() - started:4.0f} s] {title}", flush=True)
+
+    section(f"throughput: {n} events, {reps} reps, models {models}")
     plain = workloads.make(n)
-    table = throughput(plain, models, reps, with_peers)
-    print("windowed features on keyed events", flush=True)
+    topic = peers.fill(plain) if with_peers else None
+    table = throughput(plain, models, reps, topic)
+    head_to_head = None
+    if topic and pairs:
+        section(f"streamlearn against Quix Streams at-least-once [lr]: {pairs} pairs of drains")
+        expected = workloads.offline_accuracy(plain, "lr")
+        head_to_head = duel(
+            partial(_worker, plain, "lr", expected, "no windows"),
+            partial(_peer, "quix", topic, plain, "lr", expected),
+            pairs,
+        )
+    section("windowed features on keyed events")
     table += windowed(workloads.make(n, keys=1000), models, reps)
 
-    print("latency at half the maximum, measured right before each run", flush=True)
-    lat = latency(plain, seconds=5 if quick else 10, reps=reps)
+    section(
+        "latency at half the maximum, "
+        + ("the throughput table's" if quick else "measured right before each run")
+    )
+    drained = next(rate for name, rate, _, _ in table if name.startswith("streamlearn"))
+    lat = latency(plain, seconds=3 if quick else 10, reps=reps, maximum=drained if quick else None)
 
-    print("memory as distinct keys grow", flush=True)
-    marks = [20_000, 200_000] if quick else [100_000, 1_000_000]
+    section("memory as distinct keys grow")
+    marks = [10_000, 50_000] if quick else [100_000, 1_000_000]
     keys = workloads.make(marks[-1], n_features=3, keys=marks[-1])
     mem = worker.memory(keys, "lr", marks)
     print(f"  {mem}", flush=True)
 
-    print("cost per feature count", flush=True)
-    sizes = {10: 20_000, 100: 5_000, 1000: 1_000} if not quick else {10: 5_000, 100: 2_000}
+    section("cost per feature count")
+    # (quick: the 10-feature row is the throughput table's own)
+    sizes = {10: 20_000, 100: 5_000, 1000: 1_000} if not quick else {100: 2_000}
     scale = scaling(list(sizes), sizes)
 
     print(f"\n{'system':<62} {'events/s':>10} {'ratio':>7}  metric check")
     for name, rate, ratio, check in table:
         print(f"{name:<62} {rate:>10,.0f} {ratio:>7.3f}  {check}")
+    if head_to_head:
+        h = head_to_head
+        print(
+            f"\nstreamlearn worker against Quix Streams at-least-once [lr], {h['pairs']} pairs of "
+            f"back-to-back drains: ahead in {h['ahead']} of {h['pairs']}, events/s ratio median "
+            f"{h['median_ratio']:.3f} ({min(h['ratios']):.3f}-{max(h['ratios']):.3f}), sign test "
+            f"p = {h['p_value']:.3f} ({h['check']})"
+        )
     each = ", ".join(f"{r['p99_ms']:.1f} at {r['rate']:,}" for r in lat["runs"])
     print(
         f"\nlatency at half the maximum (median {lat['rate']:,} ev/s), median of "
@@ -240,6 +277,7 @@ def main() -> None:
         "rows": [
             dict(zip(("system", "events_s", "ratio", "check"), r, strict=True)) for r in table
         ],
+        "head_to_head": head_to_head,
         "latency": lat,
         "memory_mb_by_keys": mem,
         "peak_rss_mb": PEAK_RSS_MB,
