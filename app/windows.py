@@ -43,16 +43,12 @@ class Windows:
         >>> s["w"], s["h"]
         ([[10, 2, {'a': 3.0}]], [[20, 1, {'a': 1.0}], [21, 1, {'a': 2.0}]])
         """
-        state = copy_state(state) if state is not None else None
-        return self.add_in_place(state, ts, values)
-
-    def add_in_place(self, state: dict | None, ts: float, values: dict) -> dict:
-        """Like :meth:`add`, but changes ``state`` itself (a new one if None); returns it."""
-        return self.step(state, ts, values)[0]
+        return self.step(copy_state(state) if state is not None else None, ts, values)[0]
 
     def step(self, state: dict | None, ts: float, values: dict) -> tuple[dict, list, list]:
-        """:meth:`add_in_place`, then :meth:`aggregates` at ``ts``, in one pass (the engine's
-        per-event call): the state, and the ``[n, sums]`` of the event's two windows.
+        """:meth:`add` in place (``state`` itself changes; a new one if None), then
+        :meth:`aggregates` at ``ts``, in one pass (the engine's per-event call): the state, and
+        the ``[n, sums]`` of the event's two windows.
 
         The event's own buckets are the ones it was just counted in, so neither is searched for.
 

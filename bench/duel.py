@@ -32,11 +32,11 @@ def duel(
 ) -> dict:
     """``pairs`` pairs of one run of ``ours`` and one of ``theirs`` (each run: events/s, metric
     ok), first ours then theirs, then the other way round; the events/s ratio of each pair."""
+    sides = {"ours": ours, "theirs": theirs}
     runs = []
     for k in range(pairs):
-        result = {}
-        for side in ("ours", "theirs") if k % 2 == 0 else ("theirs", "ours"):
-            result[side] = (ours if side == "ours" else theirs)()
+        order = ("ours", "theirs") if k % 2 == 0 else ("theirs", "ours")
+        result = {side: sides[side]() for side in order}  # (run in that order)
         (mine, mine_ok), (other, other_ok) = result["ours"], result["theirs"]
         runs.append({"ours": mine, "theirs": other, "ok": mine_ok and other_ok})
         print(

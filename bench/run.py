@@ -102,20 +102,21 @@ def _median(runs: list[tuple[float, bool]]) -> tuple[float, str]:
     return rate, "ok" if all(ok for _, ok in runs) else "INVALID"
 
 
-def throughput(workload: Workload, models: list[str], reps: int, topic: str | None) -> list:
+def throughput(
+    workload: Workload, expected: dict[str, float], reps: int, topic: str | None
+) -> list:
     """Rows of the main table: the limit, the peers (reading ``topic``, if any), and the worker,
-    per model."""
+    per model of ``expected`` (model -> River's offline Accuracy on ``workload``)."""
     rows = []
-    for model in models:
-        expected = workloads.offline_accuracy(workload, model)
+    for model, accuracy in expected.items():
         systems: dict[str, Callable[[], tuple[float, bool]]] = {
-            peers.LABELS[system]: partial(_peer, system, topic, workload, model, expected)
+            peers.LABELS[system]: partial(_peer, system, topic, workload, model, accuracy)
             for system in (peers.SYSTEMS if topic else [])
         }
         systems["streamlearn worker, no windows"] = partial(
-            _worker, workload, model, expected, "no windows"
+            _worker, workload, model, accuracy, "no windows"
         )
-        rows += interleaved(workload, model, expected, systems, reps)
+        rows += interleaved(workload, model, accuracy, systems, reps)
     return rows
 
 
@@ -210,14 +211,14 @@ def main() -> None:
     section(f"throughput: {n} events, {reps} reps, models {models}")
     plain = workloads.make(n)
     topic = peers.fill(plain) if with_peers else None
-    table = throughput(plain, models, reps, topic)
+    expected = {model: workloads.offline_accuracy(plain, model) for model in models}
+    table = throughput(plain, expected, reps, topic)
     head_to_head = None
     if topic and pairs:
         section(f"streamlearn against Quix Streams at-least-once [lr]: {pairs} pairs of drains")
-        expected = workloads.offline_accuracy(plain, "lr")
         head_to_head = duel(
-            partial(_worker, plain, "lr", expected, "no windows"),
-            partial(_peer, "quix", topic, plain, "lr", expected),
+            partial(_worker, plain, "lr", expected["lr"], "no windows"),
+            partial(_peer, "quix", topic, plain, "lr", expected["lr"]),
             pairs,
         )
     section("windowed features on keyed events")
@@ -227,8 +228,11 @@ def main() -> None:
         "latency at half the maximum, "
         + ("the throughput table's" if quick else "measured right before each run")
     )
-    drained = next(rate for name, rate, _, _ in table if name.startswith("streamlearn"))
-    lat = latency(plain, seconds=3 if quick else 10, reps=reps, maximum=drained if quick else None)
+    # (quick: half the table's one worker drain, not one more drain)
+    drained = (
+        next(r for name, r, _, _ in table if name.startswith("streamlearn")) if quick else None
+    )
+    lat = latency(plain, seconds=3 if quick else 10, reps=reps, maximum=drained)
 
     section("memory as distinct keys grow")
     marks = [10_000, 50_000] if quick else [100_000, 1_000_000]
