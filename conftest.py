@@ -6,6 +6,3 @@ import os
 os.environ.setdefault("STREAMLEARN_STORE", "memory://")
 os.environ.setdefault("STREAMLEARN_DATADIR", "/tmp/streamlearn-unit-tests")
 os.environ.setdefault("STREAMLEARN_CHECKPOINT_SECRET", "unit-test-secret")
-# The unit tests drive the per-stage agents with Faust's test_context(); the batch engine (the
-# default for workers) has its own unit tests and runs in the integration tests.
-os.environ.setdefault("STREAMLEARN_ENGINE", "agents")

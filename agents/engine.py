@@ -1,19 +1,24 @@
-"""The batch engine: validate, enrich, score and learn each owned events partition in one pass.
+"""The engine: validate, enrich, score and learn each owned events partition in one pass.
 
-Faust stays in charge of who owns what: a worker owns model shard ``p`` when Faust assigns it
-partition ``p`` of ``scoring`` (co-partitioned with ``events``, ``join`` and the tables). For
-each owned shard this service reads partition ``p`` of ``events`` itself, thousands of records
-per read, with an aiokafka consumer that has no group and commits nothing: the shard's
-checkpoint holds the last events offset it took (``origins["e<p>"]``), and reading restarts
+Reads: for each shard ``p`` this worker owns (``agents/shards.py``), partition ``p`` of the
+events topic, or of ``<id>-rekeyed`` with ``STREAMLEARN_REKEY=1`` (``agents/rekey.py``),
+thousands of records per read, with an aiokafka consumer that has no group and commits nothing:
+the shard's checkpoint holds the last offset it took (``origins["e<p>"]``), and reading restarts
 right after it. So a model learns each event exactly once through crashes and rebalances, the
 windows of its keys with it (tables/windows.py), and the per-event cost is River's plus a few
 microseconds instead of Faust's per-message path.
 
-Per record: decode and check (bad ones go to ``<events>-dlq`` with the reason in headers),
-windowed aggregates for keyed events, one-hot strings, then ``ShardModels.take_event``:
-predict, score and learn when the label is inline, else park the features for the label join.
-Predictions go to partition ``p % partitions`` of the predictions topic in record batches.
-Delayed labels still travel through agents/labels.py and ``scoring`` to agents/learner.py.
+Per record (:meth:`Engine.take`): decode and check (bad ones go to ``<events>-dlq`` with the
+reason in headers), windowed aggregates for keyed events, one-hot strings, then
+``ShardModels.take_event``: predict, score and learn when the label is inline, else park the
+features for the label join. A re-keyed record carries its origin (raw partition and offset) in
+the ``sl-src`` header: a copy the re-key stage sent again after a crash (origin offset not above
+the shard's ``origins["r<q>"]``) is dropped and counted.
+
+Writes: predictions to partition ``p % partitions`` of the predictions topic, parked features to
+``<id>-join`` (by event id), dead letters, and the enriched topic if set, all as record batches of
+one outbox, which every checkpoint flushes. Keeps: its consumer and producer, what it read and
+took (``GET /stats/`` "engine").
 """
 
 from __future__ import annotations
@@ -28,19 +33,21 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 from mode import Service
 
-from app import app, raw_fetch, settings
-from app.features import HOPPING, TUMBLING, add_aggregates, one_hot, window_values
+from agents.shards import Shards, assigned_shards, shards, worker_figures
+from app import raw_fetch
+from app.faust_app import app
+from app.features import add_aggregates, one_hot, window_names, window_values
 from app.kafka_admin import bootstrap_servers
 from app.label_rules import label_check
 from app.outbox import Outbox, Slot
 from app.raw_fetch import RAW
 from app.records import Malformed, dead_letter_headers, parse_event
-from app.shard import ShardModels
-from app.topics import declare, enriched, events, events_dlq, join, predictions
+from app.settings import Settings, settings
+from app.topics import declare, enriched, events, events_dlq, join, predictions, rekeyed
 from tables.anchor import writing_to
 from tables.counters import count, remember_reject
-from tables.models import assigned_shards, live_shards
-from tables.windows import ShardWindows
+from tables.live_shard import LiveShard
+from tables.windows import WINDOWS, window_state
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +58,50 @@ PUBLISH_EVERY = 250
 #: Allocations between collections of the youngest generation (Python's default: 700).
 GC_THRESHOLD = 50_000
 
+#: The header a re-keyed record carries its origin in: ``b"<partition>:<offset>"``.
+ORIGIN_HEADER = "sl-src"
+
 
 class EngineError(RuntimeError):
-    """The batch engine cannot run with this topic layout; the text says what to change."""
+    """The engine cannot run with this topic layout; the text says what to change."""
+
+
+def origin_of(headers) -> tuple[int, int] | None:
+    """The raw ``(partition, offset)`` a re-keyed record came from, from its headers.
+
+    >>> origin_of([("x", b"1"), ("sl-src", b"2:41")]), origin_of([])
+    ((2, 41), None)
+    """
+    for name, value in headers:
+        if name == ORIGIN_HEADER:
+            partition, _, offset = value.partition(b":")
+            return int(partition), int(offset)
+    return None
 
 
 class Engine(Service):
     """Reads the events partitions of the shards this worker owns and steps their models."""
 
+    def __init__(self, keeper: Shards, config: Settings = settings, **kwargs) -> None:
+        self.keeper = keeper
+        self.config = config
+        super().__init__(**kwargs)
+
     def __post_init__(self) -> None:
+        config = self.config
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.outbox: Outbox | None = None
         self.owned: set[int] = set()
         self.partitions: dict[str, int] = {}
         self.ready = asyncio.Event()
-        self.window_features = settings.window_feature_names
-        self.check_label = label_check(live_shards.specs)
-        #: records read from the events topic, and events taken by a model shard
+        #: the topic the engine reads: the events topic, or the re-keyed one
+        self.source = f"{config.id}-rekeyed" if config.rekey else config.events_topic
+        self.rekeyed = config.rekey
+        self.window_features = config.window_feature_names
+        self.window_names = window_names(config.window, config.hop_window)
+        self.check_label = label_check(self.keeper.specs)
+        #: records read, and events taken by a model shard
         self.n_received = 0
         self.n_events = 0
         self.n_misrouted = 0
@@ -85,7 +118,7 @@ class Engine(Service):
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, 20, 100)
-        servers = bootstrap_servers(settings.broker)
+        servers = bootstrap_servers(self.config.broker)
         raw_fetch.install()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=servers,
@@ -107,46 +140,42 @@ class Engine(Service):
             # output) when a broker is unreachable for longer; with this, the engine waits for
             # Kafka (a checkpoint still fails after FLUSH_TIMEOUT and is tried again)
             request_timeout_ms=int(app.conf.producer_request_timeout * 1000),
-            # checkpoints go through it too (tables/models.py), as large as Faust's producer takes
+            # checkpoints go through it too, as large as Faust's producer takes
             max_request_size=app.conf.producer_max_request_size,
         )
         await self.consumer.start()
         await self.producer.start()
         self.outbox = Outbox(self.producer)
-        live_shards.outbox = self.outbox  # flushed by every checkpoint
+        self.keeper.start(self, self.outbox)  # checkpoints flush this outbox
 
     async def on_stop(self) -> None:
-        # Faust checkpoints the shards when it stops (the learner's loop); write what is left.
+        # the last checkpoints, before the producer they go through stops
         self.owned = set()
-        for shard in list(live_shards.shards):
-            try:
-                await live_shards.checkpoint(shard, wait=True)
-            except Exception:  # noqa: BLE001 - shutting down: the replay covers it
-                log.exception("shard %d: final checkpoint failed", shard)
-        if live_shards.outbox is self.outbox:
-            live_shards.outbox = None  # its producer stops here
+        await self.keeper.stop()
         if self.consumer is not None:
             await self.consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
 
-    async def own(self, shards: set[int]) -> None:
-        """Read exactly ``shards`` from now on, each from the first offset its models lack."""
-        await self.ready.wait()
-        self.owned = set(shards)
-        tps = [TopicPartition(settings.events_topic, p) for p in sorted(shards)]
+    async def own(self, owned: set[int]) -> None:
+        """Read exactly ``owned`` from now on, each from the first offset its models lack.
+
+        Before the engine is ready (topics checked), nothing: it owns what is assigned then."""
+        if not self.ready.is_set():
+            return
+        self.owned = set(owned) & set(self.keeper.live)
+        tps = [TopicPartition(self.source, p) for p in sorted(self.owned)]
         self.consumer.assign(tps)
         for tp in tps:
-            models = live_shards.shards[tp.partition]
-            self.consumer.seek(tp, models.origins.get(f"e{tp.partition}", -1) + 1)
-        if shards:
-            log.info("engine: reading %s partitions %s", settings.events_topic, sorted(shards))
+            self.consumer.seek(tp, self.keeper.live[tp.partition].events_offset + 1)
+        if self.owned:
+            log.info("engine: reading %s partitions %s", self.source, sorted(self.owned))
 
-    def release(self, shards: set[int]) -> None:
-        """Stop taking events of ``shards`` (revoked); their checkpoint is written next."""
-        self.owned -= shards
-        for shard in shards:
-            self.lag.pop((settings.events_topic, shard), None)
+    def release(self, released: set[int]) -> None:
+        """Stop taking events of ``released`` shards (revoked); their checkpoint is next."""
+        self.owned -= released
+        for shard in released:
+            self.lag.pop((self.source, shard), None)
 
     def stats(self) -> dict:
         """What ``GET /stats/`` shows of the engine."""
@@ -156,11 +185,40 @@ class Engine(Service):
             "last_taken": self.last_taken,
             "misrouted": self.n_misrouted,
             "partitions": sorted(self.owned),
+            "source": self.source,
+        }
+
+    def received(self) -> dict[str, int]:
+        """Records read per topic."""
+        return {self.source: self.n_received}
+
+    def features(self, key: str) -> dict | None:
+        """One key's windows at its latest event (``GET /features/{key}/``), or None."""
+        for live in self.keeper.live.values():
+            state = live.windows.cache.get(key)
+            if state is not None:
+                break
+        else:
+            state = window_state(key)
+        if state is None:
+            return None
+        ts = state["t"]
+        (n, sums), (n_hop, hop) = WINDOWS.aggregates(state, ts)
+        return {
+            "key": key,
+            "last_seen": ts,
+            "tumbling": {"n": n, "sum": sums},
+            "hopping": {"n": n_hop, "sum": hop},
         }
 
     @Service.task
+    async def _checkpoints(self) -> None:
+        await self.keeper.run_checkpoints()
+
+    @Service.task
     async def _run(self) -> None:
-        await declare(events, predictions, join, events_dlq, *([enriched] if enriched else []))
+        outputs = [predictions, join, events_dlq, *([enriched] if enriched else [])]
+        await declare(events, *([rekeyed] if self.rekeyed else []), *outputs)
         try:
             await self._check_layout()
         except EngineError as exc:
@@ -169,26 +227,26 @@ class Engine(Service):
             return
         self.ready.set()
         # Faust recovered the tables before this start; own what is assigned now
-        await self.own(assigned_shards() & set(live_shards.shards))
+        await self.own(assigned_shards())
         while not self.should_stop:
             if not self.owned:
                 await asyncio.sleep(0.05)
                 continue
             # No pause while Faust rebalances: a revoked shard is released (and checkpointed)
             # by the revocation handler between two reads, and its records are dropped here.
-            batch = await self.consumer.getmany(timeout_ms=200, max_records=settings.batch_size)
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=self.config.batch_size)
             if batch and self.first_taken is None:
                 self.first_taken = time.time()
             for tp, records in batch.items():
                 self.n_received += len(records)
                 for start in range(0, len(records), PUBLISH_EVERY):
-                    await self._take(tp.partition, records[start : start + PUBLISH_EVERY])
+                    self.take(tp.partition, records[start : start + PUBLISH_EVERY])
                     # predictions leave while the rest of the read is stepped: an event's
                     # latency does not grow with the size of the read it came in
                     try:
                         await self.outbox.send()
                     except Exception as exc:  # the producer refused batches: output is lost
-                        lost = live_shards.output_lost(tp.partition, exc)
+                        lost = self.keeper.checkpoints.output_lost(tp.partition, exc)
                         log.critical("%s", lost)
                         await app.crash(lost)
                         return
@@ -198,34 +256,40 @@ class Engine(Service):
                     self.lag[(tp.topic, tp.partition)] = max(0, highwater - records[-1].offset - 1)
             if batch:
                 self.last_taken = time.time()
-            # checkpoints are written by the learner's checkpoint loop, beside this one
 
     async def _check_layout(self) -> None:
-        for topic in (settings.events_topic, settings.predictions_topic, join.get_topic_name()):
-            parts = await self.producer.partitions_for(topic)
-            self.partitions[topic] = len(parts)
-        for topic in (settings.dlq_topic, settings.enriched_topic):
+        for topic in (self.source, self.config.predictions_topic, join.get_topic_name()):
+            self.partitions[topic] = len(await self.producer.partitions_for(topic))
+        for topic in (self.config.dlq_topic, self.config.enriched_topic):
             if topic:
                 self.partitions[topic] = len(await self.producer.partitions_for(topic))
-        n_events = self.partitions[settings.events_topic]
-        if n_events != settings.partitions:
+        n_source = self.partitions[self.source]
+        if n_source != self.config.partitions:
+            fix = (
+                f"Set STREAMLEARN_PARTITIONS to {n_source}, or STREAMLEARN_REKEY=1 (re-keys "
+                "events through an internal topic of STREAMLEARN_PARTITIONS partitions)."
+                if not self.rekeyed
+                else "Start over under a new STREAMLEARN_ID (its topics are created for it)."
+            )
             raise EngineError(
-                f"topic {settings.events_topic!r} has {n_events} partitions but "
-                f"STREAMLEARN_PARTITIONS={settings.partitions}: the batch engine reads events "
-                "partition p into model shard p. Set STREAMLEARN_PARTITIONS to "
-                f"{n_events}, or STREAMLEARN_ENGINE=agents (re-keys events through Kafka)."
+                f"topic {self.source!r} has {n_source} partitions but "
+                f"STREAMLEARN_PARTITIONS={self.config.partitions}: the engine reads partition p "
+                f"into model shard p. {fix}"
             )
 
-    async def _take(self, shard: int, records: list) -> None:
-        models = live_shards.shards.get(shard)
-        if models is None or shard not in self.owned:
-            return  # revoked while these were read
-        windows = live_shards.windows[shard]
+    def take(self, shard: int, records: list) -> int:
+        """Step ``records`` (of partition ``shard`` of the source topic) into the shard's models;
+        records it took already, and records of a shard not owned, are skipped. Returns how many
+        it took."""
+        live = self.keeper.live.get(shard)
+        if live is None or shard not in self.owned:
+            return 0  # revoked while these were read
+        models = live.models
         origin = f"e{shard}"
         last = taken_upto = models.origins.get(origin, -1)
-        topic = settings.predictions_topic
-        predictions = self.outbox.slot(topic, shard % self.partitions[topic])
-        step = self._step
+        topic = self.config.predictions_topic
+        out = self.outbox.slot(topic, shard % self.partitions[topic])
+        step = self._step_rekeyed if self.rekeyed else self._step
         taken = 0
         with writing_to(shard):
             try:
@@ -233,58 +297,74 @@ class Engine(Service):
                     offset = record.offset
                     if offset <= last:
                         continue
-                    step(shard, models, windows, record, predictions)
+                    step(live, record, out)
                     taken_upto = offset
                     taken += 1
             finally:  # (an error stops the engine: what was taken is still counted right)
                 if taken:
                     models.origins[origin] = taken_upto
-                    live_shards.taken[shard] += taken
+                    live.taken += taken
                     self.n_events += taken
-        live_shards.last_taken[shard] = time.monotonic()
+        live.last_taken = time.monotonic()
+        return taken
 
-    def _step(
-        self,
-        shard: int,
-        models: ShardModels,
-        windows: ShardWindows,
-        record,
-        out: Slot,
-    ) -> None:
+    def _step_rekeyed(self, live: LiveShard, record, out: Slot) -> None:
+        """A re-keyed record: dropped if a copy of it was taken, else stepped."""
+        origin = origin_of(record.headers)
+        if origin is None:  # not written by the re-key stage: taken as it is
+            self._step(live, record, out)
+            return
+        partition, offset = origin
+        origins = live.models.origins
+        name = f"r{partition}"
+        if offset <= origins.get(name, -1):
+            live.models.n_duplicates += 1
+            return
+        origins[name] = offset
+        self._step(live, record, out, (self.config.events_topic, partition, offset))
+
+    def _step(self, live: LiveShard, record, out: Slot, source: tuple | None = None) -> None:
         """Take one events record; its predictions go to ``out``."""
         now = time.time()
         try:
             event = parse_event(record.value)
         except Malformed as exc:
-            self._reject(shard, record, str(exc), "dead_letters", now)
+            self._reject(live.shard, record, str(exc), "dead_letters", now, source)
             return
         if "y" in event:  # a label the models cannot learn: before any of them counts the event
             problem = self.check_label(event["y"])
             if problem is not None:
-                self._reject(shard, record, problem, "dead_letters", now)
+                self._reject(live.shard, record, problem, "dead_letters", now, source)
                 return
         key = event["key"]
         if key is not None:
-            if settings.partitions > 1 and record.key is not None and record.key != key.encode():
+            if self.config.partitions > 1 and record.key is not None and record.key != key.encode():
                 self.n_misrouted += 1
-            self._add_windows(windows, event, key)
+            ts = event["ts"]
+            previous, tumbling, hopping = live.windows.update(
+                key, ts, window_values(event["x"], self.window_features)
+            )
+            # x is this event's own dict (decoded from its record): extended in place
+            tumbling_name, hopping_name = self.window_names
+            add_aggregates(
+                event["x"], {tumbling_name: tumbling, hopping_name: hopping}, previous, ts
+            )
         event["x"] = one_hot(event["x"])
-        # no duplicate check: the offset check in _take already drops what the shard has taken
         try:
-            predictions, park = models.take_event(event, now, record.timestamp / 1000.0)
+            predictions, park = live.models.take_event(event, now, record.timestamp / 1000.0)
         except Exception as exc:  # a model that cannot take this event must not stop the shard
             reason = f"model failed on event {event['id']!r}: {type(exc).__name__}: {exc}"
-            self._reject(shard, record, reason, "model_errors", now)
+            self._reject(live.shard, record, reason, "model_errors", now, source)
             return
         for prediction in predictions:
             out.add(prediction["id"].encode(), orjson.dumps(prediction))
         if park is not None:
             self._park(park)
-        if settings.enriched_topic:
+        if self.config.enriched_topic:
             event["kind"] = "event"
             event["t_in"] = record.timestamp / 1000.0
-            topic = settings.enriched_topic
-            partition = shard % self.partitions[topic]
+            topic = self.config.enriched_topic
+            partition = live.shard % self.partitions[topic]
             self.outbox.add(topic, partition, record.key, orjson.dumps(event))
 
     def _park(self, park: dict) -> None:
@@ -296,32 +376,29 @@ class Engine(Service):
             join_topic, (murmur2(park_key) & 0x7FFFFFFF) % n, park_key, orjson.dumps(park)
         )
 
-    def _add_windows(self, windows: ShardWindows, event: dict, key: str) -> None:
-        ts = event["ts"]
-        previous, tumbling, hopping = windows.update(
-            key, ts, window_values(event["x"], self.window_features)
-        )
-        # x is this event's own dict (decoded from its record): extended in place
-        add_aggregates(event["x"], {TUMBLING: tumbling, HOPPING: hopping}, previous, ts)
-
-    def _reject(self, shard: int, record, reason: str, counter: str, now: float) -> None:
-        source = settings.events_topic  # (the engine's records are aiokafka's own: no .topic)
-        log.warning("rejected %s[%d]@%d: %s", source, shard, record.offset, reason)
+    def _reject(
+        self, shard: int, record, reason: str, counter: str, now: float, source: tuple | None
+    ) -> None:
+        topic, partition, offset = source or (self.source, shard, record.offset)
+        log.warning("rejected %s[%d]@%d: %s", topic, partition, offset, reason)
         count(counter, shard)
-        remember_reject(counter, shard, reason, record.offset, now)
-        topic = settings.dlq_topic
-        self.outbox.add(
-            topic,
-            shard % self.partitions[topic],
+        remember_reject(counter, shard, reason, offset, now)
+        self.dead_letter(
+            shard,
             record.key,
             record.value if record.value is not None else b"",
-            dead_letter_headers(reason, source, shard, record.offset),
+            dead_letter_headers(reason, topic, partition, offset),
         )
 
+    def dead_letter(self, shard: int, key: bytes | None, value: bytes, headers: list) -> None:
+        """Send ``value`` (a message of ``shard``) to ``<events>-dlq`` with the next checkpoint's
+        output (``headers``: ``app.records.dead_letter_headers``)."""
+        dlq = self.config.dlq_topic
+        self.outbox.add(dlq, shard % self.partitions[dlq], key, value, headers)
 
-#: The engine of this worker, or None when STREAMLEARN_ENGINE=agents. Faust starts it once the
-#: tables are recovered, and stops it before the tables and the producer.
-engine: Engine | None = None
-if settings.engine == "batch":
-    engine = Engine()
-    app.service(engine)
+
+#: The engine of this worker: Faust starts it once the tables are recovered, and stops it
+#: before the tables and the producer.
+engine = Engine(shards)
+app.service(engine)
+worker_figures.engine = engine

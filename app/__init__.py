@@ -1,51 +1,20 @@
-"""The Faust app of streamlearn: ``faust -A app worker -l info`` runs it.
+"""streamlearn's ``app`` package: the pure core beside the wiring of the Faust app.
 
-This module imports only the settings and the codecs; topics, tables, agents, views and the
-``replay`` command are found by ``autodiscover``.
+``faust -A app worker -l info`` runs the worker: the Faust app object is built by
+``app/faust_app.py`` when ``app.app`` is first asked for, not when this package is imported, so
+the pure modules (``app.records``, ``app.windows``, ``app.features``, ``app.shard``,
+``app.model_spec``, ``app.label_rules``, ``app.join``, ``app.settings``) import without building
+the app, creating its data directory or reading the environment.
 """
 
 from __future__ import annotations
 
-import logging
+from typing import Any
 
-import faust
 
-from app import codec
-from app.settings import DEV_SECRET, settings
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from app.faust_app import app
 
-__all__ = ["app", "settings"]
-
-codec.register()
-settings.datadir.mkdir(parents=True, exist_ok=True)  # Faust does not create missing parents
-
-app = faust.App(
-    settings.id,
-    broker=settings.broker,
-    store=settings.store,
-    datadir=str(settings.datadir),
-    autodiscover=["agents", "tables", "app.topics", "app.views", "app.commands"],
-    origin="app",
-    key_serializer="raw",
-    value_serializer="orjson",
-    topic_partitions=settings.partitions,
-    topic_replication_factor=settings.replication,
-    table_standby_replicas=settings.standby_replicas,
-    broker_session_timeout=settings.session_timeout,
-    broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
-    processing_guarantee=settings.processing_guarantee,
-    web_port=settings.web_port,
-    web_bind=settings.web_bind,
-    web_host=settings.web_bind,
-    consumer_auto_offset_reset="earliest",
-    broker_max_poll_records=1000,
-    # a checkpoint is one message: a grown tree model easily passes Kafka's 1 MB default
-    producer_max_request_size=settings.checkpoint_max_bytes + 1024 * 1024,
-    stream_buffer_maxsize=8192,
-    table_cleanup_interval=min(30.0, settings.window_expires),
-)
-
-if settings.checkpoint_secret == DEV_SECRET:
-    logging.getLogger(__name__).warning(
-        "STREAMLEARN_CHECKPOINT_SECRET is not set: model checkpoints are signed with the public "
-        "development secret. Set it to a private value in production."
-    )
+        return app
+    raise AttributeError(f"module 'app' has no attribute {name!r}")

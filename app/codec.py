@@ -120,7 +120,7 @@ def register() -> None:
 
     Faust's own ``json`` codec is left in place: Faust also uses it for its internal records
     (assignor metadata, ...), and for table keys and plain-dict table values. Checkpoints do not
-    go through a Faust codec: ``tables/models.py`` signs and verifies them itself with
+    go through a Faust codec: ``tables/checkpoints.py`` signs and verifies them itself with
     :class:`RiverCodec`, so that Faust's recovery never unpickles anything.
     """
     codecs.register("orjson", OrjsonCodec())

@@ -23,12 +23,13 @@ from aiokafka import AIOKafkaProducer
 from faust.cli import AppCommand, argument, option
 from tqdm import tqdm
 
-from app import app, settings
 from app.datasets import available, encode_x, rows, task
+from app.faust_app import app
 from app.fraud import FraudStream
 from app.kafka_admin import bootstrap_servers, ensure_topics
 from app.label_rules import task_problem
 from app.model_spec import parse_specs
+from app.settings import settings
 
 DEFAULT_UNBOUNDED_LIMIT = 10_000
 JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY

@@ -1,14 +1,13 @@
-"""Feature engineering shared by both engines: names, one-hot encoding, window aggregates.
+"""Feature engineering: names, one-hot encoding, window aggregates (pure, no Faust, no settings).
 
-Pure functions of plain dicts; ``agents/engine.py`` and ``agents/features.py`` apply them.
+Pure functions of plain dicts; ``agents/engine.py`` applies them to every event, the bench and
+the tests to rows in memory.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from math import hypot
-
-from app.settings import settings
 
 
 def window_label(seconds: float) -> str:
@@ -24,8 +23,13 @@ def window_label(seconds: float) -> str:
     return f"{int(seconds)}s" if float(seconds).is_integer() else f"{seconds}s"
 
 
-TUMBLING = f"tumbling_{window_label(settings.window)}"
-HOPPING = f"hopping_{window_label(settings.hop_window)}"
+def window_names(window: float, hop_window: float) -> tuple[str, str]:
+    """The names of the tumbling and the hopping window in feature names.
+
+    >>> window_names(3600, 600)
+    ('tumbling_1h', 'hopping_10m')
+    """
+    return f"tumbling_{window_label(window)}", f"hopping_{window_label(hop_window)}"
 
 
 def numeric(x: dict) -> dict:

@@ -1,7 +1,8 @@
 """Prometheus exposition of the pipeline's own numbers, computed when ``/metrics`` is scraped.
 
-Nothing is counted twice: a custom collector reads the live shards, the counter tables and Faust's
-monitor at scrape time, so there is no second set of counters to keep in step.
+Nothing is counted twice: a custom collector reads the worker's figures (``app/figures.py``: the
+live shards, the counter tables, the engine and Faust's monitor) at scrape time, so there is no
+second set of counters to keep in step.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from app import app, settings
-from tables.counters import totals
-from tables.models import live_shards
+from app import figures
 
 CONTENT_TYPE = "text/plain"  # Prometheus text format 0.0.4 (aiohttp adds the charset)
 
@@ -49,12 +48,13 @@ class PipelineCollector:
             "Copies re-sent upstream after a crash and dropped by the shard.",
             labels=["shard"],
         )
-        now = time.time()
-        for shard, models in sorted(live_shards.shards.items()):
+        worker = figures.current()
+        ages = worker.checkpoint_ages(time.time())
+        for shard, models in sorted(worker.shards().items()):
             s = str(shard)
             duplicates.add_metric([s], models.n_duplicates)
-            if shard in live_shards.last_checkpoint_wall:
-                age.add_metric([s], now - live_shards.last_checkpoint_wall[shard])
+            if shard in ages:
+                age.add_metric([s], ages[shard])
             for name, live in models.models.items():
                 predicted.add_metric([name, s], live.n_predicted)
                 learned.add_metric([name, s], live.n_learned)
@@ -69,14 +69,14 @@ class PipelineCollector:
             "Dead letters, orphan labels, expired events, model errors.",
             labels=["kind"],
         )
-        for kind, value in sorted(totals().items()):
+        for kind, value in sorted(worker.counters().items()):
             pipeline.add_metric([kind], value)
         yield pipeline
 
         received = CounterMetricFamily(
             "streamlearn_messages_received", "Messages read, by topic.", labels=["topic"]
         )
-        for topic, value in sorted(messages_received().items()):
+        for topic, value in sorted(worker.messages_received().items()):
             received.add_metric([topic], value)
         yield received
         lag = GaugeMetricFamily(
@@ -84,35 +84,9 @@ class PipelineCollector:
             "End offset minus read offset.",
             labels=["topic", "partition"],
         )
-        for tp, lag_value in consumer_lag().items():
+        for tp, lag_value in worker.consumer_lag().items():
             lag.add_metric([tp[0], str(tp[1])], lag_value)
         yield lag
-
-
-def messages_received() -> dict[str, int]:
-    """Messages read per topic: by Faust's consumer and by the batch engine."""
-    from agents.engine import engine
-
-    out = dict(app.monitor.messages_received_by_topic)
-    if engine is not None:
-        topic = settings.events_topic
-        out[topic] = out.get(topic, 0) + engine.n_received
-    return out
-
-
-def consumer_lag() -> dict[tuple[str, int], int]:
-    """``{(topic, partition): end offset - read offset}`` for what this worker reads."""
-    monitor = app.monitor
-    out = {}
-    for tp, end in monitor.tp_end_offsets.items():
-        read = monitor.tp_read_offsets.get(tp)
-        if read is not None:
-            out[(tp.topic, tp.partition)] = max(0, end - read - 1)
-    from agents.engine import engine  # the engine reads the events topic outside Faust
-
-    if engine is not None:
-        out.update(engine.lag)
-    return out
 
 
 registry = CollectorRegistry(auto_describe=False)

@@ -1,7 +1,8 @@
 """Every setting of streamlearn, read once from ``STREAMLEARN_*`` environment variables.
 
 No other module reads ``os.environ``; the app, the tables and the agents take what they need from
-the frozen ``settings`` object built here.
+the frozen ``settings`` object of this module, built from the environment on first use (so that
+importing this module, or a pure module beside it, reads nothing).
 """
 
 from __future__ import annotations
@@ -53,10 +54,9 @@ class Settings:
     #: largest checkpoint (pickled models of one shard) Kafka is set up to take, in bytes
     checkpoint_max_bytes: int = 64 * 1024 * 1024
     processing_guarantee: str = "at_least_once"
-    #: "batch": one Faust service reads each owned events partition in batches and validates,
-    #: enriches, scores and learns in one pass; "agents": one Faust agent per stage, with
-    #: events re-keyed by entity through internal topics (for producers that do not key by it)
-    engine: str = "batch"
+    #: re-key events by their ``key`` (else ``id``) through the internal ``<id>-rekeyed`` topic
+    #: before the engine reads them: for producers that do not key events by entity
+    rekey: bool = False
     #: most events the engine takes from Kafka per read
     batch_size: int = 5000
     #: keys whose windows each shard keeps in memory (the rest stay in the table's store)
@@ -97,10 +97,11 @@ class Settings:
                 continue
             kind = type(f.default)
             try:
-                values[f.name] = kind(raw)
+                values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
             except ValueError as exc:
+                expected = "1/true/yes/on or 0/false/no/off" if kind is bool else kind.__name__
                 raise SettingsError(
-                    f"{PREFIX}{f.name.upper()}={raw!r}: expected {kind.__name__}"
+                    f"{PREFIX}{f.name.upper()}={raw!r}: expected {expected}"
                 ) from exc
         settings = cls(**values)
         settings.check()
@@ -118,8 +119,6 @@ class Settings:
                 "streamlearn learns each event exactly once through its checkpoints, on top of "
                 "Faust's at_least_once (Faust's exactly_once is untested here). Leave it unset."
             )
-        if self.engine not in ("batch", "agents"):
-            raise SettingsError(f"{PREFIX}ENGINE must be batch or agents, got {self.engine!r}")
         if self.batch_size < 1:
             raise SettingsError(f"{PREFIX}BATCH_SIZE must be >= 1")
         for name in ("window", "hop_window", "hop_step", "window_expires", "label_ttl"):
@@ -138,4 +137,24 @@ class Settings:
             raise SettingsError(f"{PREFIX}CHECKPOINT_EVERY must be >= 1")
 
 
-settings = Settings.from_env()
+def _parse_bool(raw: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case).
+
+    >>> _parse_bool("1"), _parse_bool("Off")
+    (True, False)
+    """
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def __getattr__(name: str) -> Settings:
+    """``settings``: the process's settings, read from the environment on first use."""
+    if name == "settings":
+        value = Settings.from_env()
+        globals()["settings"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,15 +1,17 @@
 """Every Kafka topic streamlearn reads or writes.
 
 External (their names come from settings): ``events``, ``labels`` and ``predictions``, plus the
-dead-letter topics ``<events>-dlq`` and ``<labels>-dlq``. Internal (prefixed with the app id):
-``clean`` (valid events keyed by entity), ``scoring`` (the ordered log each model shard learns
-from: events to score and joined labels), ``join`` (parked features and labels keyed by event id).
-Raw topics are read as bytes so that a malformed message reaches the dead-letter topic unchanged.
+dead-letter topics ``<events>-dlq`` and ``<labels>-dlq``, and the enriched topic if set.
+Internal (prefixed with the app id): ``rekeyed`` (raw events keyed by entity, with
+``STREAMLEARN_REKEY=1``), ``join`` (parked features and labels keyed by event id), ``scoring``
+(joined labels, one partition per model shard). Raw topics are read as bytes so that a malformed
+message reaches the dead-letter topic unchanged.
 """
 
 from __future__ import annotations
 
-from app import app, settings
+from app.faust_app import app
+from app.settings import settings
 
 
 def _internal(name: str) -> str:
@@ -28,7 +30,9 @@ events_dlq = app.topic(settings.dlq_topic, value_serializer="raw", internal=True
 labels_dlq = app.topic(settings.labels_dlq_topic, value_serializer="raw", internal=True)
 predictions = app.topic(settings.predictions_topic, internal=True)
 
-clean = app.topic(_internal("clean"), internal=True)
+rekeyed = app.topic(
+    _internal("rekeyed"), value_serializer="raw", key_serializer="raw", internal=True
+)
 scoring = app.topic(_internal("scoring"), internal=True)
 join = app.topic(_internal("join"), internal=True)
 
@@ -41,5 +45,5 @@ async def declare(*topics) -> None:
         await topic.maybe_declare()
 
 
-#: every event as the model saw it (STREAMLEARN_ENRICHED_TOPIC; batch engine only), or None
+#: every event as the model saw it (STREAMLEARN_ENRICHED_TOPIC), or None
 enriched = app.topic(settings.enriched_topic, internal=True) if settings.enriched_topic else None

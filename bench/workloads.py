@@ -16,7 +16,7 @@ import orjson
 from river import datasets, evaluate, metrics
 
 from app.datasets import encode_x
-from app.features import HOPPING, TUMBLING, enrich, one_hot, window_values
+from app.features import enrich, one_hot, window_names, window_values
 from app.model_spec import parse_spec
 from app.windows import Windows
 
@@ -28,6 +28,7 @@ MODELS = {
 #: The windows of the keyed workload: streamlearn's defaults, on feature "0" only.
 WINDOWS = Windows(3600.0, 3600.0, 600.0, 7200.0)
 WINDOW_FEATURES = ("0",)
+TUMBLING, HOPPING = window_names(WINDOWS.window, WINDOWS.hop_window)
 
 
 @dataclass

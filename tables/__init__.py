@@ -1,6 +1,8 @@
-"""Faust tables: one kind of state per module, each changelog-backed.
+"""State and its changelogs: one kind of state per module, each in a changelog-backed table.
 
-Keys and plain-dict values go through Faust's ``json`` codec (a table takes its serializer from
-its ``value_type`` record, else ``json``); model checkpoints are a record with the signed-pickle
-``river`` codec (``app/codec.py``).
+``checkpoints`` (signed model checkpoints per shard), ``live_shard`` (one owned shard in memory,
+and how its checkpoint is written), ``windows`` (per-key windowed activity), ``pending`` (the label
+join's waiting halves), ``counters`` (dead letters and other counts). Keys and plain-dict values
+go through Faust's ``json`` codec; checkpoints and window values are bytes this package encodes
+itself (``app/codec.py``'s signed pickles, ``orjson``), so Faust's recovery never decodes them.
 """

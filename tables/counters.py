@@ -6,7 +6,7 @@ changelog. Value: int. ``GET /models/`` and ``GET /stats/`` add them up.
 
 from __future__ import annotations
 
-from app import app
+from app.faust_app import app
 
 pipeline_counts = app.Table(
     "pipeline-counts",

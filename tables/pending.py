@@ -8,7 +8,7 @@ older than ``STREAMLEARN_LABEL_TTL`` seconds of event time are dropped and count
 
 from __future__ import annotations
 
-from app import app
+from app.faust_app import app
 
 pending_by_id = app.Table(
     "pending-by-id",

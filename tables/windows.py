@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import orjson
 
-from app import app, settings
+from app.faust_app import app
+from app.settings import settings
 from app.windows import Windows, copy_state
 
 #: RocksDB's memory for this table (Faust's defaults allow a 2 GiB block cache and 3 x 64 MiB
@@ -39,10 +40,20 @@ WINDOWS = Windows(settings.window, settings.hop_window, settings.hop_step, setti
 _MISSING = object()
 
 
+def window_state(key: str) -> dict | None:
+    """``key``'s latest window state in the local store (None: none), for the web view."""
+    raw = key_windows.get(key)
+    if raw is None:
+        return None
+    value = orjson.loads(raw)
+    return value["s"] if value["s"] is not None else value["ps"]
+
+
 class ShardWindows:
     """The window states of one shard's keys: a bounded cache in front of :data:`key_windows`.
 
-    Call :meth:`update` only inside ``tables.anchor.writing_to(shard)``.
+    Call :meth:`update` only inside ``tables.anchor.writing_to(shard)``; ``tables/live_shard.py``
+    writes the changed values with each checkpoint.
     """
 
     def __init__(self, shard: int, base: int, cache_size: int) -> None:

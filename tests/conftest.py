@@ -21,7 +21,7 @@ def sent(monkeypatch):
     from app import topics
 
     mocks = {}
-    for name in ("clean", "scoring", "join", "events_dlq", "labels_dlq", "predictions"):
+    for name in ("scoring", "join", "rekeyed", "events_dlq", "labels_dlq", "predictions"):
         mock = AsyncMock()
         monkeypatch.setattr(getattr(topics, name), "send", mock)
         monkeypatch.setattr(getattr(topics, name), "maybe_declare", AsyncMock())

@@ -1,6 +1,10 @@
-"""Peer: a Bytewax dataflow, Kafka input from bytewax.connectors.kafka, the work in ``inspect``.
+"""Peer: a Bytewax dataflow, Kafka in and out by bytewax.connectors.kafka, the work in ``map``.
 
-    python bench/peers/bytewax_flow.py --topic T --events N --model lr
+    python bench/peers/bytewax_flow.py --topic T --output P --events N --model lr
+
+The work is a ``map`` from each KafkaSourceMessage to a KafkaSinkMessage (key: the input
+message's, here the event's id; value: the prediction), written by Bytewax's own KafkaSink (a
+confluent-kafka Producer with its defaults, flushed after each batch it writes).
 
 Runs single-process, single-worker in this process (``bytewax.testing.run_main``), recovery
 off. Bytewax has no "stop after N items": its KafkaSource stops at the end of the topic when
@@ -18,7 +22,7 @@ from __future__ import annotations
 import sys
 
 from bytewax import operators as op
-from bytewax.connectors.kafka import KafkaSource
+from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage, KafkaSource
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import StatefulSourcePartition
 from bytewax.testing import run_main
@@ -84,7 +88,12 @@ def main() -> int:
     )
     flow = Dataflow("streamlearn-bench-peer")
     msgs = op.input("kafka-in", flow, source)
-    op.inspect("learn", msgs, lambda _step_id, msg: process(msg.value))
+    predictions = op.map(
+        "learn",
+        msgs,
+        lambda msg: KafkaSinkMessage(msg.key, process(msg.value, msg.timestamp[1])),
+    )
+    op.output("kafka-out", predictions, KafkaSink([args.broker], args.output))
     run_main(flow)
     return learner.report(SYSTEM)
 

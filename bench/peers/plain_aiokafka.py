@@ -1,6 +1,11 @@
-"""Peer: a bare aiokafka AIOKafkaConsumer loop, ``getmany(max_records=5000)``.
+"""Peer: a bare aiokafka loop, ``getmany(max_records=5000)``, and ``send()`` per prediction.
 
-python bench/peers/plain_aiokafka.py --topic T --events N --model lr
+python bench/peers/plain_aiokafka.py --topic T --output P --events N --model lr
+
+The ordinary aiokafka way: ``await producer.send(topic, value, key=key)`` for each prediction
+(aiokafka gathers them into batches; the delivery futures are not awaited one by one), and
+``flush()`` at the end. The producer is aiokafka's default but for acks="all" (a streamlearn
+worker's). The limit (limit_aiokafka.py) is the same loop appending to record batches itself.
 """
 
 from __future__ import annotations
@@ -8,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from common import IdleClock, Learner, parser, unique_id
 
 SYSTEM = "aiokafka"
@@ -22,7 +27,11 @@ async def drain(args, learner: Learner) -> None:
         group_id=unique_id("aiokafka"),
         auto_offset_reset="earliest",
     )
+    producer = AIOKafkaProducer(bootstrap_servers=args.broker, acks="all")
     await consumer.start()
+    await producer.start()
+    send = producer.send
+    output = args.output
     idle = IdleClock(args.idle_timeout)
     try:
         while not learner.done:
@@ -34,9 +43,11 @@ async def drain(args, learner: Learner) -> None:
             idle.got()
             for msgs in batches.values():
                 for msg in msgs[: learner.left]:
-                    process(msg.value)
+                    await send(output, process(msg.value, msg.timestamp), key=msg.key)
+        await producer.flush()
     finally:
         await consumer.stop()
+        await producer.stop()
 
 
 def main() -> int:

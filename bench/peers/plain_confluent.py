@@ -1,6 +1,10 @@
-"""Peer: a bare confluent-kafka Consumer loop, ``consume(num_messages=5000)``.
+"""Peer: a bare confluent-kafka loop, ``Consumer.consume(num_messages=5000)``, and a Producer.
 
-python bench/peers/plain_confluent.py --topic T --events N --model lr
+python bench/peers/plain_confluent.py --topic T --output P --events N --model lr
+
+Each prediction goes out by ``Producer.produce`` (librdkafka batches and sends them from its
+own thread), ``poll(0)`` after each read serves the delivery reports, and ``flush()`` at the end
+waits for the last ones. The producer keeps librdkafka's defaults (acks=all, linger.ms=5).
 """
 
 from __future__ import annotations
@@ -8,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from common import IdleClock, Learner, parser, unique_id
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, Producer
 
 SYSTEM = "confluent-kafka"
 
@@ -24,6 +28,15 @@ def main() -> int:
             "auto.offset.reset": "earliest",
         }
     )
+    producer = Producer({"bootstrap.servers": args.broker})
+    errors: list = []
+
+    def delivered(err, _msg) -> None:
+        if err is not None:
+            errors.append(err)
+
+    produce = producer.produce
+    output = args.output
     consumer.subscribe([args.topic])
     idle = IdleClock(args.idle_timeout)
     try:
@@ -37,9 +50,19 @@ def main() -> int:
             for msg in msgs[: learner.left]:
                 if msg.error():
                     raise KafkaException(msg.error())
-                process(msg.value())
+                value = process(msg.value(), msg.timestamp()[1])
+                try:
+                    produce(output, value, msg.key(), on_delivery=delivered)
+                except BufferError:  # librdkafka's queue is full: let it send, then again
+                    producer.poll(1.0)
+                    produce(output, value, msg.key(), on_delivery=delivered)
+            producer.poll(0)
+        left = producer.flush(60)
     finally:
         consumer.close()
+    if left or errors:
+        print(f"{SYSTEM}: {left} predictions undelivered, errors: {errors[:3]}", file=sys.stderr)
+        return 1
     return learner.report(SYSTEM)
 
 

@@ -1,0 +1,337 @@
+"""The one home of a shard's life on this worker: assignment, recovery, revocation, the
+checkpoint loop and stop.
+
+Faust decides who owns what: a worker owns model shard ``p`` when Faust assigns it partition
+``p`` of ``scoring`` (co-partitioned with the events topic the engine reads, ``join`` and the
+tables). :data:`shards` (a :class:`Shards`) is the only owner of the worker's
+``tables.live_shard.LiveShard`` objects:
+
+* once Faust has recovered the tables for an assignment, :meth:`Shards.load` restores each newly
+  owned shard from its checkpoint (or starts it fresh) and tells the reader (the engine) to read
+  exactly those shards;
+* when partitions are revoked, :meth:`Shards.revoke` stops the reader taking them, writes their
+  checkpoints and drops each shard in one call;
+* :meth:`Shards.run_checkpoints` (a task of the engine service) checkpoints shards that owe one
+  and reads ``scoring`` again where Faust skipped offsets; :meth:`Shards.stop` writes the last
+  checkpoints when the engine stops.
+
+It also registers the worker's figures for the web views (``app/figures.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Protocol
+
+from faust.types import TP
+
+from app import figures
+from app.codec import CheckpointError
+from app.faust_app import app
+from app.model_spec import parse_specs
+from app.outbox import Outbox
+from app.settings import settings
+from app.shard import ShardModels
+from app.topics import scoring
+from tables.checkpoints import Checkpoints, OutputLost, shard_checkpoints
+from tables.counters import recent, totals
+from tables.live_shard import LiveShard
+
+log = logging.getLogger(__name__)
+
+#: a checkpoint still being written after this many seconds is reported (and every such period)
+SLOW_CHECKPOINT = 15.0
+
+
+class Reader(Protocol):
+    """What reads the owned shards' events (the engine)."""
+
+    async def own(self, shards: set[int]) -> None: ...
+
+    def release(self, shards: set[int]) -> None: ...
+
+
+class Shards:
+    """The shards this worker owns, by shard number, and what happens to them."""
+
+    def __init__(self, spec_text: str, every: int, seconds: float, secret: str) -> None:
+        self.specs = parse_specs(spec_text)
+        self.every = every
+        self.seconds = seconds
+        self.checkpoints = Checkpoints(self.specs, secret)
+        self.live: dict[int, LiveShard] = {}
+        self.reader: Reader | None = None
+        self.n_restored = 0
+        self.n_reread = 0
+
+    # -- life -----------------------------------------------------------------------------
+
+    def get(self, shard: int) -> LiveShard:
+        """The live shard ``shard``: in memory, else restored from its checkpoint, else fresh."""
+        live = self.live.get(shard)
+        if live is None:
+            models, restored = self.checkpoints.read(shard)
+            self.n_restored += restored
+            live = self.live[shard] = LiveShard(models, self.checkpoints, settings.key_cache)
+        return live
+
+    def start(self, reader: Reader, outbox: Outbox) -> None:
+        """The engine has started: it reads the owned shards, checkpoints go through ``outbox``."""
+        self.reader = reader
+        self.checkpoints.outbox = outbox
+
+    async def load(self, owned: set[int]) -> None:
+        """Own exactly ``owned`` (tables recovered): load new shards, drop stale ones."""
+        # shards loaded for an assignment revoked before its recovery finished are not ours
+        stale = set(self.live) - owned
+        if stale:
+            self._drop(stale)
+        for shard in sorted(owned):
+            self.get(shard)
+        if self.reader is not None:
+            await self.reader.own(owned)
+
+    async def revoke(self, revoked: set[int]) -> None:
+        """Checkpoint and drop ``revoked`` shards (a rebalance has drained Faust's streams)."""
+        if self.reader is not None:
+            self.reader.release(revoked)
+        lost = None
+        try:
+            for shard in sorted(revoked & set(self.live)):
+                try:  # (a checkpoint in progress is waited for: the shard is dropped next)
+                    await self.live[shard].checkpoint(wait=True)
+                except OutputLost as exc:
+                    lost = exc
+                    break
+                except Exception:  # the next owner replays what the last checkpoint missed
+                    log.exception("shard %d: checkpoint on revocation failed", shard)
+        finally:
+            self._drop(revoked)
+        if lost is not None:
+            await stop_worker(lost)
+
+    def _drop(self, gone: set[int]) -> None:
+        for shard in gone:
+            live = self.live.pop(shard, None)
+            if live is not None:
+                live.drop()
+
+    async def stop(self) -> None:
+        """The engine stops: write what every shard has not checkpointed, then let go of the
+        outbox (its producer stops next)."""
+        if self.reader is not None:
+            self.reader.release(set(self.live))
+        for shard, live in sorted(self.live.items()):
+            try:
+                await live.checkpoint(wait=True)
+            except Exception:  # noqa: BLE001 - shutting down: the replay covers it
+                log.exception("shard %d: final checkpoint failed", shard)
+        self.checkpoints.outbox = None
+        self.reader = None
+
+    # -- the checkpoint loop ---------------------------------------------------------------
+
+    async def checkpoint_due(self) -> None:
+        """Checkpoint every shard that owes one."""
+        now = time.monotonic()
+        urgent = app.rebalancing or app.should_stop
+        for live in list(self.live.values()):
+            if live.due(now, self.every, self.seconds, urgent):
+                await live.checkpoint()
+
+    async def run_checkpoints(self, interval: float = 0.2) -> None:
+        """Checkpoint shards whose messages have waited long enough, and read ``scoring`` again
+        where Faust skipped offsets; runs until the engine stops (after Faust has waited for the
+        held messages to be acknowledged). A checkpoint that cannot be trusted stops the worker.
+        """
+        last_error = ("", 0.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.checkpoint_due()
+                for live in list(self.live.values()):
+                    tp = live.early()
+                    if tp is not None and live.should_seek():
+                        # Seek again: Faust may have dropped the re-read messages while it was
+                        # still handing out the rest of an older batch.
+                        self.n_reread += 1
+                        await seek_back(tp, live.models.offset)
+                if not app.rebalancing:
+                    await self.unstall()
+            except asyncio.CancelledError:
+                raise
+            except OutputLost as exc:
+                await stop_worker(exc)
+                return
+            except CheckpointError as exc:  # said once a minute, not five times a second
+                now = time.monotonic()
+                if str(exc) != last_error[0] or now - last_error[1] > 60:
+                    log.error("%s", exc)
+                    last_error = (str(exc), now)
+            except Exception:  # keep checkpointing: unacknowledged messages would stall Faust
+                log.exception("checkpoint loop: retrying in %.1fs", interval)
+
+    async def unstall(self) -> None:
+        """Read again the ``scoring`` partitions of shards stuck below their end."""
+        now = time.monotonic()
+        topic = scoring.get_topic_name()
+        for shard, live in list(self.live.items()):
+            tp = TP(topic, shard)
+            try:
+                highwater = app.consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - not fetched or not assigned yet
+                continue
+            if live.stalled(highwater, now) and live.should_seek():
+                offset = live.models.offset
+                log.warning(
+                    "shard %d: idle at offset %d below the end (%d); reading again from %d",
+                    shard,
+                    offset,
+                    highwater,
+                    offset + 1,
+                )
+                self.n_reread += 1
+                await seek_back(tp, offset)
+
+    def slow_checkpoints(self, now: float, after: float) -> list[tuple[int, str, float]]:
+        """Checkpoints in progress for ``after`` seconds or more: (shard, stage, seconds)."""
+        out = []
+        for shard, live in sorted(self.live.items()):
+            if live.writing is not None and now - live.writing[1] >= after:
+                out.append((shard, live.writing[0], now - live.writing[1]))
+        return out
+
+
+async def seek_back(tp, covered: int) -> None:
+    """Read ``tp`` again from ``covered + 1``.
+
+    Faust marks offsets it saw skipped as done and lets its commit pass them; the learner reads
+    them again instead, so the commit must wait for them: Faust's record of those gaps is dropped.
+    """
+    gaps = app.consumer._gap.get(tp)
+    if gaps:
+        gaps.chop(covered + 1, 2**62)
+    await app.consumer.seek(tp, covered + 1)
+
+
+async def stop_worker(exc: CheckpointError) -> None:
+    """A checkpoint that cannot be trusted stops the worker, loudly, instead of looping."""
+    log.critical("%s", exc)
+    await app.crash(exc)
+
+
+def assigned_shards() -> set[int]:
+    """The shards this worker owns now: its active partitions of ``scoring``.
+
+    Faust's assignor keeps the last assignment until a new one is complete, so a partition
+    also has to be in the consumer's current assignment: after a revocation it is not, and a
+    recovery finishing late for an assignment already revoked loads nothing it no longer owns.
+    """
+    topic = scoring.get_topic_name()
+    current = app.consumer.assignment()
+    return {
+        tp.partition
+        for tp in app.assignor.assigned_actives()
+        if tp.topic == topic and tp in current
+    }
+
+
+shards = Shards(
+    settings.model,
+    settings.checkpoint_every,
+    settings.checkpoint_seconds,
+    settings.checkpoint_secret,
+)
+
+
+@shard_checkpoints.on_recover
+async def load_assigned_shards() -> None:
+    """Once tables are recovered, load the models of every shard this worker now owns."""
+    try:
+        await shards.load(assigned_shards())
+    except CheckpointError as exc:
+        await stop_worker(exc)
+
+
+@app.on_partitions_revoked.connect
+async def forget_revoked_shards(app, revoked, **kwargs) -> None:
+    """After a rebalance has drained the streams, checkpoint and drop the revoked shards."""
+    await shards.revoke({tp.partition for tp in revoked if tp.topic == scoring.get_topic_name()})
+
+
+@app.timer(interval=SLOW_CHECKPOINT)
+async def report_slow_checkpoints() -> None:
+    """Say which checkpoint is waiting, and on what: until it is written, the shard's events
+    stay unacknowledged and a crash replays them."""
+    for shard, stage, seconds in shards.slow_checkpoints(time.monotonic(), SLOW_CHECKPOINT):
+        log.warning("shard %d: checkpoint still %s after %.0f s", shard, stage, seconds)
+
+
+class WorkerFigures:
+    """The figures of this worker for ``app/figures.py``: its shards, counters and engine."""
+
+    def __init__(self, keeper: Shards) -> None:
+        self.keeper = keeper
+        #: the engine's own figures (``stats``, ``received``, ``lag``, ``features``), if any
+        self.engine: Any = None
+
+    def shards(self) -> dict[int, ShardModels]:
+        return {shard: live.models for shard, live in self.keeper.live.items()}
+
+    def model_names(self) -> set[str]:
+        return {spec.name for spec in self.keeper.specs}
+
+    def checkpoint_ages(self, now: float) -> dict[int, float]:
+        return {shard: now - live.last_checkpoint_wall for shard, live in self.keeper.live.items()}
+
+    def stats(self) -> dict[str, Any]:
+        keeper = self.keeper
+        now = time.time()
+        return {
+            "counters": totals(),
+            "recent_dead_letters": recent(),
+            "shards_owned": sorted(keeper.live),
+            "checkpoints_restored": keeper.n_restored,
+            "messages_skipped": sum(live.n_skipped for live in keeper.live.values()),
+            "rereads": keeper.n_reread,
+            "duplicates_dropped": sum(live.models.n_duplicates for live in keeper.live.values()),
+            "checkpoint_age_s": {s: round(a, 3) for s, a in self.checkpoint_ages(now).items()},
+            "checkpoints_writing": {
+                shard: {"stage": stage, "seconds": round(seconds, 3)}
+                for shard, stage, seconds in keeper.slow_checkpoints(time.monotonic(), 0.0)
+            },
+            "feature_keys": sum(len(live.windows.cache) for live in keeper.live.values()),
+            "engine": self.engine.stats() if self.engine is not None else None,
+        }
+
+    def counters(self) -> dict[str, int]:
+        return totals()
+
+    def messages_received(self) -> dict[str, int]:
+        out = dict(app.monitor.messages_received_by_topic)
+        if self.engine is not None:
+            for topic, n in self.engine.received().items():
+                out[topic] = out.get(topic, 0) + n
+        return out
+
+    def consumer_lag(self) -> dict[tuple[str, int], int]:
+        monitor = app.monitor
+        out = {}
+        for tp, end in monitor.tp_end_offsets.items():
+            read = monitor.tp_read_offsets.get(tp)
+            if read is not None:
+                out[(tp.topic, tp.partition)] = max(0, end - read - 1)
+        if self.engine is not None:  # the engine reads the events topic outside Faust
+            out.update(self.engine.lag)
+        return out
+
+    def features(self, key: str) -> dict[str, Any] | None:
+        if self.engine is None:
+            return None
+        return self.engine.features(key)
+
+
+worker_figures = WorkerFigures(shards)
+figures.register(worker_figures)

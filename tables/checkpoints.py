@@ -1,0 +1,102 @@
+"""Model checkpoints, one entry per model shard (= partition of the events topic the engine reads).
+
+Key: shard number. Value: bytes: :meth:`app.shard.ShardModels.snapshot` (every model of the shard,
+its metrics and counters, ``offset``: the last ``scoring`` offset it covers, and ``origins``: the
+last events offset it took, and per upstream partition the last origin offset of re-keyed events
+and joined labels), signed and pickled by ``app.codec.RiverCodec``. The table stores raw bytes so
+that Faust's recovery never unpickles anything: a checkpoint is verified and decoded here, and
+one that fails stops the worker with the reason instead of being replaced by a fresh model.
+
+:class:`Checkpoints` is what every shard's checkpoint goes through (``tables/live_shard.py``):
+the codec, the outbox its changelog writes are sent with, and whether output was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+
+from app.codec import CheckpointError, RiverCodec
+from app.faust_app import app
+from app.model_spec import ModelSpec
+from app.outbox import FlushTimeout, Outbox
+from app.settings import settings
+from app.shard import ShardModels
+
+log = logging.getLogger(__name__)
+
+#: A checkpoint fails (and is tried again) when Kafka has not acknowledged the output it covers
+#: within this many seconds, instead of holding the shard's next checkpoints back unseen.
+FLUSH_TIMEOUT = 60.0
+
+
+class OutputLost(CheckpointError):
+    """Kafka refused (or timed out) the output of events a checkpoint would cover."""
+
+
+shard_checkpoints = app.Table(
+    "shard-checkpoints",
+    value_type=bytes,  # signed pickles, decoded here (never by Faust's recovery)
+    default=None,
+    # one message per checkpoint: let the changelog take what the producer may send
+    extra_topic_configs={"max.message.bytes": str(settings.checkpoint_max_bytes + 1024 * 1024)},
+    help="Latest checkpoint of each model shard (int to signed pickle).",
+)
+
+
+class Checkpoints:
+    """Reads shards' checkpoints from the table; the codec and outbox their writes go through."""
+
+    def __init__(self, specs: list[ModelSpec], secret: str, table=shard_checkpoints) -> None:
+        self.specs = specs
+        self.codec = RiverCodec(secret)
+        self.table = table
+        #: where checkpoints, window values and the engine's output go (None: engine not running)
+        self.outbox: Outbox | None = None
+        #: set once Kafka refused output of taken events: no checkpoint is written after it
+        self.lost: OutputLost | None = None
+
+    def read(self, shard: int) -> tuple[ShardModels, bool]:
+        """``shard``'s models from its checkpoint, else fresh; and whether one was restored."""
+        raw = self.table.get(shard)
+        if raw is None:
+            log.info("shard %d: no checkpoint, starting fresh models", shard)
+            return ShardModels.fresh(shard, self.specs), False
+        try:
+            models = ShardModels.restore(shard, self.specs, self.codec.loads(raw))
+        except (
+            CheckpointError,
+            pickle.UnpicklingError,
+            EOFError,
+            AttributeError,
+            KeyError,
+            TypeError,
+        ) as exc:
+            raise CheckpointError(
+                f"the checkpoint of shard {shard} (table {self.table.name!r}) cannot be "
+                f"used: {exc!r}. Refusing to replace a trained model with a fresh one: check "
+                "STREAMLEARN_CHECKPOINT_SECRET, or start over under a new STREAMLEARN_ID."
+            ) from exc
+        log.info("shard %d: restored checkpoint at offset %d", shard, models.offset)
+        return models, True
+
+    def output_lost(self, shard: int, exc: BaseException) -> OutputLost:
+        """Remember that output was lost: no checkpoint of this process may be written now."""
+        if self.lost is None:
+            self.lost = OutputLost(
+                f"Kafka did not take output of the events shard {shard} learned since its last "
+                f"checkpoint ({exc!r}), after the producer's own retries: stopping, so that no "
+                "checkpoint covers events whose predictions are lost. The next start learns "
+                "them again from that checkpoint and writes their output again."
+            )
+        return self.lost
+
+    async def flush(self, shard: int, timeout: float | None = None) -> None:
+        """Flush the outbox: a timeout fails only this checkpoint, any other error is lost
+        output."""
+        try:
+            await self.outbox.flush(timeout)
+        except FlushTimeout:
+            raise
+        except Exception as exc:
+            raise self.output_lost(shard, exc) from exc

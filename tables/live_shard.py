@@ -1,0 +1,285 @@
+"""One model shard this worker owns: everything the worker knows of it, in one object.
+
+A :class:`LiveShard` holds the shard's live models (``app.shard.ShardModels``), the windows of its
+keys (``tables.windows.ShardWindows``), the ``scoring`` messages (joined labels) it took but may
+not acknowledge yet, its checkpoint state and its lock. ``agents/shards.py`` creates one when the
+shard is assigned and drops it in one call when it is revoked.
+
+Checkpoints: pickling a River model per event would cost more than learning it, so a shard's
+checkpoint (tables/checkpoints.py) is written every ``STREAMLEARN_CHECKPOINT_EVERY`` events or
+``STREAMLEARN_CHECKPOINT_SECONDS`` seconds, at once when a rebalance starts, and when the worker
+stops. Before a checkpoint is sent, the output of the events it covers (predictions, parked
+features, dead letters, window values) is flushed to Kafka; the ``scoring`` messages it covers
+are acknowledged to Faust only once it is written, so Kafka's committed offset never passes the
+checkpoint: after a crash the shard replays exactly what its models had not learned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from app.codec import CheckpointError
+from app.faust_app import app
+from app.settings import settings
+from app.shard import ShardModels
+from tables.checkpoints import FLUSH_TIMEOUT, Checkpoints
+from tables.direct import persisted, to_changelog, to_store
+from tables.windows import ShardWindows, key_windows
+
+log = logging.getLogger(__name__)
+
+#: Checkpoints of a shard are spaced by at least this many times what its last snapshot took
+#: (pickling it), so that checkpoints cost a few percent of the worker's time however big the
+#: model grows: sending, storing and replicating a checkpoint costs a few times its pickling
+#: (a Hoeffding tree of 100k events: about 80 ms to pickle, so one checkpoint per 8 s).
+SNAPSHOT_SHARE_INVERSE = 100
+#: ... but never by more than this many seconds: the window values changed since the last
+#: checkpoint wait in memory for the next one, and a crash replays what came after it.
+MAX_CHECKPOINT_SPACING = 30.0
+
+
+class LiveShard:
+    """A shard this worker owns: models, windows, held messages, checkpoint state, lock."""
+
+    def __init__(self, models: ShardModels, checkpoints: Checkpoints, key_cache: int) -> None:
+        self.shard = models.shard
+        self.models = models
+        self.checkpoints = checkpoints
+        #: windowed activity of the shard's keys, saved with its checkpoints
+        self.windows = ShardWindows(self.shard, self.events_offset, key_cache)
+        #: ``scoring`` messages (Faust events) taken and not acknowledged yet
+        self.held: list = []
+        #: events the engine stepped since the last checkpoint
+        self.taken = 0
+        #: ``scoring`` messages skipped since the shard was loaded (taken before a restart)
+        self.n_skipped = 0
+        #: the ``scoring`` offset covered by the checkpoint in the table
+        self.checkpointed = models.offset
+        self.last_checkpoint = time.monotonic()
+        self.last_checkpoint_wall = time.time()
+        #: when the shard last took a message (to tell a stall behind the end of its partition)
+        self.last_taken = time.monotonic()
+        #: how long the last snapshot of the shard held the event loop (pickling)
+        self.snapshot_seconds = 0.0
+        #: the checkpoint being written: (stage, time.monotonic() it began), else None
+        self.writing: tuple[str, float] | None = None
+        #: the offset a seek was last asked for, how many times, and when
+        self.sought: tuple[int, int, float] | None = None
+        #: dropped (revoked): a checkpoint in flight must not store what it wrote
+        self.dropped = False
+        #: one checkpoint of the shard at a time
+        self.lock = asyncio.Lock()
+
+    @property
+    def events_offset(self) -> int:
+        """The last offset of the shard's events partition its models took (-1: none)."""
+        return self.models.origins.get(f"e{self.shard}", -1)
+
+    # -- joined labels (the ``scoring`` partition of the shard) -----------------------------
+
+    def ahead_of(self, offset: int) -> bool:
+        """Whether ``offset`` skips past the next ``scoring`` offset the shard needs (a hole).
+
+        Offsets of ``scoring`` are contiguous under at-least-once processing, so a jump means
+        messages were not delivered (a fetch from a stale position): they are read again. A
+        shard that has taken none takes whatever offset comes first.
+        """
+        offset_taken = self.models.offset
+        if offset_taken < 0:
+            return False
+        expected = offset_taken + 1
+        if offset <= expected:
+            return False
+        wanted, tries, _ = self.sought or (expected, 0, 0.0)
+        if wanted == expected and tries >= 3:
+            log.error(
+                "shard %d: offsets %d..%d are not in Kafka any more (retention?): going on from %d",
+                self.shard,
+                expected,
+                offset - 1,
+                offset,
+            )
+            return False
+        return True
+
+    def should_seek(self) -> bool:
+        """Whether to seek back to the next needed offset now (at most once a second)."""
+        expected = self.models.offset + 1
+        now = time.monotonic()
+        wanted, tries, last = self.sought or (expected, 0, 0.0)
+        if wanted == expected and now - last < 1.0:
+            return False
+        tries = tries + 1 if wanted == expected else 1
+        if tries % 10 == 0:
+            log.error(
+                "shard %d: offset %d still not delivered after %d attempts (removed by "
+                "retention?); the shard waits for it",
+                self.shard,
+                expected,
+                tries,
+            )
+        self.sought = (expected, tries, now)
+        return True
+
+    def early(self):
+        """The topic partition of a held message past a hole, else None."""
+        expected = self.models.offset + 1
+        for event in self.held:
+            if event.message.offset > expected:
+                return event.message.tp
+        return None
+
+    def hold(self, event) -> None:
+        """Keep ``event`` unacknowledged until a checkpoint covers it."""
+        self.held.append(event)
+        self.last_taken = time.monotonic()
+
+    def stalled(self, highwater: int | None, now: float, after: float = 2.0) -> bool:
+        """Whether the shard is behind the end of its ``scoring`` partition and has taken nothing
+        lately (Faust can drop re-fetched messages silently: only the partition's end shows it).
+        """
+        if highwater is None or self.models.offset + 1 >= highwater:
+            return False
+        return now - self.last_taken >= after
+
+    def covered_by_checkpoint(self, offset: int) -> bool:
+        """Whether the checkpoint in the table already covers ``scoring`` ``offset``."""
+        return offset <= self.checkpointed
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def due(self, now: float, every: int, seconds: float, urgent: bool) -> bool:
+        """Whether the shard has something not checkpointed and a checkpoint is owed.
+
+        Besides ``urgent`` (a rebalance, shutdown), a checkpoint is owed after ``every`` messages
+        or ``seconds``, but never sooner than SNAPSHOT_SHARE_INVERSE times what the last snapshot
+        took: snapshots stop the engine while they pickle, and a model that grows (a tree pickles
+        to megabytes) must not spend its time being saved.
+        """
+        if not self.held and not self.taken:
+            return False
+        if urgent:
+            return True
+        since = now - self.last_checkpoint
+        spacing = self.snapshot_seconds * SNAPSHOT_SHARE_INVERSE
+        if since < min(spacing, MAX_CHECKPOINT_SPACING):
+            return False
+        return len(self.held) + self.taken >= every or since >= seconds
+
+    async def checkpoint(self, wait: bool = False) -> None:
+        """Write the shard's checkpoint, then acknowledge the messages it covers.
+
+        One checkpoint of a shard at a time: a shard being checkpointed is skipped, or with
+        ``wait`` (a revocation, the worker stopping) waited for, and then checkpointed again if
+        it still owes one.
+        """
+        if self.lock.locked() and not wait:
+            return
+        async with self.lock:
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        taken = self.taken
+        if self.dropped or not (self.held or taken):
+            return
+        if self.checkpoints.outbox is None:
+            # the engine is not running (yet, or any more): its outbox may hold output not
+            # sent, so nothing is checkpointed past it; what is not covered is replayed
+            return
+        covered = self.models.offset
+        if covered != self.checkpointed or taken:
+            self.writing = ("starting", time.monotonic())
+            try:
+                await self._write(covered, taken)
+            finally:
+                self.writing = None
+            if self.dropped:
+                return  # revoked while it was written
+            self.models.record_history(time.time())
+        self.last_checkpoint = time.monotonic()
+        self.last_checkpoint_wall = time.time()
+        self._ack_covered(covered)
+
+    async def _write(self, covered: int, taken: int) -> None:
+        # The snapshot (models and windows) is taken here, without awaiting: the engine goes on
+        # stepping the shard while the checkpoint is written; what it takes meanwhile goes into
+        # the next checkpoint.
+        checkpoints = self.checkpoints
+        if checkpoints.lost is not None:  # no checkpoint of this process may cover that output
+            raise checkpoints.lost
+        shard = self.shard
+        self._stage("snapshot")
+        started_at = time.perf_counter()
+        raw = checkpoints.codec.dumps(self.models.snapshot())
+        # the model's pickling only: window values cost in proportion to the keys changed since
+        # the last checkpoint, so spacing checkpoints by them would make the next one bigger
+        self.snapshot_seconds = time.perf_counter() - started_at
+        if len(raw) > settings.checkpoint_max_bytes:
+            raise CheckpointError(
+                f"shard {shard}: the checkpoint is {len(raw) / 2**20:.1f} MiB, more than "
+                f"STREAMLEARN_CHECKPOINT_MAX_BYTES ({settings.checkpoint_max_bytes / 2**20:.0f} "
+                "MiB): the models keep learning but cannot be saved. Raise the setting (on a "
+                "new STREAMLEARN_ID, whose topics are created for it), or bound the model's size."
+            )
+        out = checkpoints.outbox
+        upto = self.events_offset
+        values, started = self.windows.begin(upto)
+        try:
+            if values:
+                to_store(key_windows, shard, values)
+                to_changelog(key_windows, shard, values, out)
+            # the output of the covered events and the window values, in Kafka before the
+            # checkpoint that stands on them
+            self._stage("flushing output")
+            await checkpoints.flush(shard, FLUSH_TIMEOUT)
+            if values:
+                persisted(key_windows, shard, out)
+            if self.dropped:
+                return  # revoked meanwhile: the new owner starts from the last checkpoint
+            if checkpoints.lost is not None:  # another shard found output lost meanwhile
+                raise checkpoints.lost
+            self._stage("writing checkpoint")
+            checkpoint = {shard: raw}
+            to_changelog(checkpoints.table, shard, checkpoint, out)
+            # in Kafka before the next checkpoint writes window values ahead of it (an error:
+            # whether the checkpoint landed is unknown, so the worker stops too)
+            await checkpoints.flush(shard)
+        except BaseException:
+            self.windows.abort(started)
+            raise
+        if self.dropped:
+            return  # revoked while it was sent: the new owner reads it from the changelog
+        to_store(checkpoints.table, shard, checkpoint)
+        persisted(checkpoints.table, shard, out)
+        self.windows.committed(upto, values)
+        self.checkpointed = covered
+        self.taken -= taken
+
+    def _stage(self, stage: str) -> None:
+        self.writing = (stage, self.writing[1] if self.writing else time.monotonic())
+
+    def _ack_covered(self, covered: int) -> None:
+        ahead = [event for event in self.held if event.message.offset > covered]
+        for event in self.held:
+            if event.message.offset <= covered:
+                event.ack()
+        if ahead and (app.rebalancing or app.should_stop):
+            # Never acknowledged (Kafka's commit must not pass the hole before them), but no
+            # longer awaited either: the next owner reads them again.
+            for event in ahead:
+                app.consumer._unacked_messages.discard(event.message)
+            ahead = []
+        self.held[:] = ahead
+
+    def drop(self) -> None:
+        """Forget the shard (revoked): its checkpoint is in the table."""
+        if self.held:
+            log.warning(
+                "shard %d revoked with %d messages not checkpointed: the next owner "
+                "learns them again from Kafka",
+                self.shard,
+                len(self.held),
+            )
+        self.dropped = True
