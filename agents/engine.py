@@ -98,6 +98,8 @@ class Engine(Service):
         #: the topic the engine reads: the events topic, or the re-keyed one
         self.source = f"{config.id}-rekeyed" if config.rekey else config.events_topic
         self.rekeyed = config.rekey
+        #: where unlabelled events' features are parked (``app.topics.join``)
+        self.join_topic = f"{config.id}-join"
         self.window_features = config.window_feature_names
         self.window_names = window_names(config.window, config.hop_window)
         self.check_label = label_check(self.keeper.specs)
@@ -258,7 +260,7 @@ class Engine(Service):
                 self.last_taken = time.time()
 
     async def _check_layout(self) -> None:
-        for topic in (self.source, self.config.predictions_topic, join.get_topic_name()):
+        for topic in (self.source, self.config.predictions_topic, self.join_topic):
             self.partitions[topic] = len(await self.producer.partitions_for(topic))
         for topic in (self.config.dlq_topic, self.config.enriched_topic):
             if topic:
@@ -370,10 +372,9 @@ class Engine(Service):
     def _park(self, park: dict) -> None:
         """Send an unlabelled event's features to the label join, keyed by event id."""
         park_key = park["id"].encode()
-        join_topic = join.get_topic_name()
-        n = self.partitions[join_topic]
+        n = self.partitions[self.join_topic]
         self.outbox.add(
-            join_topic, (murmur2(park_key) & 0x7FFFFFFF) % n, park_key, orjson.dumps(park)
+            self.join_topic, (murmur2(park_key) & 0x7FFFFFFF) % n, park_key, orjson.dumps(park)
         )
 
     def _reject(

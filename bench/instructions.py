@@ -61,11 +61,6 @@ def child(mode: str, events: int, keys: int) -> None:
 
     from agents.engine import PUBLISH_EVERY, engine
     from app.outbox import Outbox
-    from app.settings import settings
-    from app.shard import ShardModels
-    from app.topics import join
-    from tables.models import live_shards
-    from tables.windows import ShardWindows
 
     workload = workloads.make(WARM_UP + events, keys=keys)
     now_ms = int(time.time() * 1000)
@@ -76,16 +71,14 @@ def child(mode: str, events: int, keys: int) -> None:
 
     async def run() -> None:
         engine.outbox = Outbox(AIOKafkaProducer(bootstrap_servers="127.0.0.1:1"))  # never sends
-        for topic in (settings.predictions_topic, settings.dlq_topic, join.get_topic_name()):
+        for topic in (engine.source, *OUTPUT_TOPICS, engine.join_topic):
             engine.partitions[topic] = 1
+        engine.keeper.get(0)  # fresh models (the store is in memory and empty)
         engine.owned = {0}
-        live_shards.shards[0] = ShardModels.fresh(0, live_shards.specs)
-        live_shards.windows[0] = ShardWindows(0, -1, settings.key_cache)
-        live_shards.taken[0] = 0
 
         async def take(rows: list) -> None:
             for start in range(0, len(rows), PUBLISH_EVERY):
-                await engine._take(0, rows[start : start + PUBLISH_EVERY])
+                engine.take(0, rows[start : start + PUBLISH_EVERY])
                 engine.outbox.slots = {}  # drop the batches: nothing is sent
 
         async def loop(rows: list) -> None:
@@ -105,6 +98,9 @@ def child(mode: str, events: int, keys: int) -> None:
 def control(*args: str) -> None:
     subprocess.run(["callgrind_control", *args, str(os.getpid())], capture_output=True)
 
+
+#: the engine's outputs (topic names of the settings below)
+OUTPUT_TOPICS = ("predictions", "events-dlq")
 
 sys.path.insert(0, str(ROOT))
 # before anything reads the settings (bench.workloads imports the app's modules)

@@ -1,44 +1,59 @@
-"""The benchmark suite: streamlearn against River's plain loop and the peers, in one run.
+"""The benchmark suite: streamlearn against the limit and the peers, in one run.
 
     python bench/run.py [--events 100000] [--reps 3] [--pairs 10] [--quick]
                                                     (make bench / make bench-quick)
 
 Every system does the same work per event on the same rows (River's
 ``synth.Hyperplane(seed=3, n_features=10)`` as JSON events): decode, predict, update Accuracy,
-learn; ``StandardScaler | LogisticRegression`` and ``HoeffdingTreeClassifier``. Each run of a
-system is a fresh process with a fresh consumer group or app id, between two runs of the limit
-(River's plain loop over the rows in memory), and the systems take turns, repetition by
-repetition; the table gives the median of ``--reps`` runs and the median of their ratios to the
-mean of the limit runs just before and after each (these machines change speed by 2x within
-minutes). Every run's
-final Accuracy is checked against River's ``evaluate.progressive_val_score`` on the same rows:
-a system that learned something else is reported INVALID, not fast.
+learn, and write one prediction message per event to a topic (shaped and sized as streamlearn's);
+``StandardScaler | LogisticRegression`` and ``HoeffdingTreeClassifier``. The limit is a bare
+aiokafka client doing exactly that at its best (bench/peers/limit_aiokafka.py: record batches
+out, no framework), in a fresh process; River's plain loop over the rows in memory (no Kafka, no
+output) is a second line. Each run of a system is a fresh process with a fresh consumer group or
+app id and predictions topic, between two runs of the limit (each followed by one of the
+in-memory loop), and the systems take turns, repetition by repetition; the table gives the
+median of ``--reps`` runs and the median of their ratios to the mean of the limit runs just
+before and after each (these machines change speed by 2x within minutes), and the same to the
+in-memory loop. Every run's final Accuracy is checked against River's
+``evaluate.progressive_val_score`` on the same rows, and its prediction messages are counted: a
+system that learned something else, or did not write one prediction per event, is reported
+INVALID, not fast (FAILED: the run did not finish).
 
 Then ``--pairs`` pairs of back-to-back drains of streamlearn and Quix Streams (at-least-once,
 [lr]) on the same backlog, the order swapped from pair to pair: the events/s ratio of each pair
 and a sign test (bench/duel.py), which a table of ratios to a limit this noisy cannot settle.
 
-Also measured: streamlearn with windowed features on keyed events, the latency from producing
-an event to reading its prediction at half the maximum rate (measured right before each run),
-the worker's memory from 100k to 1M distinct keys, and events/s at 10, 100 and 1,000 features.
-Results go to ``bench/results/latest.json`` and ``bench/results/latest.png`` (git-ignored).
+Also measured: streamlearn with windowed features on keyed events, scale-out (the same backlog
+on two partitions drained by one worker and by two, in back-to-back pairs), the latency from
+producing an event to reading its prediction at half the maximum rate (measured right before
+each run), the worker's memory from 100k to 1M distinct keys, and events/s at 10, 100 and 1,000
+features. Results go to ``bench/results/latest.json`` and ``bench/results/latest.png``
+(git-ignored). A Kafka broker is started by scripts/kafka.sh (and left running: ``make
+kafka-down``) if none answers on KAFKA_PORT.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+import orjson
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from river import evaluate, metrics  # noqa: E402
 
 from bench import peer_runs as peers  # noqa: E402
 from bench import worker, workloads  # noqa: E402
@@ -49,97 +64,280 @@ RESULTS = ROOT / "bench" / "results"
 #: peak resident memory of the last worker run of each kind (MB)
 PEAK_RSS_MB: dict[str, float] = {}
 
+LIMIT = peers.LABELS[peers.LIMIT]
+IN_MEMORY = "River plain loop, in memory (no Kafka, no output)"
 
-LIMIT = "River plain loop, in memory (the limit)"
+#: One run of a system: (events/s, checks passed); ``None`` for a run that did not finish.
+Run = tuple[float, bool] | None
+#: A row of the table: system, events/s, ratio to the limit, ratio to the in-memory loop, check.
+Row = tuple[str, float, float | None, float | None, str]
+
+
+def attempt(run_once: Callable[[], tuple[float, bool]], name: str) -> Run:
+    """``run_once()``, or None (said on stdout) if it raised: one failing system must not stop
+    the others' runs."""
+    try:
+        return run_once()
+    except Exception as exc:  # noqa: BLE001 - reported in the table as FAILED
+        last = traceback.format_exception_only(exc)[-1].strip()
+        print(f"  {name}: FAILED: {last[:1500]}", flush=True)
+        return None
+
+
+def check_of(runs: list[Run]) -> str:
+    """ok, INVALID (a run finished with a wrong metric or output) or FAILED (one did not finish).
+
+    >>> check_of([(1.0, True), (2.0, True)]), check_of([(1.0, True), (2.0, False)])
+    ('ok', 'INVALID')
+    >>> check_of([(1.0, False), None])
+    'FAILED'
+    """
+    if any(r is None for r in runs):
+        return "FAILED"
+    return "ok" if all(ok for _, ok in runs) else "INVALID"
+
+
+def median_rate(runs: list[Run]) -> float:
+    """The median events/s of the runs that finished (0 if none did)."""
+    rates = [r[0] for r in runs if r is not None]
+    return statistics.median(rates) if rates else 0.0
+
+
+def ratio_around(rate: float, before: Run, after: Run) -> float | None:
+    """``rate`` over the mean of the reference runs just before and after it (of the one that
+    finished, if only one did; None if neither did).
+
+    >>> ratio_around(50.0, (90.0, True), (110.0, True)), ratio_around(50.0, None, (100.0, True))
+    (0.5, 0.5)
+    """
+    around = [r[0] for r in (before, after) if r is not None and r[0] > 0]
+    return rate / statistics.fmean(around) if around else None
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def table_rows(
+    model: str,
+    order: list[tuple[str, Run]],
+    limits: list[Run],
+    in_memory: list[Run],
+    names: list[str],
+) -> tuple[list[Row], dict[str, list]]:
+    """The table's rows from the runs in the order they ran: ``order[k]`` ran between
+    ``limits[k]`` and ``limits[k + 1]`` (each limit run followed by ``in_memory[k]``). Also
+    each system's ratios run by run (to the limit), for the log and the JSON."""
+    points = list(zip(limits, in_memory, strict=True))
+    same_point = [
+        (lim[0], mem[0]) for lim, mem in points if lim is not None and mem is not None and lim[0]
+    ]
+    rows: list[Row] = [
+        (
+            f"{LIMIT} [{model}]",
+            median_rate(limits),
+            1.0,
+            _median_or_none([lim / mem for lim, mem in same_point if mem]),
+            check_of(limits),
+        ),
+        (
+            f"{IN_MEMORY} [{model}]",
+            median_rate(in_memory),
+            _median_or_none([mem / lim for lim, mem in same_point]),
+            1.0,
+            check_of(in_memory),
+        ),
+    ]
+    each: dict[str, list] = {}
+    for name in names:
+        runs, ratios, to_memory = [], [], []
+        for k, (who, result) in enumerate(order):
+            if who != name:
+                continue
+            runs.append(result)
+            if result is None:
+                continue
+            ratios.append(ratio_around(result[0], limits[k], limits[k + 1]))
+            to_memory.append(ratio_around(result[0], in_memory[k], in_memory[k + 1]))
+        each[name] = ratios
+        rows.append(
+            (
+                f"{name} [{model}]",
+                median_rate(runs),
+                _median_or_none(ratios),
+                _median_or_none(to_memory),
+                check_of(runs),
+            )
+        )
+    return rows, each
 
 
 def interleaved(
-    workload: Workload,
     model: str,
-    expected: float,
     systems: dict[str, Callable[[], tuple[float, bool]]],
     reps: int,
-) -> list:
-    """Table rows of ``systems`` (name -> one run: events/s, metric ok), each run between two
-    runs of the limit, repetition by repetition (every system once, then again).
+    limit: Callable[[], tuple[float, bool]],
+    in_memory: Callable[[], tuple[float, bool]],
+) -> list[Row]:
+    """Table rows of ``systems`` (name -> one run: events/s, checks passed), each run between
+    two runs of the limit (each followed by one of the in-memory loop), repetition by
+    repetition (every system once, then again).
 
     These machines change speed by 2x within minutes: a system's three runs in a row can all
     land in a slow spell. So the runs of all systems alternate, and each ratio is the median of
     the run's events/s over the mean of the limit's just before and just after it, on the same
     rows (the run after one system's is the run before the next one's, plus one at the end).
     """
-    limits: list[tuple[float, bool]] = []
-    order: list[tuple[str, float, bool]] = []
+    limits: list[Run] = []
+    memories: list[Run] = []
+    order: list[tuple[str, Run]] = []
 
-    def limit_run() -> float:
-        rate, accuracy = workloads.river_loop(workload, model)
-        limits.append((rate, accuracy == expected))
-        return rate
+    def reference() -> Run:
+        limits.append(attempt(limit, f"{LIMIT} [{model}]"))
+        memories.append(attempt(in_memory, f"{IN_MEMORY} [{model}]"))
+        return limits[-1]
 
     for _ in range(reps):
         for name, run_once in systems.items():
-            before = limit_run()
-            rate, ok = run_once()
-            order.append((name, rate, ok))
-            print(f"  {name} [{model}]: {rate:,.0f} ev/s, limit before {before:,.0f}", flush=True)
-    limit_run()
-    runs: dict[str, list[tuple[float, bool, float]]] = {name: [] for name in systems}
-    for k, (name, rate, ok) in enumerate(order):
-        around = (limits[k][0] + limits[k + 1][0]) / 2
-        runs[name].append((rate, ok, rate / around))
-    limit_rate, limit_check = _median(limits)
-    rows = [(f"{LIMIT} [{model}]", limit_rate, 1.0, limit_check)]
-    for name, results in runs.items():
-        rate, check = _median([(r, ok) for r, ok, _ in results])
-        ratios = [ratio for _, _, ratio in results]
-        print(f"  {name} [{model}]: ratios {', '.join(f'{r:.3f}' for r in ratios)}", flush=True)
-        rows.append((f"{name} [{model}]", rate, statistics.median(ratios), check))
+            before = reference()
+            result = attempt(run_once, f"{name} [{model}]")
+            order.append((name, result))
+            rate = f"{result[0]:,.0f} ev/s" if result else "FAILED"
+            limit_rate = f"{before[0]:,.0f}" if before else "FAILED"
+            print(f"  {name} [{model}]: {rate}, limit before {limit_rate}", flush=True)
+    reference()
+    rows, each = table_rows(model, order, limits, memories, list(systems))
+    for name, ratios in each.items():
+        shown = ", ".join(f"{r:.3f}" if r is not None else "-" for r in ratios)
+        print(f"  {name} [{model}]: ratios {shown}", flush=True)
     return rows
 
 
-def _median(runs: list[tuple[float, bool]]) -> tuple[float, str]:
-    rate = statistics.median(r for r, _ in runs)
-    return rate, "ok" if all(ok for _, ok in runs) else "INVALID"
+def raw_accuracy(workload: Workload, model: str) -> float:
+    """River's ``progressive_val_score`` Accuracy over the rows' own features (no windows):
+    what the limit and the in-memory loop must reach, keyed rows or not."""
+    metric = metrics.Accuracy()
+    data = ((e["x"], e["y"]) for e in map(orjson.loads, workload.rows))
+    evaluate.progressive_val_score(data, workloads.MODELS[model].build(), metric)
+    return metric.get()
+
+
+def _peer(system: str, topic: str, workload: Workload, model: str, expected: float) -> tuple:
+    """One run of a peer (or of the limit): events/s, and whether its Accuracy is River's and
+    it wrote one prediction per event."""
+    n = len(workload.rows)
+    result = peers.run_peer(system, topic, n, model)
+    return result["events_s"], _checked(
+        f"{peers.LABELS[system]} [{model}]", result["accuracy"], expected, result["predictions"], n
+    )
+
+
+def _checked(name: str, accuracy: float, expected: float, predictions: int, n: int) -> bool:
+    ok = True
+    if accuracy != expected:
+        print(f"  {name}: INVALID: Accuracy {accuracy} where River has {expected}", flush=True)
+        ok = False
+    if predictions != n:
+        print(f"  {name}: INVALID: {predictions} predictions written for {n} events", flush=True)
+        ok = False
+    return ok
+
+
+def _in_memory(workload: Workload, model: str, expected: float) -> tuple[float, bool]:
+    rate, accuracy = workloads.river_loop(workload, model)
+    return rate, accuracy == expected
+
+
+def _worker(workload: Workload, model: str, expected: float, kind: str) -> tuple[float, bool]:
+    """One fresh worker draining ``workload``: events/s and the checks."""
+    drained = worker.drain(workload, model)
+    PEAK_RSS_MB[f"{kind} [{model}]"] = drained.peak_rss_mb
+    n = len(workload.rows)
+    name = f"streamlearn worker, {kind} [{model}]"
+    return drained.events_s, _checked(name, drained.accuracy, expected, drained.predictions, n)
+
+
+def references(workload: Workload, topic: str, model: str) -> tuple[Callable, Callable]:
+    """The limit's and the in-memory loop's one run on ``workload`` (in ``topic``)."""
+    expected = raw_accuracy(workload, model)
+    return (
+        partial(_peer, peers.LIMIT, topic, workload, model, expected),
+        partial(_in_memory, workload, model, expected),
+    )
 
 
 def throughput(
-    workload: Workload, expected: dict[str, float], reps: int, topic: str | None
-) -> list:
-    """Rows of the main table: the limit, the peers (reading ``topic``, if any), and the worker,
-    per model of ``expected`` (model -> River's offline Accuracy on ``workload``)."""
+    workload: Workload, expected: dict[str, float], reps: int, topic: str, with_peers: bool
+) -> list[Row]:
+    """Rows of the main table: the limit, the in-memory loop, the peers (if ``with_peers``) and
+    the worker, per model of ``expected`` (model -> River's offline Accuracy on ``workload``),
+    all reading ``topic`` (the worker: a topic of its own with the same rows)."""
     rows = []
     for model, accuracy in expected.items():
         systems: dict[str, Callable[[], tuple[float, bool]]] = {
             peers.LABELS[system]: partial(_peer, system, topic, workload, model, accuracy)
-            for system in (peers.SYSTEMS if topic else [])
+            for system in (peers.SYSTEMS if with_peers else [])
         }
         systems["streamlearn worker, no windows"] = partial(
             _worker, workload, model, accuracy, "no windows"
         )
-        rows += interleaved(workload, model, accuracy, systems, reps)
+        rows += interleaved(model, systems, reps, *references(workload, topic, model))
     return rows
 
 
-def _peer(system: str, topic: str, workload: Workload, model: str, expected: float) -> tuple:
-    result = peers.run_peer(system, topic, len(workload.rows), model)
-    return result["events_s"], result["accuracy"] == expected
-
-
-def _worker(workload: Workload, model: str, expected: float, kind: str) -> tuple[float, bool]:
-    """One fresh worker draining ``workload``: events/s and the metric check."""
-    drained = worker.drain(workload, model)
-    PEAK_RSS_MB[f"{kind} [{model}]"] = drained.peak_rss_mb
-    return drained.events_s, drained.accuracy == expected
-
-
-def windowed(workload: Workload, models: list[str], reps: int) -> list:
+def windowed(workload: Workload, topic: str, models: list[str], reps: int) -> list[Row]:
     rows = []
     for model in models:
         expected = workloads.offline_accuracy(workload, model)
         run_once = partial(_worker, workload, model, expected, "windows")
         systems = {"streamlearn worker, windows on keyed events": run_once}
-        rows += interleaved(workload, model, expected, systems, reps)[1:]  # its limit: above
+        # its limit: the bare client on the same keyed rows, without windows (as above)
+        rows += interleaved(model, systems, reps, *references(workload, topic, model))[2:]
     return rows
+
+
+def scale_out(workload: Workload, model: str, pairs: int, partitions: int = 2) -> dict:
+    """``pairs`` back-to-back pairs of drains of ``workload`` on ``partitions`` partitions, by
+    one worker and by two (the order swapped each pair): events/s of the whole drain of each,
+    the ratio two/one, the machine's cores."""
+    n = len(workload.rows)
+    expected = {
+        p: workloads.offline_accuracy(part, model)
+        for p, part in enumerate(worker.split(workload, partitions))
+    }
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+
+    def drain(workers: int) -> tuple[float, bool]:
+        out = worker.scale_out(workload, model, workers, partitions)
+        name = f"scale-out, {workers} worker(s) [{model}]"
+        ok = out.events == n and out.accuracy == expected
+        if not ok:
+            print(
+                f"  {name}: INVALID: {out.events} events for {n}, Accuracy by shard "
+                f"{out.accuracy} where River has {expected}",
+                flush=True,
+            )
+        ok = _checked(name, expected[0], expected[0], out.predictions, n) and ok
+        runs[workers].append(
+            {"events_s": out.events_s, "taken": out.taken, "predictions": out.predictions}
+        )
+        print(f"  {workers} worker(s): {out.events_s:,.0f} ev/s, events taken {out.taken}")
+        return out.events_s, ok
+
+    h = duel(partial(drain, 2), partial(drain, 1), pairs, label="two workers / one")
+    return {
+        "model": model,
+        "events": n,
+        "partitions": partitions,
+        "cores": os.cpu_count(),
+        "one_worker_events_s": statistics.median(r["events_s"] for r in runs[1]),
+        "two_workers_events_s": statistics.median(r["events_s"] for r in runs[2]),
+        "ratio": h["median_ratio"],
+        "ratios": h["ratios"],
+        "check": h["check"],
+        "runs": runs,
+    }
 
 
 def scaling(counts: list[int], events: dict[int, int]) -> list[dict]:
@@ -147,16 +345,31 @@ def scaling(counts: list[int], events: dict[int, int]) -> list[dict]:
     for n_features in counts:
         workload = workloads.make(events[n_features], n_features=n_features)
         expected = workloads.offline_accuracy(workload, "lr")
-        limit, _ = workloads.river_loop(workload, "lr")
+        topic = peers.fill(workload)
+        try:
+            limit, in_memory = references(workload, topic, "lr")
+            limit_rate, limit_ok = limit()
+        finally:
+            peers.delete_topics([topic])
+        memory_rate, memory_ok = in_memory()
         drained = worker.drain(workload, "lr")
+        ok = _checked(
+            f"{n_features} features",
+            drained.accuracy,
+            expected,
+            drained.predictions,
+            len(workload.rows),
+        )
         out.append(
             {
                 "features": n_features,
                 "events": len(workload.rows),
-                "limit_events_s": limit,
+                "limit_events_s": limit_rate,
+                "in_memory_events_s": memory_rate,
                 "worker_events_s": drained.events_s,
-                "ratio": drained.events_s / limit,
-                "check": "ok" if drained.accuracy == expected else "INVALID",
+                "ratio": drained.events_s / limit_rate,
+                "ratio_in_memory": drained.events_s / memory_rate,
+                "check": "ok" if ok and limit_ok and memory_ok else "INVALID",
             }
         )
         print(f"  {n_features} features: {out[-1]}", flush=True)
@@ -187,6 +400,49 @@ def latency(workload: Workload, seconds: float, reps: int, maximum: float | None
     }
 
 
+def ensure_broker() -> None:
+    """Start a broker with scripts/kafka.sh if nothing answers on KAFKA_PORT (it is left
+    running, for the next run and the tests: ``make kafka-down`` stops it)."""
+    port = int(os.environ.get("KAFKA_PORT", "9092"))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+    except OSError:
+        pass
+    print(f"no Kafka broker on port {port}: starting one (scripts/kafka.sh up 1)", flush=True)
+    subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "up", "1"], check=True)
+
+
+def format_table(rows: list[Row]) -> str:
+    """The table as printed: events/s, the ratio to the limit and to the in-memory loop.
+
+    >>> print(format_table([("x [lr]", 1234.5, 0.5, None, "ok")]))  # doctest: +NORMALIZE_WHITESPACE
+    system   events/s  ratio  in-memory  check
+    x [lr]      1,234  0.500          -  ok
+    """
+    width = max(len("system"), *(len(r[0]) for r in rows))
+
+    def ratio(value: float | None) -> str:
+        return f"{value:.3f}" if value is not None else "-"
+
+    lines = [f"{'system':<{width}} {'events/s':>10} {'ratio':>6} {'in-memory':>10}  check"]
+    for name, rate, to_limit, to_memory, check in rows:
+        lines.append(
+            f"{name:<{width}} {rate:>10,.0f} {ratio(to_limit):>6} {ratio(to_memory):>10}  {check}"
+        )
+    return "\n".join(lines)
+
+
+def guarded(section: Callable[[], object], what: str) -> object:
+    """``section()``, or None (said on stdout) if it raised: the results of the other sections
+    are still printed and written."""
+    try:
+        return section()
+    except Exception:  # noqa: BLE001 - the section is reported as failed
+        print(f"  {what} FAILED:\n{traceback.format_exc()[-3000:]}", flush=True)
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
@@ -202,6 +458,7 @@ def main() -> None:
     reps = 1 if quick else args.reps
     models = ["lr"] if quick else ["lr", "tree"]
     pairs = 0 if quick else args.pairs
+    ensure_broker()
     with_peers = not args.no_peers and peers.available()
     started = time.time()
 
@@ -210,19 +467,32 @@ def main() -> None:
 
     section(f"throughput: {n} events, {reps} reps, models {models}")
     plain = workloads.make(n)
-    topic = peers.fill(plain) if with_peers else None
+    topic = peers.fill(plain)
+    filled = [topic]
     expected = {model: workloads.offline_accuracy(plain, model) for model in models}
-    table = throughput(plain, expected, reps, topic)
+    table = throughput(plain, expected, reps, topic, with_peers)
     head_to_head = None
-    if topic and pairs:
+    if with_peers and pairs:
         section(f"streamlearn against Quix Streams at-least-once [lr]: {pairs} pairs of drains")
-        head_to_head = duel(
-            partial(_worker, plain, "lr", expected["lr"], "no windows"),
-            partial(_peer, "quix", topic, plain, "lr", expected["lr"]),
-            pairs,
+        head_to_head = guarded(
+            lambda: duel(
+                partial(_worker, plain, "lr", expected["lr"], "no windows"),
+                partial(_peer, "quix", topic, plain, "lr", expected["lr"]),
+                pairs,
+            ),
+            "head to head",
         )
     section("windowed features on keyed events")
-    table += windowed(workloads.make(n, keys=1000), models, reps)
+    keyed = workloads.make(n, keys=1000)
+    filled.append(keyed_topic := peers.fill(keyed))
+    table += windowed(keyed, keyed_topic, models, reps)
+    peers.delete_topics(filled)
+
+    scale_pairs = 1 if quick else reps
+    section(
+        f"scale-out: {n} events on 2 partitions, one worker and two, {scale_pairs} pair(s) [lr]"
+    )
+    scale = guarded(lambda: scale_out(plain, "lr", scale_pairs), "scale-out")
 
     section(
         "latency at half the maximum, "
@@ -230,24 +500,38 @@ def main() -> None:
     )
     # (quick: half the table's one worker drain, not one more drain)
     drained = (
-        next(r for name, r, _, _ in table if name.startswith("streamlearn")) if quick else None
+        next(r for name, r, _, _, _ in table if name.startswith("streamlearn")) if quick else None
     )
-    lat = latency(plain, seconds=3 if quick else 10, reps=reps, maximum=drained)
+    lat = guarded(
+        lambda: latency(plain, seconds=3 if quick else 10, reps=reps, maximum=drained or None),
+        "latency",
+    )
 
     section("memory as distinct keys grow")
     marks = [10_000, 50_000] if quick else [100_000, 1_000_000]
     keys = workloads.make(marks[-1], n_features=3, keys=marks[-1])
-    mem = worker.memory(keys, "lr", marks)
+    mem = guarded(lambda: worker.memory(keys, "lr", marks), "memory")
     print(f"  {mem}", flush=True)
 
     section("cost per feature count")
     # (quick: the 10-feature row is the throughput table's own)
     sizes = {10: 20_000, 100: 5_000, 1000: 1_000} if not quick else {100: 2_000}
-    scale = scaling(list(sizes), sizes)
+    features = guarded(lambda: scaling(list(sizes), sizes), "cost per feature count") or []
 
-    print(f"\n{'system':<62} {'events/s':>10} {'ratio':>7}  metric check")
-    for name, rate, ratio, check in table:
-        print(f"{name:<62} {rate:>10,.0f} {ratio:>7.3f}  {check}")
+    print()
+    print(format_table(table))
+    print(
+        f"(ratio: to the limit, {LIMIT}; in-memory: to the {IN_MEMORY}; medians of {reps} "
+        "run(s), each against the runs just before and after it)"
+    )
+    if scale:
+        s = scale
+        print(
+            f"\nscale-out [lr], {s['events']:,} events on {s['partitions']} partitions, "
+            f"{s['cores']} cores (os.cpu_count()): one worker {s['one_worker_events_s']:,.0f} "
+            f"ev/s, two workers {s['two_workers_events_s']:,.0f} ev/s (the whole drain), two/one "
+            f"{s['ratio']:.3f} (median of {len(s['ratios'])} back-to-back pair(s)) ({s['check']})"
+        )
     if head_to_head:
         h = head_to_head
         print(
@@ -256,36 +540,43 @@ def main() -> None:
             f"{h['median_ratio']:.3f} ({min(h['ratios']):.3f}-{max(h['ratios']):.3f}), sign test "
             f"p = {h['p_value']:.3f} ({h['check']})"
         )
-    each = ", ".join(f"{r['p99_ms']:.1f} at {r['rate']:,}" for r in lat["runs"])
-    print(
-        f"\nlatency at half the maximum (median {lat['rate']:,} ev/s), median of "
-        f"{len(lat['runs'])} runs: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms "
-        f"(p99 ms at ev/s of each run: {each})"
-    )
-    print(
-        "worker memory (MB) by distinct keys: "
-        + ", ".join(f"{k:,}: {v:.0f}" for k, v in mem.items())
-    )
-    for row in scale:
+    if lat:
+        each = ", ".join(f"{r['p99_ms']:.1f} at {r['rate']:,}" for r in lat["runs"])
         print(
-            f"{row['features']:>5} features: limit {row['limit_events_s']:,.0f} ev/s, worker "
-            f"{row['worker_events_s']:,.0f} ev/s, ratio {row['ratio']:.3f} ({row['check']})"
+            f"\nlatency at half the maximum (median {lat['rate']:,} ev/s), median of "
+            f"{len(lat['runs'])} runs: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms "
+            f"(p99 ms at ev/s of each run: {each})"
+        )
+    if mem:
+        print(
+            "worker memory (MB) by distinct keys: "
+            + ", ".join(f"{k:,}: {v:.0f}" for k, v in mem.items())
+        )
+    for row in features:
+        print(
+            f"{row['features']:>5} features: limit {row['limit_events_s']:,.0f} ev/s, in memory "
+            f"{row['in_memory_events_s']:,.0f}, worker {row['worker_events_s']:,.0f} ev/s, ratio "
+            f"{row['ratio']:.3f} (in memory {row['ratio_in_memory']:.3f}) ({row['check']})"
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
         f"{_cpus()} cores, Python {platform.python_version()}",
+        "cores": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "events": n,
         "reps": reps,
+        "limit": LIMIT,
         "rows": [
-            dict(zip(("system", "events_s", "ratio", "check"), r, strict=True)) for r in table
+            dict(zip(("system", "events_s", "ratio", "ratio_in_memory", "check"), r, strict=True))
+            for r in table
         ],
+        "scale_out": scale,
         "head_to_head": head_to_head,
         "latency": lat,
         "memory_mb_by_keys": mem,
         "peak_rss_mb": PEAK_RSS_MB,
-        "features": scale,
+        "features": features,
         "seconds": round(time.time() - started),
     }
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2))

@@ -2,7 +2,12 @@
 
 * :func:`drain`: the backlog is in Kafka before the worker starts; events/s is counted by the
   worker's engine from the moment it took its first event to the end of its last batch (the
-  same span the peers time), and its final Accuracy is read from ``GET /models/``.
+  same span the peers time), its final Accuracy is read from ``GET /models/``, and the
+  prediction messages it wrote are counted (the end offsets of its predictions topic).
+* :func:`scale_out`: the same backlog on two partitions, drained by one worker or by two: the
+  workers start first and own their partitions, then the backlog is produced (record batches,
+  far faster than any worker drains), and events/s is that of the whole drain, from the first
+  event any worker took to the end of the last batch any worker finished.
 * :func:`latency`: events are produced at a fixed rate into a running worker; latency is the
   time from handing an event to the producer to reading its prediction from Kafka.
 * :func:`memory`: resident memory of the worker as it sees more and more distinct keys.
@@ -17,10 +22,12 @@ from dataclasses import dataclass
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import murmur2
 
 from app import raw_fetch
+from bench.peer_runs import count_messages
 from bench.workloads import MODELS, WINDOW_FEATURES, Workload
-from tests.integration.harness import Pipeline, ensure_topics, run, wait_for
+from tests.integration.harness import Pipeline, Worker, ensure_topics, run, wait_for
 
 #: The worker's settings in every run: streamlearn's defaults, but windows on feature "0" only.
 SETTINGS = {"checkpoint_seconds": 2.0, "window_features": ",".join(WINDOW_FEATURES)}
@@ -31,6 +38,8 @@ class Drained:
     events_s: float
     accuracy: float
     peak_rss_mb: float
+    #: prediction messages the worker wrote (one per event when it is right)
+    predictions: int = 0
 
 
 def _rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -66,6 +75,149 @@ def drain(workload: Workload, model: str) -> Drained:
             events_s=n / elapsed,
             accuracy=worker.model(name)["metrics"]["Accuracy"],
             peak_rss_mb=_rss_mb(worker.process.pid, "VmHWM"),
+            predictions=_predictions_written(pipeline, n),
+        )
+    finally:
+        pipeline.stop()
+
+
+def _predictions_written(pipeline: Pipeline, n: int, timeout: float = 30.0) -> int:
+    """The prediction messages in ``pipeline``'s predictions topic, once there are ``n`` or
+    ``timeout`` has passed (the engine counts an event before Kafka acknowledges its output)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        written = run(count_messages(pipeline.bootstrap, pipeline.predictions))
+        if written >= n or time.monotonic() > deadline:
+            return written
+        time.sleep(0.2)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (aiokafka's, the Java client's) puts ``key`` in.
+
+    >>> [partition_of(k, 2) for k in (b"b0", b"b1", b"b2", b"b3")]
+    [0, 1, 0, 1]
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def split(workload: Workload, partitions: int) -> list[Workload]:
+    """``workload``'s rows by the partition their Kafka key goes to, in order: what each model
+    shard of a ``partitions``-partition events topic learns from."""
+    parts = [
+        Workload(f"{workload.name}, partition {p}", [], [], workload.keyed)
+        for p in range(partitions)
+    ]
+    for row, key in zip(workload.rows, workload.keys, strict=True):
+        part = parts[partition_of(key, partitions)]
+        part.rows.append(row)
+        part.keys.append(key)
+    return parts
+
+
+async def produce_parts(bootstrap: str, topic: str, parts: list[Workload]) -> None:
+    """Send ``parts[p]`` to partition ``p`` of ``topic`` in record batches, the partitions in
+    turn (a backlog that lands several times faster than workers drain it: 100k rows in well
+    under a second)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        await producer.partitions_for(topic)
+        batches: list[list] = []
+        for part in parts:
+            batches.append([producer.create_batch()])
+            for key, value in zip(part.keys, part.rows, strict=True):
+                if batches[-1][-1].append(timestamp=None, key=key, value=value) is None:  # full
+                    batches[-1].append(producer.create_batch())
+                    batches[-1][-1].append(timestamp=None, key=key, value=value)
+        sent = []
+        for k in range(max(len(b) for b in batches)):
+            for p, of_part in enumerate(batches):
+                if k < len(of_part) and of_part[k].record_count():
+                    sent.append(await producer.send_batch(of_part[k], topic, partition=p))
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+@dataclass
+class ScaledOut:
+    workers: int
+    events: int
+    events_s: float
+    #: events each worker took
+    taken: list[int]
+    #: final Accuracy of each model shard (partition)
+    accuracy: dict[int, float]
+    predictions: int
+
+
+def owns_all(engines: list[dict | None], partitions: int) -> bool:
+    """Whether each worker's engine owns some partitions, and together they own each one once.
+
+    >>> owns_all([{"partitions": [0]}, {"partitions": [1]}], 2)
+    True
+    >>> owns_all([{"partitions": [0, 1]}, {"partitions": []}], 2)
+    False
+    """
+    if not all(e and e.get("partitions") for e in engines):
+        return False
+    owned = [p for e in engines for p in e["partitions"]]
+    return sorted(owned) == list(range(partitions))
+
+
+def whole_drain(engines: list[dict]) -> tuple[int, float]:
+    """Events and seconds of a drain shared by workers: the sum of their events, from the first
+    event any of them took to the end of the last batch any of them finished.
+
+    >>> whole_drain([{"events": 60, "first_taken": 10.0, "last_taken": 14.0},
+    ...              {"events": 40, "first_taken": 10.5, "last_taken": 15.0}])
+    (100, 5.0)
+    """
+    busy = [e for e in engines if e["events"]]
+    start = min(e["first_taken"] for e in busy)
+    end = max(e["last_taken"] for e in busy)
+    return sum(e["events"] for e in engines), end - start
+
+
+def scale_out(workload: Workload, model: str, workers: int, partitions: int = 2) -> ScaledOut:
+    """``workers`` fresh workers draining ``workload`` from ``partitions`` events partitions
+    (rows routed by their Kafka key): events/s of the whole drain, each shard's Accuracy."""
+    parts = split(workload, partitions)
+    pipeline = Pipeline("scale", partitions=partitions, model=MODELS[model].text, **SETTINGS)
+    try:
+        # (the first start creates the events and labels topics with ``partitions`` partitions)
+        started: list[Worker] = [pipeline.start_worker() for _ in range(workers)]
+        wait_for(
+            lambda: owns_all([w.stats().get("engine") for w in started], partitions),
+            timeout=180,
+            what=f"{workers} workers to own the {partitions} partitions between them",
+        )
+        run(produce_parts(pipeline.bootstrap, pipeline.events, parts))
+        n = len(workload.rows)
+
+        def drained() -> list[dict] | None:
+            engines = [w.stats().get("engine") for w in started]
+            if all(engines) and sum(e["events"] for e in engines) >= n:
+                return engines
+            return None
+
+        engines = wait_for(drained, timeout=3600, what=f"{n} events taken")
+        events, elapsed = whole_drain(engines)
+        name = MODELS[model].name
+        accuracy = {}
+        for w, engine in zip(started, engines, strict=True):
+            for shard in engine["partitions"]:
+                accuracy[shard] = w.model(name, shard)["metrics"]["Accuracy"]
+        return ScaledOut(
+            workers=workers,
+            events=events,
+            events_s=events / elapsed,
+            taken=[e["events"] for e in engines],
+            accuracy=accuracy,
+            predictions=_predictions_written(pipeline, n),
         )
     finally:
         pipeline.stop()

@@ -15,8 +15,9 @@ backlog's Kafka key is here), shaped and sized like a streamlearn worker's:
 
     {"id", "key", "model", "version", "y_pred", "proba", "ts", "latency_ms"}
 
-(``version``: events learned before this one; ``proba``: ``[[label, p], ...]``; ``latency_ms``:
-from the event's Kafka timestamp to now). ``Learner.process`` does the work and returns that
+(``version``: events learned before this one; ``proba``: null, as a streamlearn worker writes it
+for a model scored by Accuracy, a metric of labels; ``latency_ms``: from the event's Kafka
+timestamp to now). ``Learner.process`` does the work and returns that
 message as JSON bytes (orjson, as streamlearn); ``Learner.predict`` returns the dict, for a peer
 whose framework serializes (Quix Streams' JSON serializer is orjson too). How the message is
 produced is each peer's own, written as its framework's documentation does it.
@@ -140,7 +141,7 @@ class Learner:
             "model": self.name,
             "version": count,
             "y_pred": label,
-            "proba": [[k, v] for k, v in y_pred.items()],
+            "proba": None,  # as streamlearn's: a model scored by Accuracy predicts labels
             "ts": event["ts"],
             # milliseconds to the microsecond, as a streamlearn worker writes it
             "latency_ms": round((now - timestamp_ms / 1000) * 1e6) / 1e3 if timestamp_ms else None,

@@ -116,11 +116,22 @@ class Pipeline:
             timeout=300,
         )
 
-    def send(self, topic: str, values: list[bytes | None], keys: list[bytes | None] | None = None):
-        run(produce(self.bootstrap, topic, values, keys))
+    def send(
+        self,
+        topic: str,
+        values: list[bytes | None],
+        keys: list[bytes | None] | None = None,
+        partitions: list[int] | None = None,
+    ):
+        run(produce(self.bootstrap, topic, values, keys, partitions))
 
     def send_paced(
-        self, topic: str, values: list[bytes], keys: list[bytes], rate: float
+        self,
+        topic: str,
+        values: list[bytes],
+        keys: list[bytes | None],
+        rate: float,
+        partitions: list[int] | None = None,
     ) -> threading.Thread:
         """Send in the background at about ``rate`` messages/s (a stream, not a backlog), so
         that a worker killed meanwhile dies in the middle of it. ``join()`` the thread to wait:
@@ -129,7 +140,8 @@ class Pipeline:
 
         def paced() -> None:
             for i in range(0, len(values), chunk):
-                self.send(topic, values[i : i + chunk], keys[i : i + chunk])
+                part = None if partitions is None else partitions[i : i + chunk]
+                self.send(topic, values[i : i + chunk], keys[i : i + chunk], part)
                 time.sleep(0.1)
 
         thread = _Sender(target=paced, daemon=True)
@@ -237,12 +249,24 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
 
-async def produce(bootstrap: str, topic: str, values: list, keys: list | None = None) -> None:
+async def produce(
+    bootstrap: str,
+    topic: str,
+    values: list,
+    keys: list | None = None,
+    partitions: list[int] | None = None,
+) -> None:
+    """Send ``values`` (with ``keys``; into ``partitions`` if given, else by key) to ``topic``."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
         futures = [
-            await producer.send(topic, value, key=None if keys is None else keys[i])
+            await producer.send(
+                topic,
+                value,
+                key=None if keys is None else keys[i],
+                partition=None if partitions is None else partitions[i],
+            )
             for i, value in enumerate(values)
         ]
         await asyncio.gather(*futures)

@@ -12,7 +12,7 @@ from app.datasets import encode_x
 from app.features import enrich, window_label, window_values
 from app.model_spec import parse_spec
 from app.windows import Windows
-from tests.integration.harness import wait_for
+from tests.integration.harness import consume_all, ensure_topics, run, wait_for
 from tests.model_state import canonical, first_difference
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -172,6 +172,93 @@ def test_sigkill_with_windowed_features_learns_every_event_once(pipeline_factory
     sender.join()
     expected = reference_by_shard(with_windows(rows), 2)
     assert_exact(pipeline, [worker], rows, 2, expected)
+    assert "Traceback" not in worker.log()
+
+
+#: Windows wider than the stream (event times 0..N): a key's tumbling count is all its events.
+WIDE_WINDOWS = {
+    "window": 10000,
+    "hop_window": 10000,
+    "hop_step": 1000,
+    "window_expires": 20000,
+    "window_features": "0,1",
+    "key_cache": 8,
+}
+
+
+def rekeyed_order(pipeline, partitions):
+    """Per shard, the events it must have taken, in order: ``<id>-rekeyed`` read back, without
+    the copies the re-key stage sent again (an origin offset not above the last one taken);
+    and how many copies there were."""
+    records = run(consume_all(pipeline.bootstrap, f"{pipeline.id}-rekeyed"))
+    order = {p: [] for p in range(partitions)}
+    taken: dict[tuple[int, int], int] = {}
+    copies = 0
+    for record in records:
+        origin = dict(record.headers)["sl-src"]
+        raw_partition, offset = (int(v) for v in origin.split(b":"))
+        if offset <= taken.get((record.partition, raw_partition), -1):
+            copies += 1
+            continue
+        taken[(record.partition, raw_partition)] = offset
+        order[record.partition].append(orjson.loads(record.value))
+    return order, copies
+
+
+def test_sigkill_with_rekeyed_round_robin_events_learns_and_counts_each_once(pipeline_factory):
+    # 3 raw partitions written round-robin without Kafka keys; 2 shards by event key
+    rng = random.Random(13)
+    pipeline = pipeline_factory(
+        partitions=2, model=LR.text, checkpoint_every=400, rekey=1, **WIDE_WINDOWS
+    )
+    run(ensure_topics(pipeline.settings["BROKER"], [pipeline.events], 3, 1))
+    worker = pipeline.start_worker()
+    rows = keyed_events(N)
+    sender = pipeline.send_paced(
+        pipeline.events,
+        [orjson.dumps(r) for r in rows],
+        [None] * N,
+        RATE,
+        [i % 3 for i in range(N)],
+    )
+    for kill in range(3):
+        threshold = rng.randint(kill * N // 4 + 200, (kill + 1) * N // 4)
+        wait_for(
+            lambda t=threshold: sum(e["n_learned"] for e in worker.models()) >= t,
+            what=f"{threshold} learned before kill {kill + 1}",
+        )
+        kill_after_a_checkpoint(worker)
+    sender.join()
+    wait_for(lambda: sum(e["n_learned"] for e in worker.models()) >= N, timeout=180)
+    order, copies = rekeyed_order(pipeline, 2)
+    assert sorted(r["id"] for rows_of in order.values() for r in rows_of) == sorted(
+        r["id"] for r in rows
+    )  # every event once
+    windows = Windows(10000, 10000, 1000, 20000)
+    labels = (f"tumbling_{window_label(10000)}", f"hopping_{window_label(10000)}")
+    expected = {}
+    for shard, taken in order.items():
+        states, data = {}, []
+        for row in taken:
+            state = states.get(row["key"])
+            previous = state["t"] if state is not None else None
+            state = states[row["key"]] = windows.add(
+                state, row["ts"], window_values(row["x"], frozenset({"0", "1"}))
+            )
+            aggregates = dict(zip(labels, windows.aggregates(state, row["ts"]), strict=True))
+            x = enrich(row["x"], aggregates, previous, row["ts"])
+            data.append((orjson.loads(orjson.dumps(x)), row["y"]))
+        model, metric = LR.build(), LR.new_metrics()
+        evaluate.progressive_val_score(data, model, metric)
+        expected[shard] = (len(data), model, metric)
+    assert_exact(pipeline, [worker], rows, 2, expected)
+    per_key: dict[str, int] = {}
+    for row in rows:
+        per_key[row["key"]] = per_key.get(row["key"], 0) + 1
+    for key, n in per_key.items():
+        assert worker.get(f"/features/{key}/")["tumbling"]["n"] == n, key
+    # each copy the re-key stage sent again was dropped, and counted once (in the checkpoints)
+    assert worker.stats()["duplicates_dropped"] == copies
     assert "Traceback" not in worker.log()
 
 

@@ -240,18 +240,29 @@ def test_events_topic_with_other_partitions_stops_the_worker_with_the_fix(pipeli
     worker = pipeline.workers[0]
     wait_for(lambda: not worker.alive, what="the worker to stop")
     assert "has 3 partitions but STREAMLEARN_PARTITIONS=1" in worker.log()
-    assert "STREAMLEARN_ENGINE=agents" in worker.log()
+    assert "STREAMLEARN_REKEY=1" in worker.log()
 
 
-def test_agents_engine_learns_every_event_once_and_predicts_each(pipeline_factory):
-    pipeline = pipeline_factory(partitions=2, model=LR, engine="agents")
+def test_rekey_learns_unkeyed_events_of_any_partition_count_once_each(pipeline_factory):
+    # 3 partitions written round-robin without Kafka keys, read into 2 shards by event key
+    pipeline = pipeline_factory(partitions=2, model=LR, rekey=1)
+    run(ensure_topics(pipeline.settings["BROKER"], [pipeline.events], 3, 1))
     worker = pipeline.start_worker()
-    pipeline.send(pipeline.events, phishing_events(0, 300))
+    rows = phishing_events(0, 300)
+    rows.append(b"not an event")
+    pipeline.send(pipeline.events, rows, [None] * len(rows), [i % 3 for i in range(len(rows))])
     wait_for(lambda: total(worker, "n_learned") == 300, what="300 learned")
     assert sorted(
         orjson.loads(r.value)["id"] for r in pipeline.read(pipeline.predictions, 300)
     ) == (sorted(f"e{i}" for i in range(300)))
     wait_for(lambda: sum(c["models"][LR_NAME]["n_learned"] for c in checkpoints(pipeline)) == 300)
+    (dead,) = pipeline.read(f"{pipeline.events}-dlq", 1)
+    headers = dict(dead.headers)
+    assert dead.value == b"not an event"
+    assert headers["source_topic"] == pipeline.events.encode()
+    assert (headers["source_partition"], headers["source_offset"]) == (b"0", b"100")
+    assert worker.stats()["engine"]["source"] == f"{pipeline.id}-rekeyed"
+    assert total(worker, "n_learned") == 300
 
 
 def checkpoints(pipeline) -> list:
@@ -276,14 +287,13 @@ def test_a_model_whose_checkpoint_exceeds_a_megabyte_is_saved_and_restored(pipel
     assert total(worker, "n_learned") == 40
 
 
-@pytest.mark.parametrize("engine", ["batch", "agents"])
 def test_predictions_kafka_refuses_stop_the_worker_before_a_checkpoint_covers_them(
-    pipeline_factory, engine
+    pipeline_factory,
 ):
     # the predictions topic takes record batches of at most 100 bytes: no batch of predictions
     # fits (MessageSizeTooLargeError, after the producer's retries), after which no checkpoint
-    # may say those events were handled; the agents engine sends through Faust's producer
-    pipeline = pipeline_factory(partitions=1, model=LR, engine=engine)
+    # may say those events were handled
+    pipeline = pipeline_factory(partitions=1, model=LR)
     run(create_topic(pipeline.bootstrap, pipeline.predictions, {"max.message.bytes": "100"}))
     run(ensure_topics(pipeline.settings["BROKER"], [pipeline.events, pipeline.labels], 1, 1))
     pipeline.send(pipeline.events, phishing_events(0, 200))

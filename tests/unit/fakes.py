@@ -76,3 +76,36 @@ def fake_table(name: str) -> SimpleNamespace:
     store = FakeStore()
     changelog = SimpleNamespace(get_topic_name=lambda: f"{name}-changelog")
     return SimpleNamespace(data=store, get=store.get, changelog_topic=changelog)
+
+
+class RecordingSlot:
+    """An outbox slot that keeps what is added: ``(topic, partition, key, value, headers)``."""
+
+    def __init__(self, topic: str, partition: int, messages: list) -> None:
+        self.topic, self.partition, self.messages = topic, partition, messages
+
+    def add(self, key, value, headers=()) -> None:
+        self.messages.append((self.topic, self.partition, key, value, list(headers)))
+
+
+class RecordingOutbox:
+    """The engine's outbox, keeping every message instead of batching it for Kafka."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple] = []
+
+    def slot(self, topic: str, partition: int) -> RecordingSlot:
+        return RecordingSlot(topic, partition, self.messages)
+
+    def add(self, topic, partition, key, value, headers=()) -> None:
+        self.messages.append((topic, partition, key, value, list(headers)))
+
+    def to(self, topic: str) -> list[tuple]:
+        return [m for m in self.messages if m[0] == topic]
+
+
+def record(offset: int, value: bytes, key: bytes | None = None, headers=()) -> SimpleNamespace:
+    """An events record as the engine's consumer hands it over (aiokafka's C record)."""
+    return SimpleNamespace(
+        offset=offset, key=key, value=value, timestamp=1_000_000, headers=list(headers)
+    )

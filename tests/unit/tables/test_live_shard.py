@@ -2,7 +2,6 @@
 its checkpoint is written (tables as dicts, Kafka as a producer the test acknowledges)."""
 
 import asyncio
-import time
 from types import SimpleNamespace
 
 import pytest

@@ -1,0 +1,163 @@
+"""The engine's per-record path without a broker: records in, models, windows and output out."""
+
+import orjson
+import pytest
+
+import tables.windows as windows_module
+from agents.engine import Engine
+from agents.shards import Shards
+from app.settings import Settings
+from tables.counters import pipeline_counts
+from tables.live_shard import LiveShard
+from tests.unit.fakes import RecordingOutbox, fake_table, record
+
+MODEL = "StandardScaler | LogisticRegression"
+NAME = "StandardScaler-LogisticRegression"
+
+
+@pytest.fixture
+def make_engine(app, monkeypatch):
+    """An engine owning shard 0 (fresh models), with its tables as dicts and a recording outbox."""
+    monkeypatch.setattr(windows_module, "key_windows", fake_table("key-windows"))
+
+    def make(**settings) -> Engine:
+        config = Settings(model=MODEL, id="unit", **settings)
+        keeper = Shards(MODEL, every=1000, seconds=2.0, secret="s")
+        keeper.checkpoints.table = fake_table("shard-checkpoints")
+        engine = Engine(keeper, config=config)
+        engine.outbox = RecordingOutbox()
+        for topic in (engine.source, "predictions", "events-dlq", "unit-join"):
+            engine.partitions[topic] = 1
+        keeper.get(0)
+        engine.owned = {0}
+        return engine
+
+    return make
+
+
+def event(i: int, key: str | None = None, y=True, **x) -> bytes:
+    value = {"id": f"e{i}", "key": key, "ts": float(i), "x": x or {"a": float(i)}}
+    if y is not None:
+        value["y"] = y
+    return orjson.dumps(value)
+
+
+def shard(engine: Engine) -> LiveShard:
+    return engine.keeper.live[0]
+
+
+def learned(engine: Engine) -> int:
+    return shard(engine).models.models[NAME].n_learned
+
+
+def dead_letters(engine: Engine) -> list[tuple[bytes, dict]]:
+    return [(m[3], dict(m[4])) for m in engine.outbox.to("events-dlq")]
+
+
+def test_a_labelled_event_is_predicted_learned_and_its_offset_kept(make_engine):
+    engine = make_engine()
+    assert engine.take(0, [record(0, event(0)), record(1, event(1, y=False))]) == 2
+    assert learned(engine) == 2
+    predictions = [orjson.loads(m[3]) for m in engine.outbox.to("predictions")]
+    assert [p["id"] for p in predictions] == ["e0", "e1"]
+    assert predictions[1]["version"] == 1 and predictions[1]["model"] == NAME
+    live = shard(engine)
+    assert live.events_offset == 1 and live.taken == 2 and engine.n_events == 2
+    assert engine.outbox.to("unit-join") == []  # nothing to park: the labels came inline
+
+
+def test_records_taken_already_are_skipped(make_engine):
+    engine = make_engine()
+    engine.take(0, [record(0, event(0)), record(1, event(1))])
+    assert engine.take(0, [record(0, event(0)), record(1, event(1)), record(2, event(2))]) == 1
+    assert learned(engine) == 3 and shard(engine).events_offset == 2
+
+
+def test_a_malformed_record_is_dead_lettered_with_its_bytes_and_the_shard_goes_on(make_engine):
+    engine = make_engine()
+    before = pipeline_counts["dead_letters:0"]
+    engine.take(0, [record(0, b"garbage", key=b"k"), record(1, event(1))])
+    ((value, headers),) = dead_letters(engine)
+    assert value == b"garbage"
+    assert headers["reason"].startswith(b"not JSON")
+    assert (headers["source_topic"], headers["source_offset"]) == (b"events", b"0")
+    assert learned(engine) == 1 and shard(engine).events_offset == 1
+    assert pipeline_counts["dead_letters:0"] == before + 1
+
+
+def test_a_label_the_models_cannot_learn_is_dead_lettered_before_any_model_sees_it(make_engine):
+    engine = make_engine()
+    engine.take(0, [record(0, event(0, y="yes"))])
+    ((_, headers),) = dead_letters(engine)
+    assert headers["reason"].startswith(b"y must be true/false (or 1/0) for the binary")
+    live_model = shard(engine).models.models[NAME]
+    assert (live_model.n_learned, live_model.n_predicted) == (0, 0)
+    assert engine.outbox.to("predictions") == []
+
+
+def test_a_model_that_raises_dead_letters_the_event_and_the_shard_goes_on(make_engine):
+    engine = make_engine()
+    live_model = shard(engine).models.models[NAME]
+    real = live_model._predict
+    live_model._predict = lambda x: 1 / 0 if "boom" in x else real(x)
+    before = pipeline_counts["model_errors:0"]
+    engine.take(0, [record(0, event(0, boom=1.0)), record(1, event(1))])
+    ((value, headers),) = dead_letters(engine)
+    assert headers["reason"] == b"model failed on event 'e0': ZeroDivisionError: division by zero"
+    assert value == event(0, boom=1.0)
+    assert live_model.n_learned == 1 and shard(engine).events_offset == 1
+    assert pipeline_counts["model_errors:0"] == before + 1
+
+
+def test_keyed_events_get_their_windows_unkeyed_ones_none(make_engine):
+    engine = make_engine(window=10.0, hop_window=10.0, hop_step=5.0, window_expires=20.0)
+    engine.take(
+        0,
+        [
+            record(0, event(1, key="k", y=None, a=2.0)),
+            record(1, event(3, key="k", y=None, a=4.0)),
+            record(2, event(4, key=None, y=None, a=8.0)),
+        ],
+    )
+    parked = [orjson.loads(m[3]) for m in engine.outbox.to("unit-join")]
+    assert [p["id"] for p in parked] == ["e1", "e3", "e4"]
+    assert parked[1]["x"] == {
+        "a": 4.0,
+        "count_tumbling_10s": 2,
+        "a_sum_tumbling_10s": 6.0,
+        "a_mean_tumbling_10s": 3.0,
+        "count_hopping_10s": 2,
+        "a_sum_hopping_10s": 6.0,
+        "a_mean_hopping_10s": 3.0,
+        "secs_since_last": 2.0,
+    }
+    assert parked[2]["x"] == {"a": 8.0}  # no key: no windows
+    assert all(p["shard"] == 0 and p["kind"] == "park" for p in parked)
+    assert learned(engine) == 0 and shard(engine).windows.cache["k"]["t"] == 3.0
+
+
+def test_records_of_a_revoked_shard_are_not_taken(make_engine):
+    engine = make_engine()
+    engine.release({0})
+    assert engine.take(0, [record(0, event(0))]) == 0
+    assert engine.outbox.messages == [] and learned(engine) == 0
+    assert shard(engine).events_offset == -1
+
+
+def test_copies_the_rekey_stage_sent_again_are_dropped_by_their_origin(make_engine):
+    engine = make_engine(rekey=True)
+    assert engine.source == "unit-rekeyed"
+    records = [
+        record(0, event(0), headers=[("sl-src", b"2:5")]),
+        record(1, event(1), headers=[("sl-src", b"1:0")]),
+        record(2, event(0), headers=[("sl-src", b"2:5")]),  # sent again after a crash
+        record(3, event(7), headers=[("sl-src", b"2:4")]),  # older than one taken
+        record(4, b"garbage", headers=[("sl-src", b"2:6")]),
+    ]
+    assert engine.take(0, records) == 5  # offsets consumed, whether learned or not
+    assert learned(engine) == 2
+    assert shard(engine).models.n_duplicates == 2
+    assert shard(engine).models.origins == {"e0": 4, "r1": 0, "r2": 6}
+    ((_, headers),) = dead_letters(engine)  # its origin, not the re-keyed copy's offset
+    assert (headers["source_topic"], headers["source_partition"]) == (b"events", b"2")
+    assert headers["source_offset"] == b"6"

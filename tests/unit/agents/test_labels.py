@@ -1,0 +1,40 @@
+"""The label join agent without a broker (faust's test_context): what it sends and counts."""
+
+from agents.labels import join_labels
+from tables.counters import pipeline_counts
+from tables.pending import pending_by_id
+from tests.unit.test_join import label, park
+
+
+async def test_a_joined_label_goes_to_the_events_shard_once(app, sent):
+    before = pipeline_counts["duplicate_labels:0"], pipeline_counts["parks_dropped:0"]
+    async with join_labels.test_context() as agent:
+        await agent.put(park("j1", shard=2), key=b"j1")
+        sent["scoring"].assert_not_awaited()
+        await agent.put(label("j1"), key=b"j1")
+        await agent.put(label("j1", y=False), key=b"j1")  # a second label
+        await agent.put(park("j1", shard=2), key=b"j1")  # parked again after a crash
+    kwargs = sent["scoring"].await_args.kwargs
+    assert sent["scoring"].await_count == 1
+    assert kwargs["partition"] == 2 and kwargs["key"] == "card-1"
+    assert kwargs["value"]["y"] is True and kwargs["value"]["id"] == "j1"
+    assert pending_by_id["j1"]["joined"] is True
+    assert (pipeline_counts["duplicate_labels:0"], pipeline_counts["parks_dropped:0"]) == (
+        before[0] + 1,
+        before[1] + 1,
+    )
+
+
+async def test_waiting_halves_expire_after_the_ttl_of_event_time_and_are_counted(app, sent):
+    before = pipeline_counts["expired_events:0"], pipeline_counts["orphan_labels:0"]
+    async with join_labels.test_context() as agent:
+        await agent.put(park("x1", ts=0.0), key=b"x1")
+        await agent.put(label("x2", ts=1.0), key=b"x2")
+        # a day and more of event time later (STREAMLEARN_LABEL_TTL: 86,400 s)
+        await agent.put(park("x3", ts=86_402.0), key=b"x3")
+    assert "x1" not in pending_by_id and "x2" not in pending_by_id and "x3" in pending_by_id
+    assert (pipeline_counts["expired_events:0"], pipeline_counts["orphan_labels:0"]) == (
+        before[0] + 1,
+        before[1] + 1,
+    )
+    sent["scoring"].assert_not_awaited()
