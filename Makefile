@@ -48,7 +48,7 @@ demo-stop:
 	scripts/demo.sh stop
 
 clean:
-	rm -rf .data results tests/artifacts
+	rm -rf .data bench/results tests/artifacts
 
 bench: setup
 	bench/peers/setup.sh

@@ -1,14 +1,22 @@
 """The re-key stage (``STREAMLEARN_REKEY=1``): events keyed by entity, whatever their producer did.
 
-Reads: the raw events topic (any partition count, any Kafka keys), as bytes.
+Reads: the raw events topic (any partition count, any Kafka keys), as bytes, in the consumer
+group ``<id>-rekey`` (each worker re-keys the raw partitions that group gives it).
 Writes: each message unchanged to ``<id>-rekeyed`` (``STREAMLEARN_PARTITIONS`` partitions),
 keyed and so partitioned by its ``key`` field, or its ``id`` when it has no key, with its origin
 in the ``sl-src`` header (``b"<raw partition>:<offset>"``). A message that is not an event is
 passed on too (keyed by its Kafka key, else its origin): the engine dead-letters it with the
 reason and its origin, in one place.
-Keeps: nothing. A message is acknowledged to Faust only once Kafka has acknowledged its copy, so
-every event reaches ``<id>-rekeyed`` at least once; the copies a crash makes it send again carry
-an origin offset the shard has taken already, and the engine drops them (``agents/engine.py``).
+Keeps: the offsets of what it sent. They are committed to the group only once Kafka has
+acknowledged every copy before them (after each read, and before a partition is given up in a
+rebalance), so every event reaches ``<id>-rekeyed`` at least once, in the order of its raw
+partition; the copies a crash makes it send again carry an origin offset the shard has taken
+already, and the engine drops them (``agents/engine.py``).
+
+A Faust service with an aiokafka consumer of its own rather than a Faust stream: a Faust stream
+can deliver a partition with offsets skipped (seen here after ``kill -9``: re-keyed events
+arrived after later ones of their raw partition, and the origin check dropped them as copies),
+while aiokafka's consumer reads each partition in order, without gaps.
 """
 
 from __future__ import annotations
@@ -17,17 +25,23 @@ import asyncio
 import logging
 
 import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from mode import Service
 
+from agents.shards import worker_figures
+from app import raw_fetch
 from app.faust_app import app
-from app.settings import settings
+from app.kafka_admin import bootstrap_servers
+from app.kafka_auth import client_options
+from app.raw_fetch import RAW
+from app.settings import Settings, settings
 from app.topics import declare, events, rekeyed
 
 log = logging.getLogger(__name__)
 
-#: Copies sent before their deliveries are waited for and their events acknowledged.
-CONFIRM_EVERY = 2000
-#: ... or after this many seconds, whichever comes first.
-CONFIRM_SECONDS = 0.1
+#: The header a re-keyed record carries its origin in: ``b"<partition>:<offset>"``.
+ORIGIN_HEADER = "sl-src"
 
 
 def routing_key(raw: bytes | None, kafka_key: bytes | None, origin: bytes) -> bytes:
@@ -53,59 +67,132 @@ def routing_key(raw: bytes | None, kafka_key: bytes | None, origin: bytes) -> by
     return kafka_key if kafka_key is not None else origin
 
 
-class Confirmer:
-    """Events whose copies were sent, acknowledged in order once Kafka has every copy."""
+class _Revoked(ConsumerRebalanceListener):
+    def __init__(self, stage: Rekey) -> None:
+        self.stage = stage
 
-    def __init__(self) -> None:
-        self.pending: list[tuple[object, asyncio.Future]] = []
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self.stage.confirm()  # the next owner starts right after what Kafka has
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        log.info("re-key: reading %s", sorted(tp.partition for tp in assigned))
+
+
+class Rekey(Service):
+    """Copies raw events to ``<id>-rekeyed`` keyed by entity, committing what Kafka has."""
+
+    def __init__(self, config: Settings = settings, **kwargs) -> None:
+        self.config = config
+        super().__init__(**kwargs)
+
+    def __post_init__(self) -> None:
+        self.target = f"{self.config.id}-rekeyed"
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        #: copies sent and not confirmed yet, and the offsets to commit once they are
+        self.pending: list[asyncio.Future] = []
+        self.offsets: dict = {}
         self.lock = asyncio.Lock()
+        self.n_received = 0
+        self.lag: dict[tuple[str, int], int] = {}
 
-    def add(self, event, sent: asyncio.Future) -> None:
-        self.pending.append((event, sent))
+    async def on_start(self) -> None:
+        servers = bootstrap_servers(self.config.broker)
+        raw_fetch.install()
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=servers,
+            **client_options(self.config),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            request_timeout_ms=int(app.conf.producer_request_timeout * 1000),
+        )
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=servers,
+            **client_options(self.config),
+            group_id=f"{self.config.id}-rekey",
+            key_deserializer=RAW,  # aiokafka's own records (app/raw_fetch.py)
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        await self.producer.start()
+        await self.consumer.start()
+
+    async def on_stop(self) -> None:
+        if self.consumer is not None:
+            try:
+                await self.confirm()
+            except Exception:  # noqa: BLE001 - stopping: the next start sends them again
+                log.exception("re-key: last copies not confirmed")
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    def received(self) -> dict[str, int]:
+        return {self.config.events_topic: self.n_received}
+
+    @Service.task
+    async def _run(self) -> None:
+        await declare(events, rekeyed)
+        self.consumer.subscribe([self.config.events_topic], listener=_Revoked(self))
+        while not self.should_stop:
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=5000)
+            async with self.lock:
+                for tp, records in batch.items():
+                    await self._forward(tp, records)
+            try:
+                await self.confirm()
+            except _Lost as exc:
+                log.critical("%s", exc)
+                await app.crash(exc)
+                return
+
+    async def _forward(self, tp, records: list) -> None:
+        send = self.producer.send
+        partition = str(tp.partition).encode()
+        for record in records:
+            origin = partition + b":" + str(record.offset).encode()
+            key = routing_key(record.value, record.key, origin)
+            self.pending.append(
+                await send(self.target, record.value, key=key, headers=[(ORIGIN_HEADER, origin)])
+            )
+        self.n_received += len(records)
+        self.offsets[tp] = records[-1].offset + 1
+        highwater = self.consumer.highwater(tp)
+        if highwater is not None:
+            self.lag[(tp.topic, tp.partition)] = max(0, highwater - records[-1].offset - 1)
 
     async def confirm(self) -> None:
-        """Wait for the deliveries of what is pending, then acknowledge those events.
-
-        A delivery that failed stops the worker without acknowledging anything of it: Faust's
-        commit stays before it, and the next start sends it again.
-        """
+        """Wait until Kafka has every copy sent so far, then commit the offsets after them."""
         async with self.lock:
             pending, self.pending = self.pending, []
-            if not pending:
-                return
-            await asyncio.wait([sent for _, sent in pending])
-            for _, sent in pending:
-                if sent.cancelled() or sent.exception() is not None:
-                    error = sent.exception() if not sent.cancelled() else "cancelled"
-                    log.critical("re-key: Kafka did not take a copy (%s): stopping", error)
-                    await app.crash(RuntimeError(f"re-key: a copy was not delivered: {error}"))
-                    await asyncio.Event().wait()  # stopped by the crash, never acknowledged
-            for event, _ in pending:
-                event.ack()
+            offsets, self.offsets = self.offsets, {}
+            if pending:
+                await asyncio.wait(pending)
+                for sent in pending:
+                    if sent.cancelled() or sent.exception() is not None:
+                        error = "cancelled" if sent.cancelled() else repr(sent.exception())
+                        raise _Lost(
+                            f"re-key: Kafka did not take a copy of an event ({error}): stopping "
+                            "before its offset is committed; the next start sends it again"
+                        )
+            if offsets:
+                try:
+                    await self.consumer.commit(offsets)
+                except (CommitFailedError, IllegalStateError) as exc:
+                    # given up in a rebalance meanwhile: the next owner sends them again, and
+                    # the engine drops those copies
+                    log.warning("re-key: offsets not committed (%s)", exc)
 
 
-async def rekey_events(stream) -> None:
-    await declare(rekeyed)
-    confirmer = Confirmer()
-
-    async def confirm_periodically() -> None:
-        while True:
-            await asyncio.sleep(CONFIRM_SECONDS)
-            await confirmer.confirm()
-
-    confirming = asyncio.ensure_future(confirm_periodically())
-    try:
-        async for event in stream.noack().events():
-            message = event.message
-            origin = f"{message.partition}:{message.offset}".encode()
-            key = routing_key(message.value, message.key, origin)
-            sent = await rekeyed.send(key=key, value=message.value, headers=[("sl-src", origin)])
-            confirmer.add(event, sent)
-            if len(confirmer.pending) >= CONFIRM_EVERY:
-                await confirmer.confirm()
-    finally:
-        confirming.cancel()
+class _Lost(RuntimeError):
+    """A copy was not delivered: its offset must not be committed."""
 
 
+#: The re-key stage of this worker (``STREAMLEARN_REKEY=1``), else None.
+rekey: Rekey | None = None
 if settings.rekey:
-    rekey_events = app.agent(events, name="rekey")(rekey_events)
+    rekey = Rekey()
+    app.service(rekey)
+    worker_figures.readers.append(rekey)

@@ -274,8 +274,10 @@ class WorkerFigures:
 
     def __init__(self, keeper: Shards) -> None:
         self.keeper = keeper
-        #: the engine's own figures (``stats``, ``received``, ``lag``, ``features``), if any
+        #: the engine's own figures (``stats``, ``features``), if any
         self.engine: Any = None
+        #: what reads Kafka outside Faust's consumer (``received()``, ``lag``): engine, re-key
+        self.readers: list[Any] = []
 
     def shards(self) -> dict[int, ShardModels]:
         return {shard: live.models for shard, live in self.keeper.live.items()}
@@ -284,7 +286,11 @@ class WorkerFigures:
         return {spec.name for spec in self.keeper.specs}
 
     def checkpoint_ages(self, now: float) -> dict[int, float]:
-        return {shard: now - live.last_checkpoint_wall for shard, live in self.keeper.live.items()}
+        return {
+            shard: now - live.last_checkpoint_wall
+            for shard, live in self.keeper.live.items()
+            if live.last_checkpoint_wall is not None
+        }
 
     def stats(self) -> dict[str, Any]:
         keeper = self.keeper
@@ -311,8 +317,8 @@ class WorkerFigures:
 
     def messages_received(self) -> dict[str, int]:
         out = dict(app.monitor.messages_received_by_topic)
-        if self.engine is not None:
-            for topic, n in self.engine.received().items():
+        for reader in self.readers:
+            for topic, n in reader.received().items():
                 out[topic] = out.get(topic, 0) + n
         return out
 
@@ -323,8 +329,8 @@ class WorkerFigures:
             read = monitor.tp_read_offsets.get(tp)
             if read is not None:
                 out[(tp.topic, tp.partition)] = max(0, end - read - 1)
-        if self.engine is not None:  # the engine reads the events topic outside Faust
-            out.update(self.engine.lag)
+        for reader in self.readers:  # they read outside Faust's consumer
+            out.update(reader.lag)
         return out
 
     def features(self, key: str) -> dict[str, Any] | None:

@@ -58,7 +58,8 @@ class LiveShard:
         #: the ``scoring`` offset covered by the checkpoint in the table
         self.checkpointed = models.offset
         self.last_checkpoint = time.monotonic()
-        self.last_checkpoint_wall = time.time()
+        #: wall-clock time of the last checkpoint this process wrote (None: none yet)
+        self.last_checkpoint_wall: float | None = None
         #: when the shard last took a message (to tell a stall behind the end of its partition)
         self.last_taken = time.monotonic()
         #: how long the last snapshot of the shard held the event loop (pickling)

@@ -233,6 +233,8 @@ class Worker:
         return None
 
     def stats(self) -> dict:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"worker exited with {self.process.returncode}; see {self.log_path}")
         return self.get("/stats/") or {}
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
