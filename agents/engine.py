@@ -33,15 +33,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 from mode import Service
 
+from agents.rekey import ORIGIN_HEADER
 from agents.shards import Shards, assigned_shards, shards, worker_figures
 from app import raw_fetch
 from app.faust_app import app
 from app.features import add_aggregates, one_hot, window_names, window_values
 from app.kafka_admin import bootstrap_servers
+from app.kafka_auth import client_options
 from app.label_rules import label_check
 from app.outbox import Outbox, Slot
 from app.raw_fetch import RAW
-from app.records import Malformed, dead_letter_headers, parse_event
+from app.records import Malformed, ahead_of_clock, dead_letter_headers, parse_event
 from app.settings import Settings, settings
 from app.topics import declare, enriched, events, events_dlq, join, predictions, rekeyed
 from tables.anchor import writing_to
@@ -57,9 +59,6 @@ PUBLISH_EVERY = 250
 
 #: Allocations between collections of the youngest generation (Python's default: 700).
 GC_THRESHOLD = 50_000
-
-#: The header a re-keyed record carries its origin in: ``b"<partition>:<offset>"``.
-ORIGIN_HEADER = "sl-src"
 
 
 class EngineError(RuntimeError):
@@ -103,6 +102,7 @@ class Engine(Service):
         self.window_features = config.window_feature_names
         self.window_names = window_names(config.window, config.hop_window)
         self.check_label = label_check(self.keeper.specs)
+        self.max_future = config.max_future
         #: records read, and events taken by a model shard
         self.n_received = 0
         self.n_events = 0
@@ -124,6 +124,7 @@ class Engine(Service):
         raw_fetch.install()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=servers,
+            **client_options(self.config),
             key_deserializer=RAW,  # records as aiokafka reads them: no ConsumerRecord each
             group_id=None,
             enable_auto_commit=False,
@@ -133,6 +134,7 @@ class Engine(Service):
         )
         self.producer = AIOKafkaProducer(
             bootstrap_servers=servers,
+            **client_options(self.config),
             acks="all",
             enable_idempotence=True,
             linger_ms=0,  # batches are formed per read already
@@ -333,6 +335,10 @@ class Engine(Service):
         except Malformed as exc:
             self._reject(live.shard, record, str(exc), "dead_letters", now, source)
             return
+        if event["ts"] - now > self.max_future:  # (the cheap test first: reasons are rare)
+            reason = ahead_of_clock(event["ts"], now, self.max_future)
+            self._reject(live.shard, record, reason, "dead_letters", now, source)
+            return
         if "y" in event:  # a label the models cannot learn: before any of them counts the event
             problem = self.check_label(event["y"])
             if problem is not None:
@@ -403,3 +409,4 @@ class Engine(Service):
 engine = Engine(shards)
 app.service(engine)
 worker_figures.engine = engine
+worker_figures.readers.append(engine)

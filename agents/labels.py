@@ -7,7 +7,10 @@ Keeps: tables.pending (whichever half arrived first, then a ``joined`` marker fo
 tables.counters (duplicate labels, features parked again, expired events, orphan labels). The
 rules are ``app/join.py``'s. Waiting entries older than STREAMLEARN_LABEL_TTL seconds of event
 time are dropped and counted: ``expired_events`` (never labelled) and ``orphan_labels`` (a label
-whose event never came).
+whose event never came); what moves the join's clock is said in ``app/join.py``. A sweep costs
+what expires: an index of the entries' times per partition (``app.join.Expiry``) is built from
+the table once per partition this worker is assigned, and kept as entries are written; each
+message sweeps its partition.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import logging
 
 from app.faust_app import app
-from app.join import expired, join
+from app.join import Expiry, join
 from app.settings import settings
 from app.topics import declare, scoring
 from app.topics import join as join_topic
@@ -24,17 +27,18 @@ from tables.pending import pending_by_id
 
 log = logging.getLogger(__name__)
 
-#: Sweep a partition for expired entries when its event time has moved this far (seconds).
-SWEEP_STEP_FRACTION = 0.25
+#: when the waiting entries of each partition this worker holds expire
+expiry = Expiry()
 
 
 @app.agent(join_topic, concurrency=1)
 async def join_labels(stream):
     await declare(scoring)
-    last_sweep: dict[int, float] = {}
     async for message in stream:
         partition = stream.current_event.message.partition
         offset = stream.current_event.message.offset
+        if not expiry.knows(partition):  # assigned (again): what waits there already
+            expiry.load(partition, pending_by_id.items())
         event_id = message["id"]
         outcome = join(pending_by_id.get(event_id), message, partition, offset)
         if outcome.send is not None:
@@ -43,18 +47,21 @@ async def join_labels(stream):
             )
         if outcome.entry is not None:
             pending_by_id[event_id] = outcome.entry
+            expiry.add(partition, event_id, outcome.entry["since"])
         if outcome.counter is not None:
             count(outcome.counter, partition)
             if outcome.counter == "duplicate_labels":
                 log.warning("a second label for %r: keeping the first", event_id)
-        now_ts = message["ts"]
-        if (
-            now_ts - last_sweep.setdefault(partition, now_ts)
-            >= settings.label_ttl * SWEEP_STEP_FRACTION
+        # each message sweeps its partition: a look at the oldest entry, unless some expire
+        for key, what in expiry.expired(
+            partition, message["ts"], settings.label_ttl, pending_by_id.get
         ):
-            last_sweep[partition] = now_ts
-            entries = list(pending_by_id.items())
-            for key, what in expired(entries, now_ts, settings.label_ttl, partition):
-                del pending_by_id[key]
-                if what != "joined":
-                    count("expired_events" if what == "park" else "orphan_labels", partition)
+            del pending_by_id[key]
+            if what != "joined":
+                count("expired_events" if what == "park" else "orphan_labels", partition)
+
+
+@app.on_partitions_revoked.connect
+async def forget_revoked_joins(app, revoked, **kwargs) -> None:
+    """Revoked partitions: their index is built again from the table if they come back."""
+    expiry.forget(tp.partition for tp in revoked if tp.topic == join_topic.get_topic_name())

@@ -16,7 +16,7 @@ import time
 from app.faust_app import app
 from app.label_rules import label_check
 from app.model_spec import parse_specs
-from app.records import Malformed, dead_letter_headers, parse_label
+from app.records import Malformed, ahead_of_clock, dead_letter_headers, parse_label
 from app.settings import settings
 from app.topics import declare, join, labels, labels_dlq
 from tables.counters import count, remember_reject
@@ -48,7 +48,9 @@ async def validate_labels(stream):
         except Malformed as exc:
             await _reject(stream, raw, str(exc))
             continue
-        problem = check_label(label["y"])
+        problem = check_label(label["y"]) or ahead_of_clock(
+            label["ts"], time.time(), settings.max_future
+        )
         if problem is not None:
             await _reject(stream, raw, problem)
             continue

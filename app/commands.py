@@ -27,6 +27,7 @@ from app.datasets import available, encode_x, rows, task
 from app.faust_app import app
 from app.fraud import FraudStream
 from app.kafka_admin import bootstrap_servers, ensure_topics
+from app.kafka_auth import client_options
 from app.label_rules import task_problem
 from app.model_spec import parse_specs
 from app.settings import settings
@@ -46,7 +47,7 @@ def dataset_messages(
         ), n
     source, size = rows(name, seed)
     n = min(limit, size) if (limit and size) else (limit or size or DEFAULT_UNBOUNDED_LIMIT)
-    start = time.time()
+    start = time.time() - n  # one second apart, the last one now: never ahead of the clock
 
     def events() -> Iterator[tuple[str, dict]]:
         for i, (x, y) in zip(range(n), source, strict=False):
@@ -73,6 +74,7 @@ async def produce(
     """Send every message, paced at ``rate`` events/s (0: as fast as possible); return the count."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers(broker),
+        **client_options(settings),
         acks="all",
         linger_ms=5,
         max_batch_size=256 * 1024,
@@ -166,7 +168,11 @@ async def replay(
     messages, total = dataset_messages(dataset, seed, limit, label_delay)
     topics = {"events": settings.events_topic, "labels": settings.labels_topic}
     await ensure_topics(
-        settings.broker, list(topics.values()), settings.partitions, settings.replication
+        settings.broker,
+        list(topics.values()),
+        settings.partitions,
+        settings.replication,
+        client_options(settings),
     )
     sent = await produce(messages, total, rate, topics, settings.broker)
     self.say(f"replay: {sent} events of {dataset!r} acknowledged by the broker")

@@ -12,6 +12,7 @@ import logging
 import faust
 
 from app import codec
+from app.kafka_auth import faust_credentials
 from app.settings import DEV_SECRET, settings
 
 __all__ = ["app"]
@@ -22,6 +23,7 @@ settings.datadir.mkdir(parents=True, exist_ok=True)  # Faust does not create mis
 app = faust.App(
     settings.id,
     broker=settings.broker,
+    broker_credentials=faust_credentials(settings),
     store=settings.store,
     datadir=str(settings.datadir),
     autodiscover=["agents", "tables", "app.topics", "app.views", "app.commands"],

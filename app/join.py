@@ -1,13 +1,21 @@
 """The label join's rules (pure, no Faust): what a parked event or a label does to what waits.
 
 ``agents/labels.py`` applies :func:`join` to each ``<id>-join`` message (key = event id) against
-the entry the ``pending-by-id`` table holds for that id, and :func:`expired` to sweep the table.
-An entry is ``{"park": features} | {"label": label} | {"joined": True}``, plus ``"since"`` (the
-event time it was stored at) and ``"p"`` (its partition).
+the entry the ``pending-by-id`` table holds for that id, and sweeps expired entries with an
+:class:`Expiry` index. An entry is ``{"park": features} | {"label": label} | {"joined": True}``,
+plus ``"since"`` (the event time it was stored at) and ``"p"`` (its partition).
+
+The join's clock, per partition of ``<id>-join``, is the time of the message it handles: when a
+message stamped ``t`` arrives, the entries of its partition stored at a time before
+``t - STREAMLEARN_LABEL_TTL`` expire. No message is stamped more than ``STREAMLEARN_MAX_FUTURE``
+after the wall clock (the engine and the label check refuse it), so an entry whose time is within
+``LABEL_TTL - MAX_FUTURE`` of the wall clock cannot expire, however far its neighbours' times.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -83,16 +91,61 @@ def join(waiting: dict | None, message: dict, partition: int, offset: int) -> Jo
     return Joined(entry={kind: message, "since": message["ts"], "p": partition})
 
 
-def expired(entries, now_ts: float, ttl: float, partition: int) -> list[tuple[str, str]]:
-    """``(id, "park" | "label" | "joined")`` of the entries of ``partition`` older than ``ttl``.
+def kind_of(entry: dict) -> str:
+    """``"park"``, ``"label"`` or ``"joined"``: what an entry holds."""
+    return next(k for k in ("park", "label", "joined") if k in entry)
 
-    >>> expired([("a", {"since": 0, "p": 0, "park": {}}), ("b", {"since": 90, "p": 0,
-    ...          "label": {}}), ("c", {"since": 0, "p": 1, "label": {}}),
-    ...          ("d", {"since": 0, "p": 0, "joined": True})], 100, 50, 0)
-    [('a', 'park'), ('d', 'joined')]
+
+class Expiry:
+    """When each waiting entry expires, per partition: a sweep costs what expires, not the
+    size of the table.
+
+    A heap of ``(since, id)`` per partition; an entry replaced since (its ``since`` or partition
+    changed, or it is gone) is skipped when its old item comes up.
+
+    >>> index = Expiry()
+    >>> table = {"a": {"park": {}, "since": 0.0, "p": 0}, "b": {"label": {}, "since": 50.0, "p": 0}}
+    >>> index.load(0, table.items())
+    >>> index.add(0, "c", 5.0); table["c"] = {"joined": True, "since": 5.0, "p": 0}
+    >>> table["a"] = {"joined": True, "since": 60.0, "p": 0}; index.add(0, "a", 60.0)
+    >>> index.expired(0, 100.0, 40.0, table.get)
+    [('c', 'joined'), ('b', 'label')]
     """
-    return [
-        (key, next(k for k in ("park", "label", "joined") if k in entry))
-        for key, entry in entries
-        if entry is not None and entry["p"] == partition and now_ts - entry["since"] > ttl
-    ]
+
+    def __init__(self) -> None:
+        self.heaps: dict[int, list[tuple[float, str]]] = {}
+
+    def knows(self, partition: int) -> bool:
+        return partition in self.heaps
+
+    def load(self, partition: int, entries: Iterable[tuple[str, dict | None]]) -> None:
+        """Index the entries of ``partition`` among ``entries`` (the table, once per assignment)."""
+        heap = [(e["since"], k) for k, e in entries if e is not None and e["p"] == partition]
+        heapq.heapify(heap)
+        self.heaps[partition] = heap
+
+    def add(self, partition: int, event_id: str, since: float) -> None:
+        heapq.heappush(self.heaps.setdefault(partition, []), (since, event_id))
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self.heaps.pop(partition, None)
+
+    def expired(
+        self,
+        partition: int,
+        now_ts: float,
+        ttl: float,
+        current: Callable[[str], dict | None],
+    ) -> list[tuple[str, str]]:
+        """``(id, kind)`` of the entries of ``partition`` stored more than ``ttl`` before
+        ``now_ts``, oldest first, taken out of the index; ``current(id)`` reads the table."""
+        heap = self.heaps.get(partition, [])
+        out = []
+        while heap and now_ts - heap[0][0] > ttl:
+            since, event_id = heapq.heappop(heap)
+            entry = current(event_id)
+            if entry is None or entry["since"] != since or entry["p"] != partition:
+                continue  # replaced or gone since this item was added
+            out.append((event_id, kind_of(entry)))
+        return out

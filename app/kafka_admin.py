@@ -39,16 +39,21 @@ def bootstrap_servers(broker_url: str) -> str:
 
 
 async def ensure_topics(
-    broker_url: str, names: list[str], partitions: int, replication: int
+    broker_url: str,
+    names: list[str],
+    partitions: int,
+    replication: int,
+    options: dict | None = None,
 ) -> None:
     """Create each of ``names`` that does not exist; warn when one exists with other partitions.
 
-    A cluster that is still starting is waited for, up to READY_TIMEOUT seconds.
+    ``options``: how the admin client connects (``app.kafka_auth.client_options``). A cluster
+    that is still starting is waited for, up to READY_TIMEOUT seconds.
     """
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
         try:
-            return await _ensure_topics(broker_url, names, partitions, replication)
+            return await _ensure_topics(broker_url, names, partitions, replication, options or {})
         except _NOT_READY as exc:
             if time.monotonic() >= deadline:
                 raise
@@ -57,9 +62,9 @@ async def ensure_topics(
 
 
 async def _ensure_topics(
-    broker_url: str, names: list[str], partitions: int, replication: int
+    broker_url: str, names: list[str], partitions: int, replication: int, options: dict
 ) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url), **options)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -112,6 +112,24 @@ def _check_features(x: dict) -> None:
             raise Malformed(f"x[{name!r}] must be a number, string or bool, got {kind_name}")
 
 
+def ahead_of_clock(ts: float, now: float, max_future: float) -> str | None:
+    """Why a message stamped ``ts`` is refused at wall-clock time ``now``, else None: event
+    time may run at most ``max_future`` seconds ahead of the clock (a message from the future
+    would move the windows' and the label join's clocks for every message after it).
+
+    >>> print(ahead_of_clock(5000.0, 1000.0, 3600.0))
+    ts 5000.0 is 4000 s after the worker's clock (more than STREAMLEARN_MAX_FUTURE, 3600 s)
+    >>> ahead_of_clock(4600.0, 1000.0, 3600.0) is None
+    True
+    """
+    if ts - now > max_future:
+        return (
+            f"ts {ts!r} is {ts - now:.0f} s after the worker's clock (more than "
+            f"STREAMLEARN_MAX_FUTURE, {max_future:g} s)"
+        )
+    return None
+
+
 def parse_event(raw: bytes | None) -> dict:
     """Decode and check one raw event; return ``{"id", "key", "ts", "x"}`` plus ``"y"`` if given.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 PREFIX = "STREAMLEARN_"
@@ -48,6 +48,8 @@ class Settings:
     #: numeric features to aggregate over windows, comma-separated; empty: every numeric one
     window_features: str = ""
     label_ttl: float = 86400.0
+    #: seconds an event's or a label's time may run ahead of the worker's clock (else refused)
+    max_future: float = 3600.0
     checkpoint_every: int = 10000
     checkpoint_seconds: float = 2.0
     checkpoint_secret: str = DEV_SECRET
@@ -65,6 +67,20 @@ class Settings:
     enriched_topic: str = ""
     standby_replicas: int = 1
     session_timeout: float = 10.0
+    #: how every client connects (app/kafka_auth.py): PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+    security_protocol: str = "PLAINTEXT"
+    #: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    #: never shown: not in the settings' repr, a log, an error or a web page
+    sasl_password: str = field(default="", repr=False)
+    #: a file whose first line is the password (a secret mounted by an orchestrator)
+    sasl_password_file: str = ""
+    #: the CA certificates that sign the brokers' (empty: the system's trusted CAs)
+    ssl_cafile: str = ""
+    #: a client certificate and its key, for mutual TLS
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
 
     @property
     def window_feature_names(self) -> frozenset[str] | None:
@@ -121,7 +137,14 @@ class Settings:
             )
         if self.batch_size < 1:
             raise SettingsError(f"{PREFIX}BATCH_SIZE must be >= 1")
-        for name in ("window", "hop_window", "hop_step", "window_expires", "label_ttl"):
+        for name in (
+            "window",
+            "hop_window",
+            "hop_step",
+            "window_expires",
+            "label_ttl",
+            "max_future",
+        ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be > 0")
         if self.hop_step > self.hop_window:
@@ -135,6 +158,12 @@ class Settings:
             )
         if self.checkpoint_every < 1:
             raise SettingsError(f"{PREFIX}CHECKPOINT_EVERY must be >= 1")
+        from app.kafka_auth import SecurityError, check
+
+        try:
+            check(self)
+        except SecurityError as exc:
+            raise SettingsError(str(exc)) from None
 
 
 def _parse_bool(raw: str) -> bool:

@@ -1,6 +1,6 @@
 """The label join's rules (app/join.py): every order its two halves can arrive in."""
 
-from app.join import expired, join
+from app.join import Expiry, join
 
 
 def park(event_id="e1", ts=10.0, shard=3) -> dict:
@@ -61,17 +61,32 @@ def test_features_parked_again_after_a_crash_are_dropped_not_learned_twice():
     assert again.send is None and again.entry is None and again.counter == "parks_dropped"
 
 
-def test_entries_older_than_the_ttl_of_their_partition_expire():
-    entries = [
-        ("parked", join(None, park(ts=0.0), 0, 0).entry),
-        ("early-label", join(None, label(ts=50.0), 0, 1).entry),
-        ("done", {"joined": True, "since": 0.0, "p": 0}),
-        ("other-partition", join(None, park(ts=0.0), 1, 0).entry),
-        ("fresh", join(None, park(ts=90.0), 0, 2).entry),
-    ]
-    assert expired(entries, now_ts=100.0, ttl=40.0, partition=0) == [
+def test_entries_older_than_the_ttl_of_their_partition_expire_oldest_first_once():
+    table = {
+        "parked": join(None, park(ts=0.0), 0, 0).entry,
+        "early-label": join(None, label(ts=50.0), 0, 1).entry,
+        "done": {"joined": True, "since": 1.0, "p": 0},
+        "other-partition": join(None, park(ts=0.0), 1, 0).entry,
+        "fresh": join(None, park(ts=90.0), 0, 2).entry,
+    }
+    index = Expiry()
+    index.load(0, table.items())
+    assert index.expired(0, now_ts=100.0, ttl=100.0, current=table.get) == []  # exactly the TTL
+    assert index.expired(0, now_ts=100.0, ttl=40.0, current=table.get) == [
         ("parked", "park"),
-        ("early-label", "label"),
         ("done", "joined"),
+        ("early-label", "label"),
     ]
-    assert expired(entries, now_ts=100.0, ttl=100.0, partition=0) == []  # exactly the TTL: kept
+    assert index.expired(0, now_ts=100.0, ttl=40.0, current=table.get) == []  # taken out
+    assert not index.knows(1)
+
+
+def test_an_entry_replaced_since_it_was_indexed_expires_by_its_new_time():
+    table = {"e1": join(None, park(ts=0.0), 0, 0).entry}
+    index = Expiry()
+    index.load(0, table.items())
+    done = join(table["e1"], label(ts=80.0), 0, 1)
+    table["e1"] = done.entry
+    index.add(0, "e1", done.entry["since"])
+    assert index.expired(0, now_ts=100.0, ttl=40.0, current=table.get) == []  # since 80 now
+    assert index.expired(0, now_ts=121.0, ttl=40.0, current=table.get) == [("e1", "joined")]

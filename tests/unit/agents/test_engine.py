@@ -1,5 +1,7 @@
 """The engine's per-record path without a broker: records in, models, windows and output out."""
 
+import time
+
 import orjson
 import pytest
 
@@ -161,3 +163,17 @@ def test_copies_the_rekey_stage_sent_again_are_dropped_by_their_origin(make_engi
     ((_, headers),) = dead_letters(engine)  # its origin, not the re-keyed copy's offset
     assert (headers["source_topic"], headers["source_partition"]) == (b"events", b"2")
     assert headers["source_offset"] == b"6"
+
+
+def test_an_event_stamped_beyond_max_future_is_dead_lettered_a_near_one_learned(make_engine):
+    engine = make_engine(max_future=600.0)
+    now = time.time()
+    ahead = orjson.dumps({"id": "f", "key": "k", "ts": now + 3600, "x": {"a": 1.0}, "y": True})
+    near = orjson.dumps({"id": "n", "key": "k", "ts": now + 60, "x": {"a": 1.0}, "y": True})
+    engine.take(0, [record(0, ahead), record(1, near)])
+    ((value, headers),) = dead_letters(engine)
+    assert value == ahead
+    assert b"more than STREAMLEARN_MAX_FUTURE, 600 s" in headers["reason"]
+    assert learned(engine) == 1
+    assert list(shard(engine).windows.cache) == ["k"]  # the refused one counted nowhere
+    assert shard(engine).windows.cache["k"]["t"] == now + 60

@@ -1,9 +1,20 @@
 """The label join agent without a broker (faust's test_context): what it sends and counts."""
 
-from agents.labels import join_labels
+import time
+
+import pytest
+
+from agents.labels import expiry, join_labels
 from tables.counters import pipeline_counts
 from tables.pending import pending_by_id
 from tests.unit.test_join import label, park
+
+
+@pytest.fixture(autouse=True)
+def empty_join(app):
+    """Nothing waits in the join (the memory store lives as long as the test process)."""
+    pending_by_id.data.clear()
+    expiry.heaps.clear()
 
 
 async def test_a_joined_label_goes_to_the_events_shard_once(app, sent):
@@ -38,3 +49,21 @@ async def test_waiting_halves_expire_after_the_ttl_of_event_time_and_are_counted
         before[1] + 1,
     )
     sent["scoring"].assert_not_awaited()
+
+
+async def test_a_label_from_the_future_within_the_tolerance_expires_only_what_the_docs_say(
+    app, sent
+):
+    # a label stamped MAX_FUTURE (3,600 s) ahead of the clock, among events parked at times
+    # from a day ago to now: only those older than LABEL_TTL before its time expire
+    now = time.time()
+    ttl, max_future = 86_400.0, 3_600.0
+    before = pipeline_counts["expired_events:0"]
+    async with join_labels.test_context() as agent:
+        await agent.put(park("old", ts=now - ttl - 10), key=b"old", partition=0)  # expires
+        await agent.put(park("kept", ts=now - (ttl - max_future) + 5), key=b"kept", partition=0)
+        await agent.put(park("recent", ts=now - 1000), key=b"recent", partition=0)
+        await agent.put(label("future", ts=now + max_future - 1), key=b"future", partition=0)
+    assert "old" not in pending_by_id
+    assert "kept" in pending_by_id and "recent" in pending_by_id
+    assert pipeline_counts["expired_events:0"] == before + 1

@@ -1,0 +1,140 @@
+"""How every Kafka client of streamlearn connects: TLS and SASL options from the settings.
+
+Reads: the ``security_protocol``, ``sasl_*`` and ``ssl_*`` settings, and the files they name (the
+password file, the CA, the client certificate and key) when a client is made.
+Gives: :func:`client_options` for aiokafka's consumers, producers and admin clients (the engine,
+the re-key stage, the replay command, topic creation) and :func:`faust_credentials` for Faust's
+own clients, so that every client of the project connects the same way.
+A password never appears in what this module logs or raises, nor in the settings' ``repr``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class SecurityError(ValueError):
+    """The security settings cannot be used; the text names the setting, never a secret."""
+
+
+def check(settings: Any) -> None:
+    """Refuse security settings that cannot work, naming the setting (never a secret's value).
+
+    >>> from types import SimpleNamespace as S
+    >>> check(S(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_username="u",
+    ...         sasl_password="", sasl_password_file="", ssl_cafile="", ssl_certfile="",
+    ...         ssl_keyfile=""))
+    Traceback (most recent call last):
+    ...
+    app.kafka_auth.SecurityError: SASL_SSL needs STREAMLEARN_SASL_PASSWORD or ...
+    """
+    protocol = settings.security_protocol
+    if protocol not in PROTOCOLS:
+        raise SecurityError(
+            f"STREAMLEARN_SECURITY_PROTOCOL={protocol!r}: expected one of {', '.join(PROTOCOLS)}"
+        )
+    if protocol.startswith("SASL"):
+        if settings.sasl_mechanism not in MECHANISMS:
+            raise SecurityError(
+                f"STREAMLEARN_SASL_MECHANISM={settings.sasl_mechanism!r}: expected one of "
+                f"{', '.join(MECHANISMS)}"
+            )
+        if not settings.sasl_username:
+            raise SecurityError(f"STREAMLEARN_SASL_USERNAME is required with {protocol}")
+        if settings.sasl_password and settings.sasl_password_file:
+            raise SecurityError(
+                "STREAMLEARN_SASL_PASSWORD and STREAMLEARN_SASL_PASSWORD_FILE are both set: "
+                "set one of them"
+            )
+        if not settings.sasl_password and not settings.sasl_password_file:
+            raise SecurityError(
+                f"{protocol} needs STREAMLEARN_SASL_PASSWORD or STREAMLEARN_SASL_PASSWORD_FILE"
+            )
+    if bool(settings.ssl_certfile) != bool(settings.ssl_keyfile):
+        raise SecurityError(
+            "STREAMLEARN_SSL_CERTFILE and STREAMLEARN_SSL_KEYFILE go together (mutual TLS): "
+            "set both or neither"
+        )
+    if (settings.ssl_cafile or settings.ssl_certfile) and not protocol.endswith("SSL"):
+        raise SecurityError(
+            f"STREAMLEARN_SSL_* files are set but STREAMLEARN_SECURITY_PROTOCOL={protocol}: "
+            "use SSL or SASL_SSL"
+        )
+    for name in ("sasl_password_file", "ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(settings, name)
+        if path and not Path(path).is_file():
+            raise SecurityError(f"STREAMLEARN_{name.upper()}={path!r}: no such file")
+
+
+def password(settings: Any) -> str:
+    """The SASL password: the setting, else the first line of the password file."""
+    if settings.sasl_password:
+        return settings.sasl_password
+    try:
+        return Path(settings.sasl_password_file).read_text().splitlines()[0].strip()
+    except (OSError, IndexError) as exc:
+        raise SecurityError(
+            f"STREAMLEARN_SASL_PASSWORD_FILE={settings.sasl_password_file!r} cannot be read "
+            f"({type(exc).__name__})"
+        ) from None
+
+
+def ssl_context(settings: Any) -> ssl.SSLContext | None:
+    """The TLS context of SSL and SASL_SSL clients (None for the others): the CA file if given,
+    else the system's trusted CAs; the client certificate and key for mutual TLS."""
+    if not settings.security_protocol.endswith("SSL"):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+        if settings.ssl_certfile:
+            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise SecurityError(
+            f"the TLS files (STREAMLEARN_SSL_CAFILE / _CERTFILE / _KEYFILE) cannot be used: {exc}"
+        ) from None
+    return context
+
+
+def client_options(settings: Any) -> dict[str, Any]:
+    """Keyword arguments that make an aiokafka client connect as the settings say.
+
+    >>> from types import SimpleNamespace as S
+    >>> client_options(S(security_protocol="PLAINTEXT"))
+    {'security_protocol': 'PLAINTEXT'}
+    """
+    protocol = settings.security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.endswith("SSL"):
+        options["ssl_context"] = ssl_context(settings)
+    if protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = password(settings)
+    return options
+
+
+def faust_credentials(settings: Any) -> Any:
+    """Faust's ``broker_credentials`` for the settings (None: PLAINTEXT)."""
+    import faust
+
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(ssl_context(settings))
+    credentials = faust.SASLCredentials(
+        username=settings.sasl_username,
+        password=password(settings),
+        ssl_context=ssl_context(settings),
+        mechanism=settings.sasl_mechanism,
+    )
+    if protocol == "SASL_PLAINTEXT":
+        from faust.types.auth import AuthProtocol
+
+        credentials.protocol = AuthProtocol.SASL_PLAINTEXT
+    return credentials
