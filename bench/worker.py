@@ -5,9 +5,10 @@
   same span the peers time), its final Accuracy is read from ``GET /models/``, and the
   prediction messages it wrote are counted (the end offsets of its predictions topic).
 * :func:`scale_out`: the same backlog on two partitions, drained by one worker or by two: the
-  workers start first and own their partitions, then the backlog is produced (record batches,
-  far faster than any worker drains), and events/s is that of the whole drain, from the first
-  event any worker took to the end of the last batch any worker finished.
+  workers start first and own their partitions, then the backlog is produced (record batches:
+  100k rows in under a second, several times faster than workers drain them), and events/s is
+  that of the whole drain, from the first event any worker took to the end of the last batch
+  any worker finished.
 * :func:`latency`: events are produced at a fixed rate into a running worker; latency is the
   time from handing an event to the producer to reading its prediction from Kafka.
 * :func:`memory`: resident memory of the worker as it sees more and more distinct keys.
@@ -25,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
 from app import raw_fetch
-from bench.peer_runs import count_messages
+from bench.peer_runs import count_messages, produce_parts
 from bench.workloads import MODELS, WINDOW_FEATURES, Workload
 from tests.integration.harness import Pipeline, Worker, ensure_topics, run, wait_for
 
@@ -60,7 +61,7 @@ def drain(workload: Workload, model: str) -> Drained:
     """One worker draining ``workload`` from a backlog: events/s, Accuracy, peak RSS."""
     pipeline = _start("bench", model)
     try:
-        pipeline.send(pipeline.events, workload.rows, workload.keys)
+        run(produce_parts(pipeline.bootstrap, pipeline.events, [workload]))  # (one partition)
         worker = pipeline.start_worker()
         n = len(workload.rows)
         name = MODELS[model].name
@@ -69,7 +70,7 @@ def drain(workload: Workload, model: str) -> Drained:
             timeout=3600,
             what=f"{n} learned",
         )
-        engine = wait_for(lambda: (s := worker.stats().get("engine")) and s["events"] == n and s)
+        (engine,) = _drained([worker], n)
         elapsed = engine["last_taken"] - engine["first_taken"]
         return Drained(
             events_s=n / elapsed,
@@ -79,6 +80,21 @@ def drain(workload: Workload, model: str) -> Drained:
         )
     finally:
         pipeline.stop()
+
+
+def _drained(workers: list[Worker], n: int) -> list[dict]:
+    """The engine stats of ``workers`` once they have taken ``n`` events between them, read
+    again half a second later: an engine counts each slice of a read as it takes it, but sets
+    ``last_taken`` once the whole read is done, so the first stats showing ``n`` events can
+    still hold the end of the read before (a few hundred ms early, with 5,000-record reads)."""
+
+    def engines() -> list[dict] | None:
+        stats = [w.stats().get("engine") for w in workers]
+        return stats if all(stats) and sum(e["events"] for e in stats) >= n else None
+
+    wait_for(engines, timeout=3600, what=f"{n} events taken")
+    time.sleep(0.5)  # (no event is left to take: the engines are idle from here)
+    return wait_for(engines, what="the engines' stats")
 
 
 def _predictions_written(pipeline: Pipeline, n: int, timeout: float = 30.0) -> int:
@@ -113,33 +129,6 @@ def split(workload: Workload, partitions: int) -> list[Workload]:
         part.rows.append(row)
         part.keys.append(key)
     return parts
-
-
-async def produce_parts(bootstrap: str, topic: str, parts: list[Workload]) -> None:
-    """Send ``parts[p]`` to partition ``p`` of ``topic`` in record batches, the partitions in
-    turn (a backlog that lands several times faster than workers drain it: 100k rows in well
-    under a second)."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_batch_size=512 * 1024
-    )
-    await producer.start()
-    try:
-        await producer.partitions_for(topic)
-        batches: list[list] = []
-        for part in parts:
-            batches.append([producer.create_batch()])
-            for key, value in zip(part.keys, part.rows, strict=True):
-                if batches[-1][-1].append(timestamp=None, key=key, value=value) is None:  # full
-                    batches[-1].append(producer.create_batch())
-                    batches[-1][-1].append(timestamp=None, key=key, value=value)
-        sent = []
-        for k in range(max(len(b) for b in batches)):
-            for p, of_part in enumerate(batches):
-                if k < len(of_part) and of_part[k].record_count():
-                    sent.append(await producer.send_batch(of_part[k], topic, partition=p))
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
 
 
 @dataclass
@@ -197,14 +186,7 @@ def scale_out(workload: Workload, model: str, workers: int, partitions: int = 2)
         )
         run(produce_parts(pipeline.bootstrap, pipeline.events, parts))
         n = len(workload.rows)
-
-        def drained() -> list[dict] | None:
-            engines = [w.stats().get("engine") for w in started]
-            if all(engines) and sum(e["events"] for e in engines) >= n:
-                return engines
-            return None
-
-        engines = wait_for(drained, timeout=3600, what=f"{n} events taken")
+        engines = _drained(started, n)
         events, elapsed = whole_drain(engines)
         name = MODELS[model].name
         accuracy = {}
@@ -305,7 +287,7 @@ def memory(workload: Workload, model: str, marks: list[int]) -> dict[int, float]
     """Resident MB of one worker (RocksDB store) after it has taken each of ``marks`` events."""
     pipeline = _start("memory", model)
     try:
-        pipeline.send(pipeline.events, workload.rows, workload.keys)
+        run(produce_parts(pipeline.bootstrap, pipeline.events, [workload]))  # (one partition)
         worker = pipeline.start_worker()
         name = MODELS[model].name
         out = {}

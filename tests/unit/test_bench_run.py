@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+
 import pytest
 
 from bench.run import (
@@ -103,3 +105,14 @@ def test_the_table_prints_every_row_with_both_ratios() -> None:
     assert lines[0].split() == ["system", "events/s", "ratio", "in-memory", "check"]
     assert lines[1].endswith("15,000  1.000      0.600  ok")
     assert lines[2].endswith("9,000  0.600          -  ok")
+
+
+def test_the_bench_modules_doctests() -> None:
+    # (bench/ is not among pytest's doctest paths)
+    import bench.run
+    import bench.worker
+
+    for module in (bench.run, bench.worker):
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, module.__name__
+        assert result.attempted > 0
