@@ -18,8 +18,9 @@ $(STAMP):
 	$(BIN)/python -m pip install -q --no-deps -e . --config-settings editable_mode=compat
 	rm -f $(VENV)/.installed-* && touch $@
 
+# SECURITY=sasl_ssl: one broker with SASL_SSL (SCRAM), mutual TLS and ACLs (see scripts/kafka.sh)
 kafka-up:
-	scripts/kafka.sh up $(BROKERS)
+	$(if $(SECURITY),KAFKA_SECURITY=$(SECURITY) )scripts/kafka.sh up $(BROKERS)
 
 kafka-down:
 	scripts/kafka.sh down

@@ -138,3 +138,72 @@ def faust_credentials(settings: Any) -> Any:
 
         credentials.protocol = AuthProtocol.SASL_PLAINTEXT
     return credentials
+
+
+async def preflight(settings: Any, groups: list[str], timeout: float = 10.0) -> str | None:
+    """Connect once to the first bootstrap server as the clients will, and look up the
+    coordinator of each consumer group in ``groups``: what is wrong, in a sentence that says what
+    to check (authentication, TLS, the protocol, the group's ACL), or None.
+
+    Faust's own clients report a refused login as "Unable to bootstrap" and keep the reason in
+    their debug log, and a group the principal may not describe makes a Faust worker wait for
+    ever without a word; this says both before they start.
+    """
+    import asyncio
+
+    from aiokafka import AIOKafkaClient
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import (
+        GroupAuthorizationFailedError,
+        KafkaConnectionError,
+        SaslAuthenticationFailed,
+    )
+
+    from app.kafka_admin import bootstrap_servers
+
+    server = bootstrap_servers(settings.broker).split(",")[0]
+    host, _, port = server.rpartition(":")
+    protocol = settings.security_protocol
+    try:
+        options = client_options(settings)
+        conn = await asyncio.wait_for(create_conn(host, int(port), **options), timeout)
+    except SecurityError as exc:
+        return str(exc)
+    except SaslAuthenticationFailed as exc:
+        return (
+            f"Kafka at {server}: authentication failed for user {settings.sasl_username!r} "
+            f"with {settings.sasl_mechanism} ({exc}). Check STREAMLEARN_SASL_USERNAME, the "
+            "password (STREAMLEARN_SASL_PASSWORD or _FILE) and STREAMLEARN_SASL_MECHANISM."
+        )
+    except ssl.SSLError as exc:
+        return (
+            f"Kafka at {server}: the TLS handshake failed ({exc.reason or exc}). Check "
+            "STREAMLEARN_SSL_CAFILE (the CA that signed the broker's certificate), the client "
+            "certificate and key for mutual TLS, and that this port speaks TLS."
+        )
+    except (TimeoutError, KafkaConnectionError, OSError) as exc:
+        hint = (
+            " The broker closed the connection: if this port expects TLS or SASL, set "
+            "STREAMLEARN_SECURITY_PROTOCOL (SSL, SASL_PLAINTEXT or SASL_SSL)."
+            if protocol == "PLAINTEXT" and "closed" in str(exc)
+            else ""
+        )
+        return f"Kafka at {server} ({protocol}): cannot connect: {exc!r}.{hint}"
+    conn.close()
+    client = AIOKafkaClient(bootstrap_servers=server, **options)
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout)
+        for group in groups:
+            try:
+                await asyncio.wait_for(client.coordinator_lookup(0, group), timeout)
+            except GroupAuthorizationFailedError:
+                return (
+                    f"Kafka at {server}: the principal may not use the consumer group {group!r} "
+                    f"(GroupAuthorizationFailed): grant it READ and DESCRIBE on group {group!r} "
+                    "(docs/secured-cluster.md lists every ACL the app needs)."
+                )
+    except (TimeoutError, KafkaConnectionError) as exc:
+        return f"Kafka at {server} ({protocol}): cannot connect: {exc!r}."
+    finally:
+        await client.close()
+    return None

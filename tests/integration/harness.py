@@ -30,6 +30,12 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 BOOTSTRAP = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
 SECRET = "integration-test-secret"
 WAIT = 90.0
+#: how the tests' own clients connect to a cluster that is not plain, by bootstrap string
+CLIENT_OPTIONS: dict[str, dict[str, Any]] = {}
+
+
+def options(bootstrap: str) -> dict[str, Any]:
+    return CLIENT_OPTIONS.get(bootstrap, {})
 
 
 def run(coro) -> Any:
@@ -94,6 +100,7 @@ class Pipeline:
                     [self.events, self.labels],
                     int(self.settings.get("PARTITIONS", 1)),
                     int(self.settings.get("REPLICATION", 1)),
+                    options(self.bootstrap),
                 )
             )
         worker = Worker(self, len(self.workers))
@@ -192,6 +199,11 @@ class Worker:
         self.starts = 0
 
     def start(self) -> None:
+        self.spawn()
+        wait_for(self.ready, what=f"worker {self.index} of {self.pipeline.id} to serve /stats/")
+
+    def spawn(self) -> None:
+        """Start the worker process, without waiting for it to serve its web view."""
         self.datadir.mkdir(parents=True, exist_ok=True)
         env = self.pipeline.env()
         env["STREAMLEARN_WEB_PORT"] = str(self.port)
@@ -205,7 +217,6 @@ class Worker:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_for(self.ready, what=f"worker {self.index} of {self.pipeline.id} to serve /stats/")
 
     def ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -259,7 +270,9 @@ async def produce(
     partitions: list[int] | None = None,
 ) -> None:
     """Send ``values`` (with ``keys``; into ``partitions`` if given, else by key) to ``topic``."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, **options(bootstrap)
+    )
     await producer.start()
     try:
         futures = [
@@ -281,6 +294,7 @@ async def consume(bootstrap: str, topic: str, count: int, timeout: float) -> lis
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
+        **options(bootstrap),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
@@ -304,7 +318,7 @@ async def consume(bootstrap: str, topic: str, count: int, timeout: float) -> lis
 async def consume_all(bootstrap: str, topic: str) -> list:
     """Every record of ``topic`` up to its end offsets now."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **options(bootstrap)
     )
     await consumer.start()
     try:
@@ -333,7 +347,7 @@ async def consume_all(bootstrap: str, topic: str) -> list:
 
 async def create_topic(bootstrap: str, topic: str, configs: dict[str, str]) -> None:
     """Create ``topic`` (one partition) with topic-level ``configs``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
