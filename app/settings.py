@@ -1,19 +1,27 @@
-"""Every setting of streamlearn, read once from ``STREAMLEARN_*`` environment variables.
+"""Every setting of streamlearn, read once from a config file and ``STREAMLEARN_*`` variables.
+
+The file is ``STREAMLEARN_CONFIG``, else ``streamlearn.toml`` in the working directory if there
+is one: TOML, every setting by its name in lower case without the prefix (``partitions = 4``).
+An environment variable overrides the file. An unknown key or a value of the wrong type stops
+the worker at start-up, naming the key and the file.
 
 No other module reads ``os.environ``; the app, the tables and the agents take what they need from
-the frozen ``settings`` object of this module, built from the environment on first use (so that
-importing this module, or a pure module beside it, reads nothing).
+the frozen ``settings`` object of this module, built on first use (so that importing this
+module, or a pure module beside it, reads nothing).
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 PREFIX = "STREAMLEARN_"
 DEV_SECRET = "streamlearn-dev-secret"
+#: the config file read when STREAMLEARN_CONFIG is not set, if it exists
+DEFAULT_CONFIG = "streamlearn.toml"
 
 
 class SettingsError(ValueError):
@@ -103,10 +111,23 @@ class Settings:
         return f"{self.labels_topic}-dlq"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``environ`` (default: the process environment)."""
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the config file (if any) and ``environ`` (default: the process
+        environment), the environment winning."""
         environ = os.environ if environ is None else environ
-        values: dict = {}
+        path = environ.get(PREFIX + "CONFIG") or None
+        if path is None and Path(DEFAULT_CONFIG).is_file():
+            path = DEFAULT_CONFIG
+        return cls.from_env(environ, file_values(path) if path else {})
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, base: Mapping | None = None
+    ) -> Settings:
+        """Build settings from ``environ`` (default: the process environment) over ``base``
+        (checked values by field name, e.g. from :func:`file_values`)."""
+        environ = os.environ if environ is None else environ
+        values: dict = dict(base or {})
         for f in fields(cls):
             raw = environ.get(PREFIX + f.name.upper())
             if raw is None or raw == "":
@@ -180,10 +201,48 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(raw)
 
 
+def file_values(path: str) -> dict:
+    """The settings a TOML config file gives, by field name, checked: an unknown key or a
+    value of the wrong type is a SettingsError naming the key and the file.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except OSError as exc:
+        raise SettingsError(f"config file {path}: cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path}: not valid TOML ({exc})") from None
+    known = {f.name: f for f in fields(Settings)}
+    values = {}
+    for key, value in raw.items():
+        f = known.get(key)
+        if f is None or key == "config":
+            raise SettingsError(f"config file {path}: unknown setting {key!r}")
+        kind = type(f.default)
+        if kind is float and type(value) is int:
+            value = float(value)
+        elif isinstance(f.default, Path) and type(value) is str:
+            value = Path(value)
+        if type(value) is not kind and not (
+            isinstance(f.default, Path) and isinstance(value, Path)
+        ):
+            shown = "(hidden)" if key == "sasl_password" else repr(value)
+            raise SettingsError(f"config file {path}: {key} = {shown}: expected {_toml_type(kind)}")
+        values[key] = Path(value) if isinstance(f.default, Path) else value
+    return values
+
+
+def _toml_type(kind: type) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        kind, "a string"
+    )
+
+
 def __getattr__(name: str) -> Settings:
-    """``settings``: the process's settings, read from the environment on first use."""
+    """``settings``: the process's settings, read from the config file and the environment on
+    first use."""
     if name == "settings":
-        value = Settings.from_env()
+        value = Settings.load()
         globals()["settings"] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
