@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 from mode import Service
 
-from agents.rekey import ORIGIN_HEADER
+from agents.rekey import KEY_HEADER, ORIGIN_HEADER
 from agents.shards import Shards, assigned_shards, shards, worker_figures
 from app import raw_fetch
 from app.faust_app import app
@@ -41,11 +41,13 @@ from app.features import add_aggregates, one_hot, window_names, window_values
 from app.kafka_admin import bootstrap_servers
 from app.kafka_auth import client_options
 from app.label_rules import label_check
+from app.mapping import Origin
 from app.outbox import Outbox, Slot
 from app.raw_fetch import RAW
-from app.records import Malformed, ahead_of_clock, dead_letter_headers, parse_event
+from app.records import Malformed, ahead_of_clock, check_event, dead_letter_headers, parse_event
 from app.settings import Settings, settings
 from app.topics import declare, enriched, events, events_dlq, join, predictions, rekeyed
+from app.transform import load as load_transform
 from tables.anchor import writing_to
 from tables.counters import count, remember_reject
 from tables.live_shard import LiveShard
@@ -65,17 +67,21 @@ class EngineError(RuntimeError):
     """The engine cannot run with this topic layout; the text says what to change."""
 
 
-def origin_of(headers) -> tuple[int, int] | None:
-    """The raw ``(partition, offset)`` a re-keyed record came from, from its headers.
+def origin_of(headers) -> tuple[int, int, bytes | None] | None:
+    """The raw ``(partition, offset, Kafka key)`` a re-keyed record came from, from its headers.
 
-    >>> origin_of([("x", b"1"), ("sl-src", b"2:41")]), origin_of([])
-    ((2, 41), None)
+    >>> origin_of([("x", b"1"), ("sl-src", b"2:41"), ("sl-key", b"k")]), origin_of([])
+    ((2, 41, b'k'), None)
     """
+    found = None
+    key = None
     for name, value in headers:
         if name == ORIGIN_HEADER:
             partition, _, offset = value.partition(b":")
-            return int(partition), int(offset)
-    return None
+            found = int(partition), int(offset)
+        elif name == KEY_HEADER:
+            key = value
+    return None if found is None else (*found, key)
 
 
 class Engine(Service):
@@ -103,6 +109,10 @@ class Engine(Service):
         self.window_names = window_names(config.window, config.hop_window)
         self.check_label = label_check(self.keeper.specs)
         self.max_future = config.max_future
+        #: how a message of a team's own shape maps to an event (None: streamlearn's shape)
+        self.mapping = config.event_mapping
+        #: the user's transform (STREAMLEARN_TRANSFORM), or None
+        self.transform = load_transform(config.transform)
         #: records read, and events taken by a model shard
         self.n_received = 0
         self.n_events = 0
@@ -318,23 +328,37 @@ class Engine(Service):
         if origin is None:  # not written by the re-key stage: taken as it is
             self._step(live, record, out)
             return
-        partition, offset = origin
+        partition, offset, key = origin
         origins = live.models.origins
         name = f"r{partition}"
         if offset <= origins.get(name, -1):
             live.models.n_duplicates += 1
             return
         origins[name] = offset
-        self._step(live, record, out, (self.config.events_topic, partition, offset))
+        self._step(live, record, out, (self.config.events_topic, partition, offset, key))
 
     def _step(self, live: LiveShard, record, out: Slot, source: tuple | None = None) -> None:
         """Take one events record; its predictions go to ``out``."""
         now = time.time()
         try:
-            event = parse_event(record.value)
+            if self.mapping is None:
+                event = parse_event(record.value)
+            else:
+                topic, partition, offset, key = source or (
+                    self.source,
+                    live.shard,
+                    record.offset,
+                    record.key,
+                )
+                origin = Origin(topic, partition, offset, key, record.timestamp)
+                event = self.mapping.read(record.value, origin)
         except Malformed as exc:
             self._reject(live.shard, record, str(exc), "dead_letters", now, source)
             return
+        if self.transform is not None:
+            event = self._transformed(live.shard, record, event, now, source)
+            if event is None:
+                return
         if event["ts"] - now > self.max_future:  # (the cheap test first: reasons are rare)
             reason = ahead_of_clock(event["ts"], now, self.max_future)
             self._reject(live.shard, record, reason, "dead_letters", now, source)
@@ -375,6 +399,24 @@ class Engine(Service):
             partition = live.shard % self.partitions[topic]
             self.outbox.add(topic, partition, record.key, orjson.dumps(event))
 
+    def _transformed(self, shard: int, record, event: dict, now: float, source) -> dict | None:
+        """``event`` through the user's transform, checked again; None: dropped or rejected."""
+        try:
+            out = self.transform(event)
+        except Exception as exc:  # the user's code: any error dead-letters this event only
+            reason = f"transform raised {type(exc).__name__}: {exc}"
+            self._reject(shard, record, reason, "transform_errors", now, source)
+            return None
+        if out is None:
+            count("transform_dropped", shard)
+            return None
+        try:
+            return check_event(out)
+        except Malformed as exc:
+            reason = f"transform returned an invalid event: {exc}"
+            self._reject(shard, record, reason, "transform_errors", now, source)
+            return None
+
     def _park(self, park: dict) -> None:
         """Send an unlabelled event's features to the label join, keyed by event id."""
         park_key = park["id"].encode()
@@ -386,7 +428,7 @@ class Engine(Service):
     def _reject(
         self, shard: int, record, reason: str, counter: str, now: float, source: tuple | None
     ) -> None:
-        topic, partition, offset = source or (self.source, shard, record.offset)
+        topic, partition, offset, _ = source or (self.source, shard, record.offset, None)
         log.warning("rejected %s[%d]@%d: %s", topic, partition, offset, reason)
         count(counter, shard)
         remember_reject(counter, shard, reason, offset, now)

@@ -34,6 +34,7 @@ from app import raw_fetch
 from app.faust_app import app
 from app.kafka_admin import bootstrap_servers
 from app.kafka_auth import client_options
+from app.mapping import Origin
 from app.raw_fetch import RAW
 from app.settings import Settings, settings
 from app.topics import declare, events, rekeyed
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: The header a re-keyed record carries its origin in: ``b"<partition>:<offset>"``.
 ORIGIN_HEADER = "sl-src"
+#: ... and its own Kafka key, if it had one (a mapping may take the key from it).
+KEY_HEADER = "sl-key"
 
 
 def routing_key(raw: bytes | None, kafka_key: bytes | None, origin: bytes) -> bytes:
@@ -87,6 +90,7 @@ class Rekey(Service):
 
     def __post_init__(self) -> None:
         self.target = f"{self.config.id}-rekeyed"
+        self.mapping = self.config.event_mapping
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         #: copies sent and not confirmed yet, and the offsets to commit once they are
@@ -151,11 +155,25 @@ class Rekey(Service):
     async def _forward(self, tp, records: list) -> None:
         send = self.producer.send
         partition = str(tp.partition).encode()
+        mapping = self.mapping
         for record in records:
             origin = partition + b":" + str(record.offset).encode()
-            key = routing_key(record.value, record.key, origin)
+            if mapping is None:
+                key = routing_key(record.value, record.key, origin)
+            else:
+                source = Origin(tp.topic, tp.partition, record.offset, record.key, 0)
+                key = mapping.routing_key(record.value, source)
+            headers = [(ORIGIN_HEADER, origin)]
+            if record.key is not None:
+                headers.append((KEY_HEADER, record.key))
             self.pending.append(
-                await send(self.target, record.value, key=key, headers=[(ORIGIN_HEADER, origin)])
+                await send(
+                    self.target,
+                    record.value,
+                    key=key,
+                    headers=headers,
+                    timestamp_ms=record.timestamp,  # the event's own: a mapping may read it
+                )
             )
         self.n_received += len(records)
         self.offsets[tp] = records[-1].offset + 1

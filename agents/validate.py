@@ -15,6 +15,7 @@ import time
 
 from app.faust_app import app
 from app.label_rules import label_check
+from app.mapping import Origin
 from app.model_spec import parse_specs
 from app.records import Malformed, ahead_of_clock, dead_letter_headers, parse_label
 from app.settings import settings
@@ -25,6 +26,18 @@ log = logging.getLogger(__name__)
 
 #: what is wrong with a label for the configured models (app/label_rules.py)
 check_label = label_check(parse_specs(settings.model))
+#: how a label of a team's own shape maps to one (None: streamlearn's shape)
+mapping = settings.label_mapping
+
+
+def read_label(raw: bytes | None, message) -> dict:
+    """The label ``raw`` is, by the mapping if there is one; raises ``Malformed``."""
+    if mapping is None:
+        return parse_label(raw)
+    origin = Origin(
+        message.topic, message.partition, message.offset, message.key, int(message.timestamp * 1000)
+    )
+    return mapping.read(raw, origin)
 
 
 async def _reject(stream, raw: bytes | None, reason: str) -> None:
@@ -44,7 +57,7 @@ async def validate_labels(stream):
     await declare(join, labels_dlq)
     async for raw in stream:
         try:
-            label = parse_label(raw)
+            label = read_label(raw, stream.current_event.message)
         except Malformed as exc:
             await _reject(stream, raw, str(exc))
             continue

@@ -141,7 +141,15 @@ def parse_event(raw: bytes | None) -> dict:
     Traceback (most recent call last):
     app.records.Malformed: x['a'] must be a number, string or bool, got list
     """
-    value = _decode(raw)
+    return check_event(_decode(raw))
+
+
+def check_event(value: dict) -> dict:
+    """Check a decoded event (from the events topic, a mapping or a transform); return
+    ``{"id", "key", "ts", "x"}`` plus ``"y"`` if given (``value`` itself when it is exactly that).
+    """
+    if type(value) is not dict:
+        raise Malformed(f"expected an event object, got {type(value).__name__}")
     try:
         ident, ts, x = value["id"], value["ts"], value["x"]
     except KeyError as exc:

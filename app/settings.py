@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from app.mapping import EventMapping, LabelMapping, MappingError
+
 PREFIX = "STREAMLEARN_"
 DEV_SECRET = "streamlearn-dev-secret"
 #: the config file read when STREAMLEARN_CONFIG is not set, if it exists
@@ -84,6 +86,12 @@ class Settings:
     sasl_password: str = field(default="", repr=False)
     #: a file whose first line is the password (a secret mounted by an orchestrator)
     sasl_password_file: str = ""
+    #: a function of the user's, ``package.module:function``: event dict in, event dict (or
+    #: None: dropped) out, after the mapping, before windows and models (app/transform.py)
+    transform: str = ""
+    #: the ``[events]`` / ``[labels]`` tables of the config file (app/mapping.py); file only
+    events_map: dict | None = field(default=None, compare=False)
+    labels_map: dict | None = field(default=None, compare=False)
     #: the CA certificates that sign the brokers' (empty: the system's trusted CAs)
     ssl_cafile: str = ""
     #: a client certificate and its key, for mutual TLS
@@ -99,6 +107,22 @@ class Settings:
         """
         names = frozenset(n.strip() for n in self.window_features.split(",") if n.strip())
         return names or None
+
+    @property
+    def event_mapping(self) -> EventMapping | None:
+        """How the events topic's messages map to events (None: streamlearn's own shape)."""
+        if self.events_map is None:
+            return None
+        table = {**self.events_map, "topic": self.events_topic}
+        return EventMapping.from_config(table, self.events_topic, "[events]")
+
+    @property
+    def label_mapping(self) -> LabelMapping | None:
+        """How the labels topic's messages map to labels (None: streamlearn's own shape)."""
+        if self.labels_map is None:
+            return None
+        table = {**self.labels_map, "topic": self.labels_topic}
+        return LabelMapping.from_config(table, self.labels_topic, "[labels]")
 
     @property
     def dlq_topic(self) -> str:
@@ -129,6 +153,8 @@ class Settings:
         environ = os.environ if environ is None else environ
         values: dict = dict(base or {})
         for f in fields(cls):
+            if f.default is None:
+                continue  # tables of the config file only
             raw = environ.get(PREFIX + f.name.upper())
             if raw is None or raw == "":
                 continue
@@ -212,8 +238,21 @@ def file_values(path: str) -> dict:
         raise SettingsError(f"config file {path}: cannot be read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"config file {path}: not valid TOML ({exc})") from None
-    known = {f.name: f for f in fields(Settings)}
+    known = {f.name: f for f in fields(Settings) if f.default is not None}
     values = {}
+    for key, kind_of_map in (("events", EventMapping), ("labels", LabelMapping)):
+        table = raw.pop(key, None)
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            raise SettingsError(f"config file {path}: {key} must be a table ([{key}])")
+        try:
+            kind_of_map.from_config(table, key, f"config file {path}: [{key}]")
+        except MappingError as exc:
+            raise SettingsError(str(exc)) from None
+        values[f"{key}_map"] = table
+        if "topic" in table:
+            values[f"{key}_topic"] = table["topic"]
     for key, value in raw.items():
         f = known.get(key)
         if f is None or key == "config":

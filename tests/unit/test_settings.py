@@ -44,7 +44,12 @@ def test_streamlearn_toml_in_the_working_directory_is_read_when_no_file_is_named
         ("window = true\n", "window = True: expected a number"),
         ("rekey = 1\n", "rekey = 1: expected true or false"),
         ("sasl_password = 7\n", "sasl_password = (hidden): expected a string"),
-        ("[events]\ntopic = 'x'\n", "unknown setting 'events'"),
+        ("[events]\ntopics = 'x'\n", "[events]: unknown key 'topics'"),
+        ("[events]\ntime_format = 'unix'\n", "[events].time_format must be one of"),
+        ("[events]\nfeatures = []\n", "[events].features is empty"),
+        ("[events]\nid = 'a..b'\n", "[events].id must be a dotted path"),
+        ("[labels]\nid = 'event'\n", "[labels].label is required"),
+        ("events = 3\n", "events must be a table"),
         ("partitions = \n", "not valid TOML"),
     ],
 )

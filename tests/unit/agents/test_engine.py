@@ -9,6 +9,7 @@ import tables.windows as windows_module
 from agents.engine import Engine
 from agents.shards import Shards
 from app.settings import Settings
+from app.transform import TransformError
 from tables.counters import pipeline_counts
 from tables.live_shard import LiveShard
 from tests.unit.fakes import RecordingOutbox, fake_table, record
@@ -177,3 +178,48 @@ def test_an_event_stamped_beyond_max_future_is_dead_lettered_a_near_one_learned(
     assert learned(engine) == 1
     assert list(shard(engine).windows.cache) == ["k"]  # the refused one counted nowhere
     assert shard(engine).windows.cache["k"]["t"] == now + 60
+
+
+def test_a_mapped_topic_is_read_as_its_mapping_says_and_what_it_cannot_read_dead_lettered(
+    make_engine,
+):
+    table = {"id": "ref", "key": "card.id", "time": "at", "time_format": "epoch_ms", "label": "y"}
+    engine = make_engine(events_map=table)
+    now_ms = int(time.time() * 1000)
+    good = orjson.dumps({"ref": 7, "card": {"id": "c1"}, "at": now_ms, "amount": 2.0, "y": True})
+    no_time = orjson.dumps({"ref": 8, "card": {"id": "c1"}, "amount": 2.0, "y": True})
+    unlabelled = orjson.dumps({"ref": 9, "card": {"id": "c2"}, "at": now_ms, "amount": 1.0})
+    engine.take(0, [record(0, good), record(1, no_time), record(2, unlabelled)])
+    predictions = [orjson.loads(m[3]) for m in engine.outbox.to("predictions")]
+    assert [(p["id"], p["key"], p["ts"]) for p in predictions] == [
+        ("7", "c1", now_ms / 1000),
+        ("9", "c2", now_ms / 1000),
+    ]
+    ((value, headers),) = dead_letters(engine)
+    assert value == no_time and headers["reason"] == b"missing field 'at'"
+    assert learned(engine) == 1
+    (parked,) = [orjson.loads(m[3]) for m in engine.outbox.to("unit-join")]
+    assert parked["id"] == "9" and parked["x"]["amount"] == 1.0
+
+
+def test_a_transform_that_drops_is_counted_one_that_raises_or_breaks_dead_letters(make_engine):
+    engine = make_engine(transform="tests.unit.transforms:drop_small")
+    before = pipeline_counts["transform_dropped:0"]
+    engine.take(0, [record(0, event(0, amount=0.5)), record(1, event(1, amount=200.0))])
+    assert pipeline_counts["transform_dropped:0"] == before + 1
+    (prediction,) = [orjson.loads(m[3]) for m in engine.outbox.to("predictions")]
+    assert prediction["id"] == "e1" and learned(engine) == 1
+    raising = make_engine(transform="tests.unit.transforms:explode")
+    raising.take(0, [record(0, event(0))])
+    ((_, headers),) = dead_letters(raising)
+    assert headers["reason"] == b"transform raised KeyError: 'merchant'"
+    breaking = make_engine(transform="tests.unit.transforms:break_it")
+    breaking.take(0, [record(0, event(0))])
+    ((_, headers),) = dead_letters(breaking)
+    assert headers["reason"].startswith(b"transform returned an invalid event: x['bad']")
+    assert learned(raising) == learned(breaking) == 0
+
+
+def test_a_transform_that_cannot_be_found_is_a_start_up_error(make_engine):
+    with pytest.raises(TransformError, match="tests.unit.transforms has no function 'nope'"):
+        make_engine(transform="tests.unit.transforms:nope")

@@ -1,0 +1,286 @@
+"""How a team's own topics map onto streamlearn's events and labels (pure: no Faust, no Kafka).
+
+Reads: the ``[events]`` and ``[labels]`` tables of the config file (``app/settings.py``), and per
+message its JSON value and where it came from (:class:`Origin`: topic, partition, offset, Kafka
+key and timestamp). Gives: the event ``{"id", "key", "ts", "x", "y"?}`` or the label
+``{"id", "y", "ts"}`` the rest of streamlearn works on, checked as ``app/records.py`` checks its
+own contract; a message it cannot read raises ``Malformed`` with a reason that names the field.
+
+``[events]`` (every key optional): ``topic``; ``id`` (a dotted path into the message; absent:
+``"<topic>-<partition>-<offset>"``); ``key`` (absent: the Kafka key, as UTF-8); ``time`` and
+``time_format`` (``epoch_s``, the default, ``epoch_ms`` or ``iso8601`` with a zone or ``Z``;
+``time`` absent: the Kafka timestamp); ``label`` (absent: events carry none; a message without
+the field is an unlabelled event); ``features`` (a list of paths) or ``exclude`` (a list of
+paths), by default every other scalar field, a nested one named by its dotted path. A feature
+that is null is absent from that event. ``[labels]``: ``topic``, ``id``, ``label``, ``time``,
+``time_format`` (``id`` and ``label`` required there).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.records import (
+    Malformed,
+    _check_features,
+    _check_id,
+    _check_label,
+    _check_ts,
+    _decode,
+)
+
+TIME_FORMATS = ("epoch_s", "epoch_ms", "iso8601")
+_MISSING = object()
+
+
+class MappingError(ValueError):
+    """A mapping in the config file that cannot work; the text names the entry."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a message came from: what a mapping may take instead of a field."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    timestamp_ms: int
+
+
+Path = tuple[str, ...]
+
+
+def _path(value: Any, where: str) -> Path:
+    if not isinstance(value, str) or not value or any(not p for p in value.split(".")):
+        raise MappingError(f"{where} must be a dotted path like 'card.id', got {value!r}")
+    return tuple(value.split("."))
+
+
+def _get(value: Any, path: Path) -> Any:
+    for part in path:
+        if not isinstance(value, dict):
+            return _MISSING
+        value = value.get(part, _MISSING)
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
+def _name(path: Path) -> str:
+    return ".".join(path)
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The parts of a mapping both events and labels have."""
+
+    topic: str
+    id: Path | None
+    time: Path | None
+    time_format: str
+    label: Path | None
+
+    def read_id(self, value: dict, origin: Origin) -> str:
+        if self.id is None:
+            return f"{origin.topic}-{origin.partition}-{origin.offset}"
+        ident = _required(value, self.id)
+        if type(ident) is int:  # numeric ids are common in a team's own topics
+            ident = str(ident)
+        return _check_id(ident, f"id ({_name(self.id)})")
+
+    def read_time(self, value: dict, origin: Origin) -> float:
+        if self.time is None:
+            return origin.timestamp_ms / 1000.0
+        raw = _required(value, self.time)
+        where = _name(self.time)
+        if self.time_format == "iso8601":
+            if not isinstance(raw, str):
+                raise Malformed(f"time ({where}) must be an ISO-8601 string, got {raw!r}")
+            try:
+                parsed = dt.datetime.fromisoformat(raw)
+            except ValueError:
+                raise Malformed(f"time ({where}) is not ISO-8601: {raw!r}") from None
+            if parsed.tzinfo is None:
+                raise Malformed(f"time ({where}) has no zone (add Z or +hh:mm): {raw!r}")
+            return _check_ts(parsed.timestamp())
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise Malformed(f"time ({where}) must be a number ({self.time_format}), got {raw!r}")
+        ts = raw / 1000.0 if self.time_format == "epoch_ms" else raw
+        try:
+            return _check_ts(ts)
+        except Malformed as exc:
+            raise Malformed(f"time ({where}): {exc}") from None
+
+
+def _required(value: dict, path: Path) -> Any:
+    found = _get(value, path)
+    if found is _MISSING:
+        raise Malformed(f"missing field {_name(path)!r}")
+    return found
+
+
+def _fields(table: Mapping, default_topic: str, where: str, allowed: set[str]) -> Fields:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise MappingError(
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})"
+        )
+    topic = table.get("topic", default_topic)
+    if not isinstance(topic, str) or not topic:
+        raise MappingError(f"{where}.topic must be a topic name, got {topic!r}")
+    time_format = table.get("time_format", "epoch_s")
+    if time_format not in TIME_FORMATS:
+        raise MappingError(
+            f"{where}.time_format must be one of {', '.join(TIME_FORMATS)}, got {time_format!r}"
+        )
+    paths = {
+        name: _path(table[name], f"{where}.{name}") if name in table else None
+        for name in ("id", "time", "label")
+    }
+    return Fields(topic, paths["id"], paths["time"], time_format, paths["label"])
+
+
+@dataclass(frozen=True)
+class EventMapping:
+    """How a message of the events topic becomes an event."""
+
+    fields: Fields
+    key: Path | None
+    features: tuple[Path, ...] | None
+    exclude: tuple[Path, ...]
+
+    @classmethod
+    def from_config(cls, table: Mapping, default_topic: str, where: str) -> EventMapping:
+        allowed = {"topic", "id", "key", "time", "time_format", "label", "features", "exclude"}
+        fields = _fields(table, default_topic, where, allowed)
+        if "features" in table and "exclude" in table:
+            raise MappingError(f"{where}: give features or exclude, not both")
+        lists = {}
+        for name in ("features", "exclude"):
+            paths = table.get(name, [])
+            if not isinstance(paths, list):
+                raise MappingError(f"{where}.{name} must be a list of paths, got {paths!r}")
+            lists[name] = tuple(_path(p, f"{where}.{name}[{i}]") for i, p in enumerate(paths))
+        if "features" in table and not lists["features"]:
+            raise MappingError(f"{where}.features is empty: list at least one path")
+        key = _path(table["key"], f"{where}.key") if "key" in table else None
+        features = lists["features"] if "features" in table else None
+        return cls(fields, key, features, lists["exclude"])
+
+    @property
+    def topic(self) -> str:
+        return self.fields.topic
+
+    def used(self) -> set[Path]:
+        """The paths the event takes other than as features."""
+        f = self.fields
+        return {p for p in (f.id, f.time, f.label, self.key) if p is not None}
+
+    def read(self, raw: bytes | None, origin: Origin) -> dict:
+        """The event ``raw`` maps to, checked; ``Malformed`` names what it could not read."""
+        value = _decode(raw)
+        event: dict[str, Any] = {
+            "id": self.fields.read_id(value, origin),
+            "key": self.read_key(value, origin),
+            "ts": self.fields.read_time(value, origin),
+            "x": self.read_features(value),
+        }
+        if self.fields.label is not None:
+            y = _get(value, self.fields.label)
+            if y is not _MISSING and y is not None:
+                event["y"] = _check_label(y)
+        return event
+
+    def read_key(self, value: dict, origin: Origin) -> str | None:
+        if self.key is None:
+            if origin.key is None:
+                return None
+            try:
+                return _check_id(origin.key.decode(), "key (the Kafka key)")
+            except UnicodeDecodeError:
+                raise Malformed("key (the Kafka key) is not UTF-8") from None
+        key = _required(value, self.key)
+        if key is None:
+            return None
+        if type(key) is int:
+            key = str(key)
+        return _check_id(key, f"key ({_name(self.key)})")
+
+    def read_features(self, value: dict) -> dict:
+        x: dict[str, Any] = {}
+        if self.features is not None:
+            for path in self.features:
+                feature = _required(value, path)
+                self._add(x, path, feature)
+        else:
+            used = self.used()
+            self._walk(value, (), used, x)
+        _check_features(x)
+        return x
+
+    def _walk(self, value: dict, prefix: Path, used: set[Path], x: dict) -> None:
+        for name, feature in value.items():
+            path = (*prefix, name)
+            if path in used or any(path[: len(e)] == e for e in self.exclude):
+                continue
+            if isinstance(feature, dict):
+                self._walk(feature, path, used, x)
+            else:
+                self._add(x, path, feature)
+
+    @staticmethod
+    def _add(x: dict, path: Path, feature: Any) -> None:
+        if feature is None:
+            return  # absent from this event
+        if isinstance(feature, list | dict):
+            kind = "a list" if isinstance(feature, list) else "an object"
+            raise Malformed(f"feature {_name(path)!r} is {kind}, not a number, string or bool")
+        x[_name(path)] = feature
+
+    def routing_key(self, raw: bytes | None, origin: Origin) -> bytes:
+        """What the re-key stage keys a message by: its mapped key, else its mapped id; a
+        message the mapping cannot read keeps its Kafka key, else its origin."""
+        try:
+            value = _decode(raw)
+            key = self.read_key(value, origin)
+            return (key if key is not None else self.fields.read_id(value, origin)).encode()
+        except Malformed:
+            if origin.key is not None:
+                return origin.key
+            return f"{origin.partition}:{origin.offset}".encode()
+
+
+@dataclass(frozen=True)
+class LabelMapping:
+    """How a message of the labels topic becomes a label."""
+
+    fields: Fields
+
+    @classmethod
+    def from_config(cls, table: Mapping, default_topic: str, where: str) -> LabelMapping:
+        fields = _fields(
+            table, default_topic, where, {"topic", "id", "label", "time", "time_format"}
+        )
+        for name in ("id", "label"):
+            if getattr(fields, name) is None:
+                raise MappingError(f"{where}.{name} is required: the path of the label's {name}")
+        return cls(fields)
+
+    @property
+    def topic(self) -> str:
+        return self.fields.topic
+
+    def read(self, raw: bytes | None, origin: Origin) -> dict:
+        value = _decode(raw)
+        y = _get(value, self.fields.label)
+        if y is _MISSING or y is None:
+            raise Malformed(f"missing field {_name(self.fields.label)!r}")
+        return {
+            "id": self.fields.read_id(value, origin),
+            "y": _check_label(y),
+            "ts": self.fields.read_time(value, origin),
+        }
