@@ -156,6 +156,7 @@ async def preflight(settings: Any, groups: list[str], timeout: float = 10.0) -> 
     from aiokafka.errors import (
         GroupAuthorizationFailedError,
         KafkaConnectionError,
+        KafkaError,
         SaslAuthenticationFailed,
     )
 
@@ -166,29 +167,38 @@ async def preflight(settings: Any, groups: list[str], timeout: float = 10.0) -> 
     protocol = settings.security_protocol
     try:
         options = client_options(settings)
-        conn = await asyncio.wait_for(create_conn(host, int(port), **options), timeout)
     except SecurityError as exc:
         return str(exc)
-    except SaslAuthenticationFailed as exc:
-        return (
-            f"Kafka at {server}: authentication failed for user {settings.sasl_username!r} "
-            f"with {settings.sasl_mechanism} ({exc}). Check STREAMLEARN_SASL_USERNAME, the "
-            "password (STREAMLEARN_SASL_PASSWORD or _FILE) and STREAMLEARN_SASL_MECHANISM."
-        )
-    except ssl.SSLError as exc:
-        return (
-            f"Kafka at {server}: the TLS handshake failed ({exc.reason or exc}). Check "
-            "STREAMLEARN_SSL_CAFILE (the CA that signed the broker's certificate), the client "
-            "certificate and key for mutual TLS, and that this port speaks TLS."
-        )
-    except (TimeoutError, KafkaConnectionError, OSError) as exc:
-        hint = (
-            " The broker closed the connection: if this port expects TLS or SASL, set "
-            "STREAMLEARN_SECURITY_PROTOCOL (SSL, SASL_PLAINTEXT or SASL_SSL)."
-            if protocol == "PLAINTEXT" and "closed" in str(exc)
-            else ""
-        )
-        return f"Kafka at {server} ({protocol}): cannot connect: {exc!r}.{hint}"
+    for attempt in range(2):
+        try:
+            conn = await asyncio.wait_for(create_conn(host, int(port), **options), timeout)
+            break
+        except SaslAuthenticationFailed as exc:
+            return (
+                f"Kafka at {server}: authentication failed for user {settings.sasl_username!r} "
+                f"with {settings.sasl_mechanism} ({exc}). Check STREAMLEARN_SASL_USERNAME, the "
+                "password (STREAMLEARN_SASL_PASSWORD or _FILE) and STREAMLEARN_SASL_MECHANISM."
+            )
+        except ssl.SSLError as exc:
+            return (
+                f"Kafka at {server}: the TLS handshake failed ({exc.reason or exc}). Check "
+                "STREAMLEARN_SSL_CAFILE (the CA that signed the broker's certificate), the client "
+                "certificate and key for mutual TLS, and that this port speaks TLS."
+            )
+        except KafkaConnectionError as exc:
+            # a TLS port closes a plaintext connection at once; asked twice, to be sure
+            if protocol == "PLAINTEXT" and "closed" in str(exc) and attempt == 0:
+                await asyncio.sleep(1.0)
+                continue
+            if protocol == "PLAINTEXT" and "closed" in str(exc):
+                return (
+                    f"Kafka at {server} (PLAINTEXT): cannot connect: {exc!r}. The broker "
+                    "closed the connection: if this port expects TLS or SASL, set "
+                    "STREAMLEARN_SECURITY_PROTOCOL (SSL, SASL_PLAINTEXT or SASL_SSL)."
+                )
+            return None  # not up yet, or unreachable: Faust's clients wait and retry
+        except (TimeoutError, OSError):
+            return None
     conn.close()
     client = AIOKafkaClient(bootstrap_servers=server, **options)
     try:
@@ -202,8 +212,8 @@ async def preflight(settings: Any, groups: list[str], timeout: float = 10.0) -> 
                     f"(GroupAuthorizationFailed): grant it READ and DESCRIBE on group {group!r} "
                     "(docs/secured-cluster.md lists every ACL the app needs)."
                 )
-    except (TimeoutError, KafkaConnectionError) as exc:
-        return f"Kafka at {server} ({protocol}): cannot connect: {exc!r}."
+    except (TimeoutError, KafkaError, OSError):
+        pass  # a cluster still starting (no coordinator yet): Faust's clients wait for it
     finally:
         await client.close()
     return None
