@@ -25,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from app.kafka_admin import ensure_topics
 from bench.workloads import Workload
-from tests.integration.harness import BOOTSTRAP, run
+from tests.integration.harness import BOOTSTRAP, options, run
 
 BENCH = Path(__file__).resolve().parent
 PYTHON = BENCH / ".venv-peers" / "bin" / "python"
@@ -65,7 +65,7 @@ def available() -> bool:
 def fill(workload: Workload) -> str:
     """A new one-partition topic holding ``workload``'s rows; its name."""
     topic = f"bench-peers-{uuid.uuid4().hex[:8]}"
-    run(ensure_topics(f"kafka://{BOOTSTRAP}", [topic], 1, 1))
+    run(ensure_topics(f"kafka://{BOOTSTRAP}", [topic], 1, 1, options(BOOTSTRAP)))
     run(produce_parts(BOOTSTRAP, topic, [workload]))
     return topic
 
@@ -75,7 +75,11 @@ async def produce_parts(bootstrap: str, topic: str, parts: list[Workload]) -> No
     turn (a backlog that lands several times faster than workers drain it: 100k rows in well
     under a second)."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_batch_size=512 * 1024
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=0,
+        max_batch_size=512 * 1024,
+        **options(bootstrap),
     )
     await producer.start()
     try:
@@ -102,7 +106,7 @@ def run_peer(system: str, topic: str, events: int, model: str) -> dict:
     result line (``events_s``, ``accuracy``, ...) and ``predictions``, the messages it wrote."""
     script, *extra = COMMANDS[system]
     output = f"bench-predictions-{system}-{uuid.uuid4().hex[:8]}"
-    run(ensure_topics(f"kafka://{BOOTSTRAP}", [output], 1, 1))
+    run(ensure_topics(f"kafka://{BOOTSTRAP}", [output], 1, 1, options(BOOTSTRAP)))
     python = sys.executable if system == LIMIT else str(PYTHON)
     command = [
         python,
@@ -140,6 +144,7 @@ async def count_messages(bootstrap: str, topic: str, committed: bool = False) ->
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **options(bootstrap),
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed" if committed else "read_uncommitted",
@@ -175,7 +180,7 @@ def delete_topics(names: list[str]) -> None:
     """Delete ``names`` (a run's predictions: 20 MB each at 100k events); errors are ignored."""
 
     async def delete() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+        admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, **options(BOOTSTRAP))
         await admin.start()
         try:
             await admin.delete_topics(names)

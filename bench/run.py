@@ -59,6 +59,7 @@ from bench import peer_runs as peers  # noqa: E402
 from bench import worker, workloads  # noqa: E402
 from bench.duel import duel  # noqa: E402
 from bench.workloads import Workload  # noqa: E402
+from tests.integration import harness  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 #: peak resident memory of the last worker run of each kind (MB)
@@ -484,7 +485,15 @@ def main() -> None:
         "--pairs", type=int, default=10, help="head-to-head pairs against Quix (0: none)"
     )
     parser.add_argument("--no-peers", action="store_true", help="skip Quix, Bytewax, ...")
+    parser.add_argument(
+        "--client-env",
+        type=Path,
+        help="connect as this file's STREAMLEARN_* settings say (scripts/kafka.sh's client.env): "
+        "streamlearn's runs over TLS/SASL; the peers and the limit connect in plain text only",
+    )
     args = parser.parse_args()
+    if args.client_env is not None:
+        harness.use_security(args.client_env)
     quick = args.quick
     n = 20_000 if quick else args.events
     reps = 1 if quick else args.reps

@@ -28,7 +28,7 @@ from aiokafka.partitioner import murmur2
 from app import raw_fetch
 from bench.peer_runs import count_messages, produce_parts
 from bench.workloads import MODELS, WINDOW_FEATURES, Workload
-from tests.integration.harness import Pipeline, Worker, ensure_topics, run, wait_for
+from tests.integration.harness import Pipeline, Worker, ensure_topics, options, run, wait_for
 
 #: The worker's settings in every run: streamlearn's defaults, but windows on feature "0" only.
 SETTINGS = {"checkpoint_seconds": 2.0, "window_features": ",".join(WINDOW_FEATURES)}
@@ -53,7 +53,9 @@ def _rss_mb(pid: int, field: str = "VmRSS") -> float:
 
 def _start(name: str, model: str) -> Pipeline:
     pipeline = Pipeline(name, partitions=1, model=MODELS[model].text, **SETTINGS)
-    run(ensure_topics(pipeline.settings["BROKER"], [pipeline.events, pipeline.labels], 1, 1))
+    broker = pipeline.settings["BROKER"]
+    topics = [pipeline.events, pipeline.labels]
+    run(ensure_topics(broker, topics, 1, 1, options(pipeline.bootstrap)))
     return pipeline
 
 
@@ -237,10 +239,16 @@ async def _paced(pipeline: Pipeline, rows: list, keys: list, rate: float) -> lis
     raw_fetch.install()
     sent: dict[bytes, float] = {}
     latencies: list[float] = []
+    security = options(pipeline.bootstrap)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=pipeline.bootstrap, group_id=None, key_deserializer=raw_fetch.RAW
+        bootstrap_servers=pipeline.bootstrap,
+        group_id=None,
+        key_deserializer=raw_fetch.RAW,
+        **security,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=pipeline.bootstrap, acks="all", linger_ms=0)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=pipeline.bootstrap, acks="all", linger_ms=0, **security
+    )
     await consumer.start()
     await producer.start()
     try:

@@ -34,8 +34,29 @@ WAIT = 90.0
 CLIENT_OPTIONS: dict[str, dict[str, Any]] = {}
 
 
+#: security settings every Pipeline's workers get (``use_security``), lower-case names
+SECURITY: dict[str, str] = {}
+
+
 def options(bootstrap: str) -> dict[str, Any]:
     return CLIENT_OPTIONS.get(bootstrap, {})
+
+
+def use_security(env_file: Path, bootstrap: str = BOOTSTRAP) -> None:
+    """Connect the pipelines' workers and the harness's own clients to ``bootstrap`` with the
+    ``STREAMLEARN_*`` security settings of ``env_file`` (scripts/kafka.sh's ``client.env``)."""
+    from app.kafka_auth import client_options
+    from app.settings import Settings
+
+    values = {}
+    for line in env_file.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.startswith("STREAMLEARN_") and name != "STREAMLEARN_BROKER":
+            values[name.removeprefix("STREAMLEARN_").lower()] = value
+    SECURITY.update(values)
+    CLIENT_OPTIONS[bootstrap] = client_options(
+        Settings.from_env({f"STREAMLEARN_{k.upper()}": v for k, v in values.items()})
+    )
 
 
 def run(coro) -> Any:
@@ -83,7 +104,7 @@ class Pipeline:
             "CHECKPOINT_SECRET": SECRET,
             "CHECKPOINT_SECONDS": "0.5",
             "STORE": "rocksdb://",
-            **{k.upper(): str(v) for k, v in settings.items()},
+            **{k.upper(): str(v) for k, v in {**SECURITY, **settings}.items()},
         }
         self.workers: list[Worker] = []
 

@@ -7,6 +7,7 @@ import signal
 import ssl
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -73,8 +74,8 @@ class Secured:
         mtls_context.load_cert_chain(security / "client.pem", security / "client-key.pem")
         CLIENT_OPTIONS[self.mtls] = {"security_protocol": "SSL", "ssl_context": mtls_context}
 
-    def grant(self, principal: str, *args: str) -> None:
-        """Add an ACL with Kafka's own AclCommand, as admin."""
+    def grant(self, principal: str, *args: str, allow: bool = True) -> None:
+        """Add an ACL (``allow`` or deny) with Kafka's own AclCommand, as admin."""
         lib = ROOT / ".cache" / "kafka" / "lib"
         result = subprocess.run(
             [
@@ -87,7 +88,7 @@ class Secured:
                 "--command-config",
                 str(RUN / "security" / "admin.properties"),
                 "--add",
-                "--allow-principal",
+                "--allow-principal" if allow else "--deny-principal",
                 f"User:{principal}",
                 *args,
             ],
@@ -169,6 +170,9 @@ def test_sasl_ssl_pipeline_with_delayed_labels_equals_river_offline(secured, sec
     assert diff is None, f"differs at {diff}"
     assert len(pipeline.read(pipeline.predictions, 300)) == 300
     assert secured.password not in worker.log()
+    for page in ("/", "/stats/", "/metrics", "/models/", "/dashboard/"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}{page}", timeout=5) as r:
+            assert secured.password.encode() not in r.read(), page
 
 
 def test_sasl_ssl_kill_and_restart_restores_the_checkpoint(secured, secured_pipeline):
@@ -261,3 +265,27 @@ def test_a_plaintext_client_on_the_tls_port_gets_a_clear_error(secured, secured_
     assert rc != 0 and seconds < 30
     assert f"Kafka at {secured.sasl} (PLAINTEXT): cannot connect" in log
     assert "set STREAMLEARN_SECURITY_PROTOCOL" in log
+
+
+def test_a_changelog_write_kafka_refuses_stops_the_worker_naming_the_topic(
+    secured, secured_pipeline
+):
+    security = {
+        **secured.client,
+        "sasl_username": "intruder",
+        "sasl_password_file": str(RUN / "security" / "intruder.password"),
+    }
+    pipeline = secured_pipeline(secured.sasl, security, partitions=1, model=LR.text)
+    changelog = f"{pipeline.id}-pending-by-id-changelog"
+    prefixed = ("--resource-pattern-type", "prefixed")
+    secured.grant("intruder", *prefixed, "--topic", pipeline.id, "--operation", "All")
+    secured.grant("intruder", *prefixed, "--group", pipeline.id, "--operation", "All")
+    secured.grant("intruder", "--topic", changelog, "--operation", "Write", allow=False)
+    worker = pipeline.start_worker()
+    # an event without its label: its features wait in the join, a table whose changelog
+    # Kafka refuses to take
+    pipeline.send(pipeline.events, [raw for _, raw in phishing(0, 1, labelled=False)])
+    assert worker.process.wait(timeout=120) != 0
+    log = worker.log()
+    assert f"Kafka refused a write to topic {changelog!r}" in log
+    assert "TopicAuthorizationFailedError" in log
