@@ -110,6 +110,18 @@ def kill_after_a_checkpoint(worker):
     wait_for(lambda: worker.stats().get("checkpoints_restored"), what="the checkpoint restored")
 
 
+def kill_three_times(worker, rng) -> None:
+    """SIGKILL ``worker`` three times while N events stream in, at random points of each
+    quarter of the stream, each after a checkpoint (see kill_after_a_checkpoint)."""
+    for kill in range(3):
+        threshold = rng.randint(kill * N // 4 + 200, (kill + 1) * N // 4)
+        wait_for(
+            lambda t=threshold: sum(e["n_learned"] for e in worker.models()) >= t,
+            what=f"{threshold} learned before kill {kill + 1}",
+        )
+        kill_after_a_checkpoint(worker)
+
+
 def assert_exact(pipeline, workers, rows, partitions, expected=None):
     expected = expected or reference_by_shard(rows, partitions)
     entries = wait_for(
@@ -162,13 +174,7 @@ def test_sigkill_with_windowed_features_learns_every_event_once(pipeline_factory
     sender = pipeline.send_paced(
         pipeline.events, [orjson.dumps(r) for r in rows], [routing_key(r) for r in rows], RATE
     )
-    for kill in range(3):
-        threshold = rng.randint(kill * N // 4 + 200, (kill + 1) * N // 4)
-        wait_for(
-            lambda t=threshold: sum(e["n_learned"] for e in worker.models()) >= t,
-            what=f"{threshold} learned before kill {kill + 1}",
-        )
-        kill_after_a_checkpoint(worker)
+    kill_three_times(worker, rng)
     sender.join()
     expected = reference_by_shard(with_windows(rows), 2)
     assert_exact(pipeline, [worker], rows, 2, expected)
@@ -221,13 +227,7 @@ def test_sigkill_with_rekeyed_round_robin_events_learns_and_counts_each_once(pip
         RATE,
         [i % 3 for i in range(N)],
     )
-    for kill in range(3):
-        threshold = rng.randint(kill * N // 4 + 200, (kill + 1) * N // 4)
-        wait_for(
-            lambda t=threshold: sum(e["n_learned"] for e in worker.models()) >= t,
-            what=f"{threshold} learned before kill {kill + 1}",
-        )
-        kill_after_a_checkpoint(worker)
+    kill_three_times(worker, rng)
     sender.join()
     wait_for(lambda: sum(e["n_learned"] for e in worker.models()) >= N, timeout=180)
     order, copies = rekeyed_order(pipeline, 2)

@@ -6,11 +6,11 @@ import datetime as dt
 
 import orjson
 import pytest
-from river import datasets, evaluate
+from river import datasets
 
 from app.model_spec import parse_spec
 from tests.integration.harness import wait_for
-from tests.model_state import canonical, first_difference
+from tests.integration.reference import assert_worker_equals, with_delayed_labels
 
 pytestmark = pytest.mark.integration
 
@@ -84,22 +84,8 @@ def test_a_foreign_topic_and_its_labels_are_learned_as_river_learns_the_mapped_r
     # River offline over the mapped rows: features named by their path, test-then-train on the
     # first 200, the last 100 predicted on arrival and learned in the order of their labels
     mapped = [({f"page.{k}": v for k, v in x.items()}, y) for x, y in rows]
-    model, metric = LR.build(), LR.new_metrics()
-    evaluate.progressive_val_score(mapped[:200], model, metric)
-    predicted = [model.predict_proba_one(x) for x, _ in mapped[200:]]
-    for (x, y), y_pred in zip(mapped[200:], predicted, strict=True):
-        metric.update(y, y_pred)
-        model.learn_one(x, y)
-    (entry,) = worker.models()
-    assert entry["metrics"] == {type(m).__name__: m.get() for m in metric}
-    checkpoint = wait_for(
-        lambda: (c := pipeline.last_checkpoint(0))
-        and c["models"][LR.name]["n_learned"] == 300
-        and c,
-        what="the checkpoint of 300",
-    )
-    diff = first_difference(canonical(checkpoint["models"][LR.name]["model"]), canonical(model))
-    assert diff is None, f"differs at {diff}"
+    model, metric = with_delayed_labels(LR, mapped[:200], mapped[200:])
+    assert_worker_equals(pipeline, worker, LR, model, metric, 300)
 
     predictions = [orjson.loads(r.value) for r in pipeline.read(pipeline.predictions, 300)]
     assert predictions[0]["id"] == "o-0" and predictions[0]["ts"] == START.timestamp()

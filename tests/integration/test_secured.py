@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from river import datasets, evaluate
+from river import datasets
 
 from app.model_spec import parse_spec
 from tests.integration.harness import (
@@ -22,7 +22,7 @@ from tests.integration.harness import (
     Pipeline,
     wait_for,
 )
-from tests.model_state import canonical, first_difference
+from tests.integration.reference import assert_worker_equals, with_delayed_labels
 
 pytestmark = pytest.mark.integration
 
@@ -134,6 +134,15 @@ def phishing(start: int, stop: int, labelled: bool = True) -> list[tuple[dict, b
     return out
 
 
+def as_intruder(secured: Secured) -> dict:
+    """The security settings of ``intruder``: a valid user with no ACL but those a test adds."""
+    return {
+        **secured.client,
+        "sasl_username": "intruder",
+        "sasl_password_file": str(RUN / "security" / "intruder.password"),
+    }
+
+
 def total(worker, field: str) -> int:
     return sum(e[field] for e in worker.models())
 
@@ -152,22 +161,8 @@ def test_sasl_ssl_pipeline_with_delayed_labels_equals_river_offline(secured, sec
     wait_for(lambda: total(worker, "n_learned") == 300, what="300 learned")
     # River offline: test-then-train on the first 200; the last 100 predicted by that model
     # when they arrived, then scored and learned in the order of their labels
-    model, metric = LR.build(), LR.new_metrics()
-    evaluate.progressive_val_score([row for row, _ in inline], model, metric)
-    predictions = [model.predict_proba_one(x) for (x, _), _ in delayed]
-    for ((x, y), _), y_pred in zip(delayed, predictions, strict=True):
-        metric.update(y, y_pred)
-        model.learn_one(x, y)
-    (entry,) = worker.models()
-    assert entry["metrics"] == {type(m).__name__: m.get() for m in metric}
-    checkpoint = wait_for(
-        lambda: (c := pipeline.last_checkpoint(0))
-        and c["models"][LR.name]["n_learned"] == 300
-        and c,
-        what="the checkpoint of 300",
-    )
-    diff = first_difference(canonical(checkpoint["models"][LR.name]["model"]), canonical(model))
-    assert diff is None, f"differs at {diff}"
+    model, metric = with_delayed_labels(LR, [row for row, _ in inline], [r for r, _ in delayed])
+    assert_worker_equals(pipeline, worker, LR, model, metric, 300)
     assert len(pipeline.read(pipeline.predictions, 300)) == 300
     assert secured.password not in worker.log()
     for page in ("/", "/stats/", "/metrics", "/models/", "/dashboard/"):
@@ -220,12 +215,7 @@ def test_a_wrong_password_stops_the_worker_within_30_s_saying_authentication_fai
 
 
 def test_a_principal_without_an_acl_gets_an_error_naming_the_resource(secured, secured_pipeline):
-    security = {
-        **secured.client,
-        "sasl_username": "intruder",
-        "sasl_password_file": str(RUN / "security" / "intruder.password"),
-    }
-    pipeline = secured_pipeline(secured.sasl, security, partitions=1, model=LR.text)
+    pipeline = secured_pipeline(secured.sasl, as_intruder(secured), partitions=1, model=LR.text)
     # its consumer group, but not one of its topics
     secured.grant(
         "intruder",
@@ -239,12 +229,7 @@ def test_a_principal_without_an_acl_gets_an_error_naming_the_resource(secured, s
 
 
 def test_a_principal_without_its_group_acl_stops_instead_of_hanging(secured, secured_pipeline):
-    security = {
-        **secured.client,
-        "sasl_username": "intruder",
-        "sasl_password_file": str(RUN / "security" / "intruder.password"),
-    }
-    pipeline = secured_pipeline(secured.sasl, security, partitions=1, model=LR.text)
+    pipeline = secured_pipeline(secured.sasl, as_intruder(secured), partitions=1, model=LR.text)
     # every topic of this pipeline (its id is their prefix), but not its consumer group
     secured.grant(
         "intruder",
@@ -270,12 +255,7 @@ def test_a_plaintext_client_on_the_tls_port_gets_a_clear_error(secured, secured_
 def test_a_changelog_write_kafka_refuses_stops_the_worker_naming_the_topic(
     secured, secured_pipeline
 ):
-    security = {
-        **secured.client,
-        "sasl_username": "intruder",
-        "sasl_password_file": str(RUN / "security" / "intruder.password"),
-    }
-    pipeline = secured_pipeline(secured.sasl, security, partitions=1, model=LR.text)
+    pipeline = secured_pipeline(secured.sasl, as_intruder(secured), partitions=1, model=LR.text)
     changelog = f"{pipeline.id}-pending-by-id-changelog"
     prefixed = ("--resource-pattern-type", "prefixed")
     secured.grant("intruder", *prefixed, "--topic", pipeline.id, "--operation", "All")
