@@ -1,8 +1,10 @@
 """The messages streamlearn reads and writes, and the checks raw input must pass.
 
-Raw input (the events and labels topics) is decoded and checked here and nowhere else; a payload
-that fails raises :class:`Malformed` with a reason a person can act on. Everything downstream of
-``agents/validate.py`` carries plain dicts that passed these checks.
+Raw input in streamlearn's own shape (the events and labels topics) is decoded and checked here;
+a team's own shape is read by ``app/mapping.py`` with the same checks. A payload that fails raises
+:class:`Malformed` with a reason a person can act on. Everything downstream of the engine's read
+of an event (``agents/engine.py``) and of ``agents/validate.py`` for labels carries plain dicts
+that passed these checks.
 
 Event (``events`` topic)::
 

@@ -17,7 +17,7 @@ def table(monkeypatch):
 
 
 def land(values):
-    """What a checkpoint does with its window values (tables/models.py): store and changelog."""
+    """What a checkpoint does with its window values (tables/live_shard.py): store and changelog."""
     to_store(windows_module.key_windows, 0, values)
     to_changelog(windows_module.key_windows, 0, values, FakeOutbox())
 
