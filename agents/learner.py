@@ -18,7 +18,7 @@ import time
 import orjson
 
 from agents.engine import engine
-from agents.shards import seek_back, shards
+from agents.shards import shards
 from app.faust_app import app
 from app.records import dead_letter_headers
 from app.topics import scoring
@@ -57,8 +57,7 @@ async def learn(stream):
                     expected,
                     expected,
                 )
-                shards.n_reread += 1
-                await seek_back(message.tp, live.models.offset)
+                await shards.seek_back(message.tp, live.models.offset)
             continue
         learn_label(live, event.value, message.offset)
         live.hold(event)

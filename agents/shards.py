@@ -156,8 +156,7 @@ class Shards:
                     if tp is not None and live.should_seek():
                         # Seek again: Faust may have dropped the re-read messages while it was
                         # still handing out the rest of an older batch.
-                        self.n_reread += 1
-                        await seek_back(tp, live.models.offset)
+                        await self.seek_back(tp, live.models.offset)
                 if not app.rebalancing:
                     await self.unstall()
             except asyncio.CancelledError:
@@ -192,8 +191,20 @@ class Shards:
                     highwater,
                     offset + 1,
                 )
-                self.n_reread += 1
-                await seek_back(tp, offset)
+                await self.seek_back(tp, offset)
+
+    async def seek_back(self, tp, covered: int) -> None:
+        """Read ``tp`` of ``scoring`` again from ``covered + 1`` (counted in ``rereads``).
+
+        Faust marks offsets it saw skipped as done and lets its commit pass them; the learner
+        reads them again instead, so the commit must wait for them: Faust's record of those gaps
+        is dropped.
+        """
+        self.n_reread += 1
+        gaps = app.consumer._gap.get(tp)
+        if gaps:
+            gaps.chop(covered + 1, 2**62)
+        await app.consumer.seek(tp, covered + 1)
 
     def slow_checkpoints(self, now: float, after: float) -> list[tuple[int, str, float]]:
         """Checkpoints in progress for ``after`` seconds or more: (shard, stage, seconds)."""
@@ -202,18 +213,6 @@ class Shards:
             if live.writing is not None and now - live.writing[1] >= after:
                 out.append((shard, live.writing[0], now - live.writing[1]))
         return out
-
-
-async def seek_back(tp, covered: int) -> None:
-    """Read ``tp`` again from ``covered + 1``.
-
-    Faust marks offsets it saw skipped as done and lets its commit pass them; the learner reads
-    them again instead, so the commit must wait for them: Faust's record of those gaps is dropped.
-    """
-    gaps = app.consumer._gap.get(tp)
-    if gaps:
-        gaps.chop(covered + 1, 2**62)
-    await app.consumer.seek(tp, covered + 1)
 
 
 async def stop_worker(exc: CheckpointError) -> None:

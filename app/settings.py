@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from app.kafka_auth import SecurityError
+from app.kafka_auth import check as check_security
 from app.mapping import EventMapping, LabelMapping, MappingError
 
 PREFIX = "STREAMLEARN_"
@@ -205,10 +207,8 @@ class Settings:
             )
         if self.checkpoint_every < 1:
             raise SettingsError(f"{PREFIX}CHECKPOINT_EVERY must be >= 1")
-        from app.kafka_auth import SecurityError, check
-
         try:
-            check(self)
+            check_security(self)
         except SecurityError as exc:
             raise SettingsError(str(exc)) from None
 

@@ -42,17 +42,23 @@ def options(bootstrap: str) -> dict[str, Any]:
     return CLIENT_OPTIONS.get(bootstrap, {})
 
 
+def env_settings(path: Path) -> dict[str, str]:
+    """A file's ``STREAMLEARN_X=v`` lines as settings ``{"x": v}``."""
+    out = {}
+    for line in path.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.startswith("STREAMLEARN_"):
+            out[name.removeprefix("STREAMLEARN_").lower()] = value
+    return out
+
+
 def use_security(env_file: Path, bootstrap: str = BOOTSTRAP) -> None:
     """Connect the pipelines' workers and the harness's own clients to ``bootstrap`` with the
     ``STREAMLEARN_*`` security settings of ``env_file`` (scripts/kafka.sh's ``client.env``)."""
     from app.kafka_auth import client_options
     from app.settings import Settings
 
-    values = {}
-    for line in env_file.read_text().splitlines():
-        name, _, value = line.partition("=")
-        if name.startswith("STREAMLEARN_") and name != "STREAMLEARN_BROKER":
-            values[name.removeprefix("STREAMLEARN_").lower()] = value
+    values = {k: v for k, v in env_settings(env_file).items() if k != "broker"}
     SECURITY.update(values)
     CLIENT_OPTIONS[bootstrap] = client_options(
         Settings.from_env({f"STREAMLEARN_{k.upper()}": v for k, v in values.items()})

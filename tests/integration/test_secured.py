@@ -8,7 +8,6 @@ import ssl
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import orjson
 import pytest
@@ -20,6 +19,7 @@ from tests.integration.harness import (
     CLIENT_OPTIONS,
     ROOT,
     Pipeline,
+    env_settings,
     wait_for,
 )
 from tests.integration.reference import assert_worker_equals, with_delayed_labels
@@ -42,24 +42,14 @@ def script_env() -> dict[str, str]:
     }
 
 
-def env_file(path: Path) -> dict[str, str]:
-    """``STREAMLEARN_X=v`` lines as settings ``{"x": v}``."""
-    out = {}
-    for line in path.read_text().splitlines():
-        name, _, value = line.partition("=")
-        if name.startswith("STREAMLEARN_"):
-            out[name.removeprefix("STREAMLEARN_").lower()] = value
-    return out
-
-
 class Secured:
     def __init__(self) -> None:
         security = RUN / "security"
         self.sasl = f"127.0.0.1:{PORT}"
         self.mtls = f"127.0.0.1:{PORT + 50}"
-        self.client = {k: v for k, v in env_file(RUN / "client.env").items() if k != "broker"}
+        self.client = {k: v for k, v in env_settings(RUN / "client.env").items() if k != "broker"}
         self.client_mtls = {
-            k: v for k, v in env_file(RUN / "client-mtls.env").items() if k != "broker"
+            k: v for k, v in env_settings(RUN / "client-mtls.env").items() if k != "broker"
         }
         self.password = (security / "streamlearn.password").read_text().strip()
         context = ssl.create_default_context(cafile=str(security / "ca.pem"))
