@@ -37,13 +37,14 @@ from agents.rekey import KEY_HEADER, ORIGIN_HEADER
 from agents.shards import Shards, assigned_shards, shards, worker_figures
 from app import raw_fetch
 from app.faust_app import app
-from app.features import add_aggregates, one_hot, window_names, window_values
+from app.features import one_hot
 from app.kafka_admin import bootstrap_servers
 from app.kafka_auth import client_options
 from app.label_rules import label_check
 from app.mapping import Origin
 from app.outbox import Outbox, Slot
 from app.raw_fetch import RAW
+from app.recipe import DISTINCT_CAPPED, TOO_LATE
 from app.records import Malformed, ahead_of_clock, check_event, dead_letter_headers, parse_event
 from app.settings import Settings, settings
 from app.topics import declare, enriched, events, events_dlq, join, predictions, rekeyed
@@ -51,7 +52,7 @@ from app.transform import load as load_transform
 from tables.anchor import writing_to
 from tables.counters import count, remember_reject
 from tables.live_shard import LiveShard
-from tables.windows import WINDOWS, window_state
+from tables.windows import window_state
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,9 @@ class Engine(Service):
         self.rekeyed = config.rekey
         #: where unlabelled events' features are parked (``app.topics.join``)
         self.join_topic = f"{config.id}-join"
-        self.window_features = config.window_feature_names
-        self.window_names = window_names(config.window, config.hop_window)
         self.check_label = label_check(self.keeper.specs)
+        #: the features keyed events get; the keeper's shards compute them
+        self.recipe = self.keeper.recipe = config.recipe
         self.max_future = config.max_future
         #: how a message of a team's own shape maps to an event (None: streamlearn's shape)
         self.mapping = config.event_mapping
@@ -216,14 +217,7 @@ class Engine(Service):
             state = window_state(key)
         if state is None:
             return None
-        ts = state["t"]
-        (n, sums), (n_hop, hop) = WINDOWS.aggregates(state, ts)
-        return {
-            "key": key,
-            "last_seen": ts,
-            "tumbling": {"n": n, "sum": sums},
-            "hopping": {"n": n_hop, "sum": hop},
-        }
+        return {"key": key, "last_seen": state["t"], "features": self.recipe.latest(state)}
 
     @Service.task
     async def _checkpoints(self) -> None:
@@ -372,15 +366,13 @@ class Engine(Service):
         if key is not None:
             if self.config.partitions > 1 and record.key is not None and record.key != key.encode():
                 self.n_misrouted += 1
-            ts = event["ts"]
-            previous, tumbling, hopping = live.windows.update(
-                key, ts, window_values(event["x"], self.window_features)
-            )
             # x is this event's own dict (decoded from its record): extended in place
-            tumbling_name, hopping_name = self.window_names
-            add_aggregates(
-                event["x"], {tumbling_name: tumbling, hopping_name: hopping}, previous, ts
-            )
+            flags = live.windows.update(key, event["ts"], event["x"])
+            if flags:
+                if flags & TOO_LATE:
+                    count("too_late", live.shard)
+                if flags & DISTINCT_CAPPED:
+                    count("distinct_capped", live.shard)
         event["x"] = one_hot(event["x"])
         try:
             predictions, park = live.models.take_event(event, now, record.timestamp / 1000.0)

@@ -32,12 +32,14 @@ from app.codec import CheckpointError
 from app.faust_app import app
 from app.model_spec import parse_specs
 from app.outbox import Outbox
+from app.recipe import Recipe
 from app.settings import settings
 from app.shard import ShardModels
 from app.topics import scoring
 from tables.checkpoints import Checkpoints, OutputLost, shard_checkpoints
 from tables.counters import recent, totals
 from tables.live_shard import LiveShard
+from tables.windows import RECIPE
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class Shards:
         self.reader: Reader | None = None
         self.n_restored = 0
         self.n_reread = 0
+        #: the features keyed events get (the engine sets its own before taking a shard)
+        self.recipe: Recipe = RECIPE
 
     # -- life -----------------------------------------------------------------------------
 
@@ -74,7 +78,9 @@ class Shards:
         if live is None:
             models, restored = self.checkpoints.read(shard)
             self.n_restored += restored
-            live = self.live[shard] = LiveShard(models, self.checkpoints, settings.key_cache)
+            live = self.live[shard] = LiveShard(
+                models, self.checkpoints, settings.key_cache, self.recipe
+            )
         return live
 
     def start(self, reader: Reader, outbox: Outbox) -> None:

@@ -18,9 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from app.feature_spec import FeatureSpec, FeatureSpecError
+from app.feature_spec import parse as parse_features
 from app.kafka_auth import SecurityError
 from app.kafka_auth import check as check_security
 from app.mapping import EventMapping, LabelMapping, MappingError
+from app.recipe import Recipe
 
 PREFIX = "STREAMLEARN_"
 DEV_SECRET = "streamlearn-dev-secret"
@@ -58,7 +61,16 @@ class Settings:
     hop_step: float = 600.0
     window_expires: float = 7200.0
     #: numeric features to aggregate over windows, comma-separated; empty: every numeric one
+    #: (today's fixed recipe only: declared features name their fields)
     window_features: str = ""
+    #: most distinct values a ``distinct`` feature keeps per key and window
+    distinct_max: int = 1000
+    #: the ``[windows]`` table and ``[[aggregate]]`` entries of the config file (declared
+    #: features, app/feature_spec.py); file only
+    windows_map: dict | None = field(default=None, compare=False)
+    aggregate_list: list | None = field(default=None, compare=False)
+    #: the config file these settings were read from (None: none), for error messages
+    config_file: str | None = field(default=None, compare=False)
     label_ttl: float = 86400.0
     #: seconds an event's or a label's time may run ahead of the worker's clock (else refused)
     max_future: float = 3600.0
@@ -111,6 +123,25 @@ class Settings:
         return names or None
 
     @property
+    def feature_spec(self) -> FeatureSpec | None:
+        """The declared features (None: no ``[[aggregate]]``, today's fixed recipe)."""
+        where = f"config file {self.config_file}" if self.config_file else "config file"
+        return parse_features(self.windows_map, self.aggregate_list, where, self.window_expires)
+
+    @property
+    def recipe(self) -> Recipe:
+        """The features keyed events get, declared or today's (app/recipe.py)."""
+        return Recipe.build(
+            self.feature_spec,
+            window=self.window,
+            hop_window=self.hop_window,
+            hop_step=self.hop_step,
+            expires=self.window_expires,
+            only=self.window_feature_names,
+            distinct_max=self.distinct_max,
+        )
+
+    @property
     def event_mapping(self) -> EventMapping | None:
         """How the events topic's messages map to events (None: streamlearn's own shape)."""
         if self.events_map is None:
@@ -144,7 +175,8 @@ class Settings:
         path = environ.get(PREFIX + "CONFIG") or None
         if path is None and Path(DEFAULT_CONFIG).is_file():
             path = DEFAULT_CONFIG
-        return cls.from_env(environ, file_values(path) if path else {})
+        base = {**file_values(path), "config_file": path} if path else {}
+        return cls.from_env(environ, base)
 
     @classmethod
     def from_env(
@@ -207,9 +239,15 @@ class Settings:
             )
         if self.checkpoint_every < 1:
             raise SettingsError(f"{PREFIX}CHECKPOINT_EVERY must be >= 1")
+        if self.distinct_max < 1:
+            raise SettingsError(f"{PREFIX}DISTINCT_MAX must be >= 1")
         try:
             check_security(self)
         except SecurityError as exc:
+            raise SettingsError(str(exc)) from None
+        try:
+            self.feature_spec  # noqa: B018 (checked at start-up, naming the entry)
+        except FeatureSpecError as exc:
             raise SettingsError(str(exc)) from None
 
 
@@ -253,6 +291,15 @@ def file_values(path: str) -> dict:
         values[f"{key}_map"] = table
         if "topic" in table:
             values[f"{key}_topic"] = table["topic"]
+    windows, aggregates = raw.pop("windows", None), raw.pop("aggregate", None)
+    try:
+        parse_features(windows, aggregates, f"config file {path}")
+    except FeatureSpecError as exc:
+        raise SettingsError(str(exc)) from None
+    if windows is not None:
+        values["windows_map"] = windows
+    if aggregates is not None:
+        values["aggregate_list"] = aggregates
     for key, value in raw.items():
         f = known.get(key)
         if f is None or key == "config":

@@ -22,11 +22,12 @@ import time
 
 from app.codec import CheckpointError
 from app.faust_app import app
+from app.recipe import Recipe
 from app.settings import settings
 from app.shard import ShardModels
 from tables.checkpoints import FLUSH_TIMEOUT, Checkpoints
 from tables.direct import persisted, to_changelog, to_store
-from tables.windows import ShardWindows, key_windows
+from tables.windows import RECIPE, ShardWindows, key_windows
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,14 @@ MAX_CHECKPOINT_SPACING = 30.0
 class LiveShard:
     """A shard this worker owns: models, windows, held messages, checkpoint state, lock."""
 
-    def __init__(self, models: ShardModels, checkpoints: Checkpoints, key_cache: int) -> None:
+    def __init__(
+        self, models: ShardModels, checkpoints: Checkpoints, key_cache: int, recipe: Recipe = RECIPE
+    ) -> None:
         self.shard = models.shard
         self.models = models
         self.checkpoints = checkpoints
         #: windowed activity of the shard's keys, saved with its checkpoints
-        self.windows = ShardWindows(self.shard, self.events_offset, key_cache)
+        self.windows = ShardWindows(self.shard, self.events_offset, key_cache, recipe)
         #: ``scoring`` messages (Faust events) taken and not acknowledged yet
         self.held: list = []
         #: events the engine stepped since the last checkpoint

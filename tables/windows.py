@@ -14,8 +14,8 @@ from __future__ import annotations
 import orjson
 
 from app.faust_app import app
+from app.recipe import Recipe
 from app.settings import settings
-from app.windows import Windows, copy_state
 
 #: RocksDB's memory for this table (Faust's defaults allow a 2 GiB block cache and 3 x 64 MiB
 #: write buffers per partition): keys far outnumber what needs to stay in memory, and the hot
@@ -35,7 +35,8 @@ key_windows = app.Table(
     help="Windowed activity per entity key (str to orjson bytes, see tables/windows.py).",
 )
 
-WINDOWS = Windows(settings.window, settings.hop_window, settings.hop_step, settings.window_expires)
+#: the features keyed events get (the config file's [[aggregate]] entries, or today's recipe)
+RECIPE: Recipe = settings.recipe
 
 _MISSING = object()
 
@@ -56,8 +57,9 @@ class ShardWindows:
     writes the changed values with each checkpoint.
     """
 
-    def __init__(self, shard: int, base: int, cache_size: int) -> None:
+    def __init__(self, shard: int, base: int, cache_size: int, recipe: Recipe = RECIPE) -> None:
         self.shard = shard
+        self.recipe = recipe
         #: the events offset of the checkpoint the stored values are read against
         self.base = base
         self.cache_size = cache_size
@@ -76,21 +78,21 @@ class ShardWindows:
         value = orjson.loads(raw)
         return value["s"] if value["u"] <= self.base else value["ps"]
 
-    def update(self, key: str, ts: float, values: dict) -> tuple[float | None, list, list]:
-        """Count an event of ``key`` at ``ts``: the key's latest time before it (None: its first
-        event), and the ``[n, sums]`` of the event's tumbling and hopping windows."""
+    def update(self, key: str, ts: float, x: dict) -> int:
+        """Count an event of ``key`` at ``ts`` with features ``x`` and add its windowed
+        features to ``x``; the recipe's flags (``app.recipe.TOO_LATE``, ...)."""
         state = self.cache.pop(key, _MISSING)
         if state is _MISSING:
             state = self._load(key)
         if key not in self.clean:  # first change since the last checkpoint began: keep a copy
-            self.clean[key] = copy_state(state) if state is not None else None
+            self.clean[key] = self.recipe.copy(state) if state is not None else None
             self.expired.discard(key)
-        previous = state["t"] if state is not None else None
-        state, tumbling, hopping = WINDOWS.step(state, ts, values)
-        self.cache[key] = state  # (re-)inserted last: the cache evicts the least recently used
+        state, flags = self.recipe.step(state, ts, x)
+        if state is not None:
+            self.cache[key] = state  # (re-)inserted last: the cache evicts the least recent
         if ts > self.now:
             self.now = ts
-        return previous, tumbling, hopping
+        return flags
 
     def begin(self, upto: int) -> tuple[dict[str, bytes | None], dict]:
         """Start a checkpoint at events offset ``upto``: the table values it must write (None:
@@ -119,5 +121,5 @@ class ShardWindows:
             for key in list(self.cache)[:excess]:
                 if key in self.clean:
                     continue  # changed since: written by the next checkpoint
-                if WINDOWS.expired(self.cache.pop(key), self.now):
+                if self.recipe.forgettable(self.cache.pop(key), self.now):
                     self.expired.add(key)

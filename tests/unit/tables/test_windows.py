@@ -4,7 +4,7 @@ import pytest
 
 import tables.windows as windows_module
 from tables.direct import to_changelog, to_store
-from tables.windows import WINDOWS, ShardWindows
+from tables.windows import RECIPE, ShardWindows
 from tests.unit.fakes import FakeOutbox, fake_table
 
 
@@ -23,8 +23,10 @@ def land(values):
 
 
 def count(windows, key, ts):
-    _, tumbling, _ = windows.update(key, ts, {"a": 1.0})
-    return tumbling[0]
+    """The tumbling count an event of ``key`` at ``ts`` gets (today's recipe)."""
+    x = {"a": 1.0}
+    windows.update(key, ts, x)
+    return x[f"count_{RECIPE.arithmetic.names[0]}"]
 
 
 def checkpoint(windows, upto):
@@ -42,9 +44,10 @@ def test_a_replay_after_a_crash_counts_each_event_once(table):
     land(values)  # the window values land, then the worker dies
     # ... before the checkpoint at offset 2: the new owner restores the one at offset 1
     after_crash = ShardWindows(0, base=1, cache_size=100)
-    previous, tumbling, _ = after_crash.update("k", 30.0, {"a": 1.0})  # offset 2, replayed
-    assert previous == 20.0
-    assert tumbling == [3, {"a": 3.0}]
+    x = {"a": 1.0}
+    after_crash.update("k", 30.0, x)  # offset 2, replayed
+    tumbling = RECIPE.arithmetic.names[0]
+    assert (x[f"count_{tumbling}"], x[f"a_sum_{tumbling}"], x["secs_since_last"]) == (3, 3.0, 10.0)
     # had the checkpoint at offset 2 landed, the stored state is the newer one
     landed = ShardWindows(0, base=2, cache_size=100)
     assert count(landed, "k", 40.0) == 4
@@ -67,11 +70,11 @@ def test_a_failed_checkpoint_keeps_the_older_fallback(table):
 def test_the_cache_evicts_old_keys_and_deletes_expired_ones(table):
     windows = ShardWindows(0, base=-1, cache_size=1)
     count(windows, "old", 0.0)
-    count(windows, "new", WINDOWS.expires + 10_000.0)
+    count(windows, "new", 2 * RECIPE.expires + 10_000.0)
     checkpoint(windows, upto=1)
     assert list(windows.cache) == ["new"]
     assert "old" in table
     checkpoint(windows, upto=1)  # the next checkpoint deletes what expired
     assert "old" not in table and "new" in table
     restored = ShardWindows(0, base=1, cache_size=1)
-    assert count(restored, "new", WINDOWS.expires + 10_001.0) == 2  # read back from the table
+    assert count(restored, "new", 2 * RECIPE.expires + 10_001.0) == 2  # read back from the table

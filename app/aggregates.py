@@ -1,0 +1,324 @@
+"""Declared features of one key: its state and the arithmetic (pure: no Faust, no Kafka).
+
+Reads a :class:`app.feature_spec.FeatureSpec`; keeps nothing but what a key's state holds. A
+state is a plain JSON value, written to the key-windows table as it is::
+
+    {"t": the key's newest event time,
+     "w": [one per declared window, in the spec's order],
+     "e": [[weighted sum, sum of weights] per ewm_mean feature, weights relative to "t"]}
+
+    tumbling, hopping  buckets [index, n, stats, seen], sorted by index (hopping: one per step)
+    sliding            events [ts, {field: value}] of the last size + expires seconds, by time
+    lifetime           one bucket [0, n, stats, seen]
+    stats              {field: [n, sum, min, max, m2]} (m2: Welford's sum of squared deviations)
+    seen               {field: {value: 1}}, at most ``distinct_max`` values per field and bucket
+
+Buckets older than ``expires`` before the key's newest event are dropped (late events within
+``expires`` still find theirs); :mod:`app.recipe` forgets keys idle longer than that and refuses
+events older than that.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+
+from app.feature_spec import FeatureSpec
+
+_COUNT, _SUM, _MEAN, _MIN, _MAX, _STD, _DISTINCT, _EWM = range(8)
+_CODES = {
+    "count": _COUNT,
+    "sum": _SUM,
+    "mean": _MEAN,
+    "min": _MIN,
+    "max": _MAX,
+    "std": _STD,
+    "distinct": _DISTINCT,
+    "ewm_mean": _EWM,
+}
+_TUMBLING, _HOPPING, _SLIDING, _LIFETIME = range(4)
+_KIND = {"tumbling": _TUMBLING, "hopping": _HOPPING, "sliding": _SLIDING, "lifetime": _LIFETIME}
+
+
+def value_key(value: object) -> str | None:
+    """The key ``distinct`` counts ``value`` under (None: not a scalar, not counted).
+
+    >>> value_key("fuel"), value_key(2), value_key(2.0), value_key(True), value_key([1])
+    ('fuel', '\\x002', '\\x002', '\\x00True', None)
+    """
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is float:
+        return f"\x00{int(value)}" if value.is_integer() else f"\x00{value!r}"
+    if kind is int or kind is bool:
+        return f"\x00{value!r}"
+    return None
+
+
+class Aggregates:
+    """The declared features of a spec: :meth:`add` an event to a key's state, and write the
+    features of an event into its ``x``."""
+
+    def __init__(self, spec: FeatureSpec, expires: float, distinct_max: int) -> None:
+        self.spec = spec
+        self.expires = expires
+        self.distinct_max = distinct_max
+        #: per window: (kind, size, step, buckets per hopping window, numeric fields,
+        #: distinct fields)
+        self.windows = []
+        for i, w in enumerate(spec.windows):
+            used = [o for o in spec.outputs if o.window == i]
+            numeric = tuple(
+                dict.fromkeys(o.field for o in used if o.aggregation not in ("count", "distinct"))
+            )
+            distinct = tuple(dict.fromkeys(o.field for o in used if o.aggregation == "distinct"))
+            buckets = max(1, round(w.size / w.step)) if w.kind == "hopping" else 1
+            self.windows.append((_KIND[w.kind], w.size, w.step, buckets, numeric, distinct))
+        #: ewm_mean features: (field, half life)
+        self.ewm = [(o.field, o.half_life) for o in spec.outputs if o.aggregation == "ewm_mean"]
+        #: (name, window index or ewm index, field, aggregation code), in declaration order
+        ewm_index = 0
+        self.outputs = []
+        for o in spec.outputs:
+            if o.aggregation == "ewm_mean":
+                self.outputs.append((o.name, ewm_index, o.field, _EWM))
+                ewm_index += 1
+            else:
+                self.outputs.append((o.name, o.window, o.field, _CODES[o.aggregation]))
+
+    def new(self, ts: float) -> dict:
+        """The state of a key before its first event at ``ts``."""
+        return {
+            "t": ts,
+            "w": [[[0, 0, {}, {}]] if w[0] == _LIFETIME else [] for w in self.windows],
+            "e": [[0.0, 0.0] for _ in self.ewm],
+        }
+
+    def add(self, state: dict | None, ts: float, x: dict) -> tuple[dict, bool]:
+        """Count an event at ``ts`` with features ``x`` in ``state`` (in place; a new state if
+        None), then write its features into ``x``: the state, and whether a ``distinct`` value
+        was refused because its window holds ``distinct_max`` already."""
+        if state is None:
+            state = self.new(ts)
+        elif ts > state["t"]:
+            self._advance(state, ts)
+        newest = state["t"]
+        capped = False
+        for spec, held in zip(self.windows, state["w"], strict=True):
+            kind, size, step, _, numeric, distinct = spec
+            if kind == _SLIDING:
+                _insert(held, ts, x, numeric, distinct, newest - size - self.expires)
+                continue
+            if kind == _LIFETIME:
+                bucket = held[0]
+            else:
+                width = size if kind == _TUMBLING else step
+                bucket = _bucket(held, math.floor(ts / width), width, newest - self.expires)
+            capped |= self._count(bucket, x, numeric, distinct)
+        for (field, half_life), ewm in zip(self.ewm, state["e"], strict=True):
+            value = x.get(field)
+            kind = type(value)
+            if kind is float or kind is int:
+                weight = 2.0 ** (-(newest - ts) / half_life) if ts < newest else 1.0
+                ewm[0] += weight * value
+                ewm[1] += weight
+        capped |= self.write(state, ts, x)
+        return state, capped
+
+    def write(self, state: dict, ts: float, x: dict) -> bool:
+        """Write into ``x`` the features of an event at ``ts`` already counted in ``state``;
+        whether a sliding window's ``distinct`` reached ``distinct_max``."""
+        capped = False
+        windows = []
+        for spec, held in zip(self.windows, state["w"], strict=True):
+            kind, size, step, span, numeric, distinct = spec
+            if kind == _LIFETIME:
+                windows.append(held[0])
+            elif kind == _TUMBLING:
+                index = math.floor(ts / size)
+                windows.append(next((b for b in reversed(held) if b[0] == index), None))
+            elif kind == _HOPPING:
+                last = math.floor(ts / step)
+                windows.append(self._merge(held, last - span + 1, last))
+            else:
+                window = [0, 0, {}, {}]
+                start = bisect_right(held, ts - size, key=_time)
+                for event_ts, values in held[start:]:
+                    if event_ts > ts:
+                        break
+                    capped |= self._count(window, values, numeric, distinct)
+                windows.append(window)
+        cap = self.distinct_max
+        for name, index, field, code in self.outputs:
+            if code == _EWM:
+                total, weights = state["e"][index]
+                if weights > 0.0:
+                    x[name] = total / weights
+                continue
+            window = windows[index]
+            if window is None:  # (a tumbling window always holds the event itself)
+                continue
+            if code == _COUNT:
+                x[name] = window[1]
+                continue
+            if code == _DISTINCT:
+                seen = window[3].get(field)
+                if seen:
+                    x[name] = min(len(seen), cap)
+                continue
+            stats = window[2].get(field)
+            if stats is None:
+                continue  # no event of the window has this field: absent, never NaN
+            n, total, low, high, m2 = stats
+            if code == _SUM:
+                x[name] = total
+            elif code == _MEAN:
+                x[name] = total / n
+            elif code == _MIN:
+                x[name] = low
+            elif code == _MAX:
+                x[name] = high
+            else:
+                x[name] = math.sqrt(max(m2, 0.0) / (n - 1)) if n > 1 else 0.0
+        return capped
+
+    def _advance(self, state: dict, ts: float) -> None:
+        """The key's newest time moves to ``ts``: ewm weights are relative to it."""
+        gap = ts - state["t"]
+        state["t"] = ts
+        for (_, half_life), ewm in zip(self.ewm, state["e"], strict=True):
+            decay = 2.0 ** (-gap / half_life)
+            ewm[0] *= decay
+            ewm[1] *= decay
+
+    def _count(self, bucket: list, x: dict, numeric: tuple, distinct: tuple) -> bool:
+        """Count one event with features ``x`` in ``bucket``; whether a distinct value was
+        refused (the bucket holds ``distinct_max`` values of that field)."""
+        bucket[1] += 1
+        stats = bucket[2]
+        for field in numeric:
+            value = x.get(field)
+            kind = type(value)
+            if kind is not float and kind is not int:
+                continue  # missing, a string or a bool: not counted for this field
+            held = stats.get(field)
+            if held is None:
+                stats[field] = [1, value, value, value, 0.0]
+                continue
+            n, total = held[0], held[1]
+            mean = total / n
+            n += 1
+            total += value
+            held[0] = n
+            held[1] = total
+            if value < held[2]:
+                held[2] = value
+            if value > held[3]:
+                held[3] = value
+            held[4] += (value - mean) * (value - total / n)
+        capped = False
+        for field in distinct:
+            key = value_key(x.get(field))
+            if key is None:
+                continue
+            seen = bucket[3].get(field)
+            if seen is None:
+                bucket[3][field] = {key: 1}
+            elif key not in seen:
+                if len(seen) < self.distinct_max:
+                    seen[key] = 1
+                else:
+                    capped = True
+        return capped
+
+    def _merge(self, buckets: list, first: int, last: int) -> list | None:
+        """One bucket of every bucket of ``buckets`` from index ``first`` to ``last`` (oldest
+        first: the sums' order), or None if there is none."""
+        start = len(buckets)
+        while start and buckets[start - 1][0] >= first:
+            start -= 1
+        chosen = [b for b in buckets[start:] if b[0] <= last]
+        if len(chosen) == 1:
+            return chosen[0]
+        if not chosen:
+            return None
+        n, stats, seen = 0, {}, {}
+        for bucket in chosen:
+            n += bucket[1]
+            for field, part in bucket[2].items():
+                held = stats.get(field)
+                stats[field] = list(part) if held is None else _combine(held, part)
+            for field, values in bucket[3].items():
+                seen[field] = {**seen[field], **values} if field in seen else values
+        return [first, n, stats, seen]
+
+
+def _combine(a: list, b: list) -> list:
+    """The stats of two disjoint groups of values, ``a`` first (Chan et al.'s update of m2)."""
+    na, sa, mina, maxa, m2a = a
+    nb, sb, minb, maxb, m2b = b
+    n = na + nb
+    delta = sb / nb - sa / na
+    return [
+        n,
+        sa + sb,
+        mina if mina <= minb else minb,
+        maxa if maxa >= maxb else maxb,
+        m2a + m2b + delta * delta * na * nb / n,
+    ]
+
+
+def _time(event: list) -> float:
+    return event[0]
+
+
+def _insert(
+    events: list, ts: float, x: dict, numeric: tuple, distinct: tuple, horizon: float
+) -> None:
+    """Keep an event of a sliding window (what its fields need of it), in time order, and drop
+    the ones no event within ``expires`` can reach any more (time <= ``horizon``)."""
+    values = {}
+    for field in numeric:
+        value = x.get(field)
+        if type(value) is float or type(value) is int:
+            values[field] = value
+    for field in distinct:
+        value = x.get(field)
+        if value_key(value) is not None:
+            values[field] = value
+    drop = 0
+    while drop < len(events) and events[drop][0] <= horizon:
+        drop += 1
+    if drop:
+        del events[:drop]
+    if not events or ts >= events[-1][0]:
+        events.append([ts, values])
+    else:
+        events.insert(bisect_right(events, ts, key=_time), [ts, values])
+
+
+def _bucket(buckets: list, index: int, width: float, horizon: float) -> list:
+    """Bucket ``index`` of ``buckets`` (sorted), added if new, after dropping the ones that
+    ended before ``horizon``."""
+    drop = 0
+    while drop < len(buckets) and (buckets[drop][0] + 1) * width < horizon:
+        drop += 1
+    if drop:
+        del buckets[:drop]
+    if buckets and buckets[-1][0] == index:
+        return buckets[-1]
+    if not buckets or index > buckets[-1][0]:
+        bucket = [index, 0, {}, {}]
+        buckets.append(bucket)
+        return bucket
+    for bucket in reversed(buckets):  # a late event
+        if bucket[0] == index:
+            return bucket
+    bucket = [index, 0, {}, {}]
+    buckets.insert(bisect_right(buckets, index, key=_index), bucket)
+    return bucket
+
+
+def _index(bucket: list) -> int:
+    return bucket[0]

@@ -1,0 +1,190 @@
+"""Declared features: the ``[windows]`` and ``[[aggregate]]`` tables of the config file, checked.
+
+Reads the two tables as parsed TOML (plain dicts and lists); keeps frozen definitions
+(:class:`FeatureSpec`) and the feature names they give. No state, no Faust, no settings: the
+arithmetic is in :mod:`app.aggregates`, the choice between these and today's fixed recipe in
+:mod:`app.recipe`. docs/features.md is the reference of the format and of every name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from app.features import window_label
+
+#: window kinds and the keys each one takes besides ``kind``
+KINDS: dict[str, tuple[str, ...]] = {
+    "tumbling": ("size",),
+    "hopping": ("size", "step"),
+    "sliding": ("size",),
+    "lifetime": (),
+}
+#: aggregations over numeric fields; ``count`` is one feature per window, not per field
+NUMERIC = ("count", "sum", "mean", "min", "max", "std")
+AGGREGATIONS = (*NUMERIC, "distinct", "ewm_mean")
+_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+class FeatureSpecError(ValueError):
+    """A ``[windows]`` or ``[[aggregate]]`` entry that cannot be computed; says which one."""
+
+
+@dataclass(frozen=True)
+class WindowDef:
+    """One named window: ``kind`` and its sizes in seconds of event time (0: not used)."""
+
+    name: str
+    kind: str
+    size: float = 0.0
+    step: float = 0.0
+
+
+@dataclass(frozen=True)
+class Output:
+    """One feature: its name, the window it is computed over (index into the spec's windows;
+    -1 for ``ewm_mean``), the field (``""`` for ``count``) and the aggregation."""
+
+    name: str
+    window: int
+    field: str
+    aggregation: str
+    half_life: float = 0.0
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The declared windows and the features computed over them, in declaration order."""
+
+    windows: tuple[WindowDef, ...]
+    outputs: tuple[Output, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every feature name the spec adds (``secs_since_last`` besides)."""
+        return tuple(o.name for o in self.outputs)
+
+
+def parse(
+    windows: dict | None, aggregates: list | None, where: str, expires: float | None = None
+) -> FeatureSpec | None:
+    """The spec of a config file's ``[windows]`` and ``[[aggregate]]`` tables; None without any
+    ``[[aggregate]]`` (today's fixed recipe). ``where`` starts every error message; ``expires``
+    (``STREAMLEARN_WINDOW_EXPIRES``), when given, bounds the window sizes.
+
+    >>> spec = parse({"last_10m": {"kind": "sliding", "size": 600}},
+    ...              [{"fields": ["amount"], "aggregations": ["count", "max"],
+    ...                "windows": ["last_10m"]}], "streamlearn.toml")
+    >>> spec.names
+    ('count_last_10m', 'amount_max_last_10m')
+    >>> parse({"w": {"kind": "weekly"}}, [], "streamlearn.toml")
+    Traceback (most recent call last):
+    ...
+    app.feature_spec.FeatureSpecError: streamlearn.toml: [windows] w: unknown kind 'weekly' \
+(one of: tumbling, hopping, sliding, lifetime)
+    """
+    if windows is not None and not isinstance(windows, dict):
+        raise FeatureSpecError(f"{where}: [windows] must be a table of named windows")
+    defs = [_window(name, table, where, expires) for name, table in (windows or {}).items()]
+    if not aggregates:
+        return None
+    if not isinstance(aggregates, list):
+        raise FeatureSpecError(f"{where}: aggregate must be an array of tables ([[aggregate]])")
+    index = {d.name: i for i, d in enumerate(defs)}
+    outputs: dict[str, Output] = {}
+    for number, entry in enumerate(aggregates, 1):
+        for output in _aggregate(entry, f"{where}: [[aggregate]] #{number}", index):
+            outputs.setdefault(output.name, output)  # declared twice: computed once
+    return FeatureSpec(tuple(defs), tuple(outputs.values()))
+
+
+def _window(name: str, table: object, where: str, expires: float | None) -> WindowDef:
+    at = f"{where}: [windows] {name}"
+    if not _NAME.match(name):
+        raise FeatureSpecError(f"{at}: a window name is letters, digits and _ only")
+    if not isinstance(table, dict):
+        raise FeatureSpecError(f'{at}: expected a table, e.g. {{ kind = "tumbling", size = 3600 }}')
+    kind = table.get("kind")
+    if kind not in KINDS:
+        raise FeatureSpecError(f"{at}: unknown kind {kind!r} (one of: {', '.join(KINDS)})")
+    allowed = ("kind", *KINDS[kind])
+    for key in table:
+        if key not in allowed:
+            raise FeatureSpecError(f"{at}: {key!r} is not a setting of a {kind} window")
+    sizes = {}
+    for key in KINDS[kind]:
+        value = table.get(key)
+        if value is None:
+            raise FeatureSpecError(f"{at}: a {kind} window needs {key} (seconds of event time)")
+        if type(value) not in (int, float) or not value > 0 or value == float("inf"):
+            raise FeatureSpecError(
+                f"{at}: {key} must be a positive number of seconds, got {value!r}"
+            )
+        sizes[key] = float(value)
+    size, step = sizes.get("size", 0.0), sizes.get("step", 0.0)
+    if kind == "hopping":
+        if step > size:
+            raise FeatureSpecError(f"{at}: step ({step:g}) must not exceed size ({size:g})")
+        if abs(size / step - round(size / step)) > 1e-9:
+            raise FeatureSpecError(f"{at}: size ({size:g}) must be a multiple of step ({step:g})")
+    if expires is not None and size > expires:
+        raise FeatureSpecError(
+            f"{at}: size {size:g} s is longer than STREAMLEARN_WINDOW_EXPIRES ({expires:g} s), "
+            "after which an idle key is forgotten: raise STREAMLEARN_WINDOW_EXPIRES"
+        )
+    return WindowDef(name, kind, size, step)
+
+
+def _aggregate(entry: object, at: str, index: dict[str, int]) -> list[Output]:
+    if not isinstance(entry, dict):
+        raise FeatureSpecError(f"{at}: expected a table with fields, aggregations, windows")
+    for key in entry:
+        if key not in ("fields", "aggregations", "windows", "half_life"):
+            raise FeatureSpecError(
+                f"{at}: unknown key {key!r} (fields, aggregations, windows, half_life)"
+            )
+    fields = _names(entry, "fields", at)
+    aggregations = _names(entry, "aggregations", at)
+    for aggregation in aggregations:
+        if aggregation not in AGGREGATIONS:
+            raise FeatureSpecError(
+                f"{at}: unknown aggregation {aggregation!r} (one of: {', '.join(AGGREGATIONS)})"
+            )
+    windowed = [a for a in aggregations if a != "ewm_mean"]
+    window_names = _names(entry, "windows", at) if windowed or "windows" in entry else []
+    for name in window_names:
+        if name not in index:
+            known = ", ".join(index) or "none declared"
+            raise FeatureSpecError(f"{at}: unknown window {name!r} ([windows]: {known})")
+    half_life = entry.get("half_life")
+    if "ewm_mean" in aggregations:
+        if type(half_life) not in (int, float) or not half_life > 0:
+            raise FeatureSpecError(
+                f"{at}: ewm_mean needs half_life, a positive number of seconds, got {half_life!r}"
+            )
+    elif half_life is not None:
+        raise FeatureSpecError(f"{at}: half_life is only for the ewm_mean aggregation")
+    outputs = []
+    for name in window_names:
+        w = index[name]
+        for aggregation in windowed:
+            if aggregation == "count":
+                outputs.append(Output(f"count_{name}", w, "", "count"))
+                continue
+            for field in fields:
+                outputs.append(Output(f"{field}_{aggregation}_{name}", w, field, aggregation))
+    if "ewm_mean" in aggregations:
+        label = window_label(float(half_life))
+        for field in fields:
+            outputs.append(Output(f"{field}_ewm_mean_{label}", -1, field, "ewm_mean", half_life))
+    return outputs
+
+
+def _names(entry: dict, key: str, at: str) -> list[str]:
+    value = entry.get(key)
+    if not isinstance(value, list) or not value:
+        raise FeatureSpecError(f"{at}: {key} must be a non-empty list, got {value!r}")
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise FeatureSpecError(f"{at}: {key} must hold non-empty strings, got {item!r}")
+    return list(dict.fromkeys(value))
