@@ -38,6 +38,7 @@ from agents.shards import Shards, assigned_shards, shards, worker_figures
 from app import raw_fetch
 from app.faust_app import app
 from app.features import one_hot
+from app.intake import Intake
 from app.kafka_admin import bootstrap_servers
 from app.kafka_auth import client_options
 from app.label_rules import label_check
@@ -45,7 +46,7 @@ from app.mapping import Origin
 from app.outbox import Outbox, Slot
 from app.raw_fetch import RAW
 from app.recipe import DISTINCT_CAPPED, TOO_LATE
-from app.records import Malformed, ahead_of_clock, check_event, dead_letter_headers, parse_event
+from app.records import dead_letter_headers
 from app.settings import Settings, settings
 from app.topics import declare, enriched, events, events_dlq, join, predictions, rekeyed
 from app.transform import load as load_transform
@@ -106,14 +107,17 @@ class Engine(Service):
         self.rekeyed = config.rekey
         #: where unlabelled events' features are parked (``app.topics.join``)
         self.join_topic = f"{config.id}-join"
-        self.check_label = label_check(self.keeper.specs)
+        #: what a message goes through before windows and models (app/intake.py)
+        self.intake = Intake(
+            config.event_mapping,
+            load_transform(config.transform),
+            config.max_future,
+            label_check(self.keeper.specs),
+        )
         #: the features keyed events get; the keeper's shards compute them
         self.recipe = self.keeper.recipe = config.recipe
-        self.max_future = config.max_future
         #: how a message of a team's own shape maps to an event (None: streamlearn's shape)
-        self.mapping = config.event_mapping
-        #: the user's transform (STREAMLEARN_TRANSFORM), or None
-        self.transform = load_transform(config.transform)
+        self.mapping = self.intake.mapping
         #: records read, and events taken by a model shard
         self.n_received = 0
         self.n_events = 0
@@ -334,34 +338,23 @@ class Engine(Service):
     def _step(self, live: LiveShard, record, out: Slot, source: tuple | None = None) -> None:
         """Take one events record; its predictions go to ``out``."""
         now = time.time()
-        try:
-            if self.mapping is None:
-                event = parse_event(record.value)
+        origin = None
+        if self.mapping is not None:
+            topic, partition, offset, key = source or (
+                self.source,
+                live.shard,
+                record.offset,
+                record.key,
+            )
+            origin = Origin(topic, partition, offset, key, record.timestamp)
+        event = self.intake.event(record.value, origin, now)
+        if type(event) is tuple:
+            counter, reason = event
+            if reason is None:
+                count(counter, live.shard)  # dropped by the transform
             else:
-                topic, partition, offset, key = source or (
-                    self.source,
-                    live.shard,
-                    record.offset,
-                    record.key,
-                )
-                origin = Origin(topic, partition, offset, key, record.timestamp)
-                event = self.mapping.read(record.value, origin)
-        except Malformed as exc:
-            self._reject(live.shard, record, str(exc), "dead_letters", now, source)
+                self._reject(live.shard, record, reason, counter, now, source)
             return
-        if self.transform is not None:
-            event = self._transformed(live.shard, record, event, now, source)
-            if event is None:
-                return
-        if event["ts"] - now > self.max_future:  # (the cheap test first: reasons are rare)
-            reason = ahead_of_clock(event["ts"], now, self.max_future)
-            self._reject(live.shard, record, reason, "dead_letters", now, source)
-            return
-        if "y" in event:  # a label the models cannot learn: before any of them counts the event
-            problem = self.check_label(event["y"])
-            if problem is not None:
-                self._reject(live.shard, record, problem, "dead_letters", now, source)
-                return
         key = event["key"]
         if key is not None:
             if self.config.partitions > 1 and record.key is not None and record.key != key.encode():
@@ -390,24 +383,6 @@ class Engine(Service):
             topic = self.config.enriched_topic
             partition = live.shard % self.partitions[topic]
             self.outbox.add(topic, partition, record.key, orjson.dumps(event))
-
-    def _transformed(self, shard: int, record, event: dict, now: float, source) -> dict | None:
-        """``event`` through the user's transform, checked again; None: dropped or rejected."""
-        try:
-            out = self.transform(event)
-        except Exception as exc:  # the user's code: any error dead-letters this event only
-            reason = f"transform raised {type(exc).__name__}: {exc}"
-            self._reject(shard, record, reason, "transform_errors", now, source)
-            return None
-        if out is None:
-            count("transform_dropped", shard)
-            return None
-        try:
-            return check_event(out)
-        except Malformed as exc:
-            reason = f"transform returned an invalid event: {exc}"
-            self._reject(shard, record, reason, "transform_errors", now, source)
-            return None
 
     def _park(self, park: dict) -> None:
         """Send an unlabelled event's features to the label join, keyed by event id."""

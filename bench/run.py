@@ -1,6 +1,6 @@
 """The benchmark suite: streamlearn against the limit and the peers, in one run.
 
-    python bench/run.py [--events 100000] [--reps 3] [--pairs 10] [--quick]
+    python bench/run.py [--events 100000] [--reps 3] [--pairs 10] [--quick] [--only SECTIONS]
                                                     (make bench / make bench-quick)
 
 Every system does the same work per event on the same rows (River's
@@ -23,13 +23,20 @@ Then ``--pairs`` pairs of back-to-back drains of streamlearn and Quix Streams (a
 [lr]) on the same backlog, the order swapped from pair to pair: the events/s ratio of each pair
 and a sign test (bench/duel.py), which a table of ratios to a limit this noisy cannot settle.
 
-Also measured: streamlearn with windowed features on keyed events, scale-out (the same backlog
-on two partitions drained by one worker and by two, in back-to-back pairs), the latency from
+Also measured: streamlearn with windowed features on keyed events (today's fixed recipe), and
+with a rich declared feature set on the same keyed events plus a small-cardinality int field
+(``bench/rich_features.toml``: a sliding, a tumbling and a hopping window, the six numeric
+aggregations on two fields, one ``distinct``, one ``ewm_mean``: 35 features), each checked
+against River offline on what the worker's model sees (``app.recipe.Recipe.step``, the worker's
+own code) and, for the log, River's plain loop with those features in memory; scale-out (the
+same backlog on two partitions drained by one worker and by two, in back-to-back pairs), the
+latency from
 producing an event to reading its prediction at half the maximum rate (measured right before
 each run), the worker's memory from 100k to 1M distinct keys, and events/s at 10, 100 and 1,000
 features. Results go to ``bench/results/latest.json`` and ``bench/results/latest.png``
-(git-ignored). A Kafka broker is started by scripts/kafka.sh (and left running: ``make
-kafka-down``) if none answers on KAFKA_PORT.
+(git-ignored; ``--only`` runs some sections, e.g. ``--quick --only rich``, and writes
+``bench/results/only-<sections>.json`` instead). A Kafka broker is started by scripts/kafka.sh
+(and left running: ``make kafka-down``) if none answers on KAFKA_PORT.
 """
 
 from __future__ import annotations
@@ -67,6 +74,11 @@ PEAK_RSS_MB: dict[str, float] = {}
 
 LIMIT = peers.LABELS[peers.LIMIT]
 IN_MEMORY = "River plain loop, in memory (no Kafka, no output)"
+WINDOWS_ROW = "streamlearn worker, windows on keyed events"
+RICH_ROW = "streamlearn worker, rich declared features on keyed events"
+#: the sections of a run, in the order they run (``--only``)
+SECTIONS = ("throughput", "head-to-head", "windows", "rich", "scale-out", "latency", "memory")
+SECTIONS += ("features",)
 
 #: One run of a system: (events/s, checks passed); ``None`` for a run that did not finish.
 Run = tuple[float, bool] | None
@@ -252,9 +264,12 @@ def _in_memory(workload: Workload, model: str, expected: float) -> tuple[float, 
     return rate, accuracy == expected
 
 
-def _worker(workload: Workload, model: str, expected: float, kind: str) -> tuple[float, bool]:
-    """One fresh worker draining ``workload``: events/s and the checks."""
-    drained = worker.drain(workload, model)
+def _worker(
+    workload: Workload, model: str, expected: float, kind: str, config: Path | None = None
+) -> tuple[float, bool]:
+    """One fresh worker draining ``workload`` (``config``: its config file): events/s and the
+    checks."""
+    drained = worker.drain(workload, model, config)
     PEAK_RSS_MB[f"{kind} [{model}]"] = drained.peak_rss_mb
     n = len(workload.rows)
     name = f"streamlearn worker, {kind} [{model}]"
@@ -289,15 +304,59 @@ def throughput(
     return rows
 
 
-def windowed(workload: Workload, topic: str, models: list[str], reps: int) -> list[Row]:
+def windowed(
+    workload: Workload, topic: str, models: list[str], reps: int, loops: dict
+) -> list[Row]:
+    """The windows row per model: the worker with today's fixed recipe on keyed events.
+    ``loops`` gets River's plain loop with those features in memory (for the log)."""
     rows = []
+    recipe = workloads.fixed_recipe()
     for model in models:
-        expected = workloads.offline_accuracy(workload, model)
+        expected = workloads.offline_accuracy(workload, model, recipe)
         run_once = partial(_worker, workload, model, expected, "windows")
-        systems = {"streamlearn worker, windows on keyed events": run_once}
+        systems = {WINDOWS_ROW: run_once}
         # its limit: the bare client on the same keyed rows, without windows (as above)
         rows += interleaved(model, systems, reps, *references(workload, topic, model))[2:]
+        loops[f"{WINDOWS_ROW} [{model}]"] = featured(workload, model, recipe, expected)
     return rows
+
+
+def rich(workload: Workload, topic: str, models: list[str], reps: int, loops: dict) -> list[Row]:
+    """The rich row per model: the worker with ``bench/rich_features.toml``'s declared
+    features on keyed events (with a ``category`` field for its ``distinct``), checked against
+    River offline on the same features (``app.recipe``, the worker's code); its limit and
+    in-memory loop are those of every row, on these very rows. ``loops``: as :func:`windowed`."""
+    spec = workloads.rich_spec()
+    recipe = workloads.declared_recipe(spec)
+    rows = []
+    for model in models:
+        expected = workloads.offline_accuracy(workload, model, recipe)
+        run_once = partial(
+            _worker, workload, model, expected, "rich features", workloads.RICH_FEATURES
+        )
+        systems = {RICH_ROW: run_once}
+        rows += interleaved(model, systems, reps, *references(workload, topic, model))[2:]
+        loops[f"{RICH_ROW} [{model}]"] = featured(workload, model, recipe, expected)
+    return rows
+
+
+def featured(workload: Workload, model: str, recipe, expected: float) -> dict:
+    """River's plain loop with ``recipe``'s features, in memory, beside the plain loop without
+    (one run each, back to back): what the features and the wider model cost without Kafka."""
+    with_rate, accuracy = workloads.featured_loop(workload, model, recipe)
+    plain_rate, _ = workloads.river_loop(workload, model)
+    out = {
+        "events_s": with_rate,
+        "plain_loop_events_s": plain_rate,
+        "ratio": with_rate / plain_rate,
+        "check": "ok" if accuracy == expected else "INVALID",
+    }
+    print(
+        f"  in memory [{model}]: River's loop with these features {with_rate:,.0f} ev/s, "
+        f"without {plain_rate:,.0f} ev/s: {out['ratio']:.3f} ({out['check']})",
+        flush=True,
+    )
+    return out
 
 
 def scale_out(workload: Workload, model: str, pairs: int, partitions: int = 2) -> dict:

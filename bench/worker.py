@@ -20,6 +20,7 @@ import asyncio
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -51,17 +52,21 @@ def _rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
-def _start(name: str, model: str) -> Pipeline:
-    pipeline = Pipeline(name, partitions=1, model=MODELS[model].text, **SETTINGS)
+def _start(name: str, model: str, config: Path | None = None) -> Pipeline:
+    """A pipeline of one partition (its topics created); ``config``: the worker's config file
+    (STREAMLEARN_CONFIG: declared features)."""
+    extra = {"config": str(config)} if config is not None else {}
+    pipeline = Pipeline(name, partitions=1, model=MODELS[model].text, **SETTINGS, **extra)
     broker = pipeline.settings["BROKER"]
     topics = [pipeline.events, pipeline.labels]
     run(ensure_topics(broker, topics, 1, 1, options(pipeline.bootstrap)))
     return pipeline
 
 
-def drain(workload: Workload, model: str) -> Drained:
-    """One worker draining ``workload`` from a backlog: events/s, Accuracy, peak RSS."""
-    pipeline = _start("bench", model)
+def drain(workload: Workload, model: str, config: Path | None = None) -> Drained:
+    """One worker draining ``workload`` from a backlog: events/s, Accuracy, peak RSS;
+    ``config``: its config file (STREAMLEARN_CONFIG), e.g. bench/rich_features.toml."""
+    pipeline = _start("bench", model, config)
     try:
         run(produce_parts(pipeline.bootstrap, pipeline.events, [workload]))  # (one partition)
         worker = pipeline.start_worker()

@@ -3,21 +3,27 @@
 Rows are JSON events of the streamlearn contract made from River's
 ``synth.Hyperplane(seed=3, n_features=F)``. A keyed workload gives each event an entity key
 (``k<i % keys>``); the worker then adds windowed aggregates, and the offline reference adds the
-very same ones (``app.windows``, ``app.features``) so that its metric is what the worker must
-reach.
+very same ones (the worker's own :meth:`app.recipe.Recipe.step`: the fixed recipe of the
+windows row, or the declared one of ``bench/rich_features.toml``) so that its metric is what the
+worker must reach. The rich row's events also carry a small-cardinality int field
+(:data:`CATEGORY`) for its ``distinct``.
 """
 
 from __future__ import annotations
 
 import time
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 from river import datasets, evaluate, metrics
 
 from app.datasets import encode_x
-from app.features import enrich, one_hot, window_names, window_values
+from app.feature_spec import FeatureSpec, parse
+from app.features import one_hot, window_names
 from app.model_spec import parse_spec
+from app.recipe import Recipe
 from app.windows import Windows
 
 #: The models of the benchmark, and the one metric they are checked by (as in the peers).
@@ -29,6 +35,12 @@ MODELS = {
 WINDOWS = Windows(3600.0, 3600.0, 600.0, 7200.0)
 WINDOW_FEATURES = ("0",)
 TUMBLING, HOPPING = window_names(WINDOWS.window, WINDOWS.hop_window)
+#: the rich row's declared features (the worker reads the file as its STREAMLEARN_CONFIG)
+RICH_FEATURES = Path(__file__).resolve().parent / "rich_features.toml"
+#: the rich row's ``distinct`` field: an int in ``range(categories)`` (see :func:`make`)
+CATEGORY = "category"
+#: its number of values in the rich row
+CATEGORIES = 7
 
 
 @dataclass
@@ -39,23 +51,71 @@ class Workload:
     keyed: bool
 
 
-def make(n: int, n_features: int = 10, keys: int = 0) -> Workload:
-    """``n`` events; with ``keys`` > 0 each carries one of that many entity keys."""
+def make(n: int, n_features: int = 10, keys: int = 0, categories: int = 0) -> Workload:
+    """``n`` events; with ``keys`` > 0 each carries one of that many entity keys; with
+    ``categories`` > 0 each has one more feature, :data:`CATEGORY`, ``i % categories`` (an int,
+    so that every system's model takes it as it is; it varies within a key unless ``keys`` is a
+    multiple of ``categories``).
+
+    >>> [orjson.loads(r)["x"]["category"] for r in make(4, n_features=2, categories=3).rows]
+    [0, 1, 2, 0]
+    """
     rows, kafka_keys = [], []
     generator = datasets.synth.Hyperplane(seed=3, n_features=n_features)
     for i, (x, y) in enumerate(generator):
         if i == n:
             break
         key = f"k{i % keys}" if keys else None
-        event = {"id": f"b{i}", "key": key, "ts": float(i), "x": encode_x(x), "y": y}
+        features = encode_x(x)
+        if categories:
+            features[CATEGORY] = i % categories
+        event = {"id": f"b{i}", "key": key, "ts": float(i), "x": features, "y": y}
         rows.append(orjson.dumps(event))
         kafka_keys.append((key or event["id"]).encode())
     name = f"{n_features} features" + (f", {keys} keys" if keys else "")
+    name += f", {CATEGORY} of {categories} values" if categories else ""
     return Workload(name, rows, kafka_keys, bool(keys))
 
 
-def as_model_sees(workload: Workload) -> list[tuple[dict, object]]:
-    """``(x, y)`` per event as the worker's model receives it (windows added when keyed)."""
+def fixed_recipe() -> Recipe:
+    """The worker's recipe in the windows row: the fixed one, on :data:`WINDOW_FEATURES`."""
+    return Recipe.build(
+        None,
+        window=WINDOWS.window,
+        hop_window=WINDOWS.hop_window,
+        hop_step=WINDOWS.hop_step,
+        expires=WINDOWS.expires,
+        only=frozenset(WINDOW_FEATURES),
+    )
+
+
+def rich_spec(path: Path = RICH_FEATURES) -> FeatureSpec:
+    """The declared features of ``path`` (a config file's [windows] and [[aggregate]])."""
+    with open(path, "rb") as f:
+        table = tomllib.load(f)
+    spec = parse(table.get("windows"), table.get("aggregate"), str(path), WINDOWS.expires)
+    if spec is None:
+        raise ValueError(f"{path}: no [[aggregate]]")
+    return spec
+
+
+def declared_recipe(spec: FeatureSpec, distinct_max: int = 1000) -> Recipe:
+    """The worker's recipe of ``spec`` with the bench's settings (``distinct_max``: the
+    default of STREAMLEARN_DISTINCT_MAX)."""
+    return Recipe.build(
+        spec,
+        window=WINDOWS.window,
+        hop_window=WINDOWS.hop_window,
+        hop_step=WINDOWS.hop_step,
+        expires=WINDOWS.expires,
+        distinct_max=distinct_max,
+    )
+
+
+def as_model_sees(workload: Workload, recipe: Recipe | None = None) -> list[tuple[dict, object]]:
+    """``(x, y)`` per event as the worker's model receives it: keyed events through ``recipe``
+    (default: :func:`fixed_recipe`), the engine's own per-key step, then one-hot."""
+    recipe = recipe or fixed_recipe()
     out = []
     states: dict[str, dict] = {}
     for raw in workload.rows:
@@ -63,22 +123,44 @@ def as_model_sees(workload: Workload) -> list[tuple[dict, object]]:
         x = event["x"]
         key = event["key"]
         if key is not None:
-            state = states.get(key)
-            previous = state["t"] if state is not None else None
-            values = window_values(x, frozenset(WINDOW_FEATURES))
-            state = states[key] = WINDOWS.add(state, event["ts"], values)
-            tumbling, hopping = WINDOWS.aggregates(state, event["ts"])
-            x = enrich(x, {TUMBLING: tumbling, HOPPING: hopping}, previous, event["ts"])
+            state, _ = recipe.step(states.get(key), event["ts"], x)
+            if state is not None:
+                states[key] = state
         out.append((one_hot(x), event["y"]))
     return out
 
 
-def offline_accuracy(workload: Workload, model: str) -> float:
+def offline_accuracy(workload: Workload, model: str, recipe: Recipe | None = None) -> float:
     """River's ``progressive_val_score`` Accuracy over what the worker's model sees."""
     spec = MODELS[model]
     metric = metrics.Accuracy()
-    evaluate.progressive_val_score(as_model_sees(workload), spec.build(), metric)
+    evaluate.progressive_val_score(as_model_sees(workload, recipe), spec.build(), metric)
     return metric.get()
+
+
+def featured_loop(workload: Workload, model: str, recipe: Recipe) -> tuple[float, float]:
+    """River's plain loop with the worker's features (not a reference of the table, which
+    keeps one limit for every row; what the features and the wider model cost in memory):
+    events/s and Accuracy. Per event: JSON decode, ``recipe.step`` of a keyed event (per-key
+    states in a dict), one-hot, predict, ``Accuracy.update``, learn."""
+    estimator, metric = MODELS[model].build(), metrics.Accuracy()
+    states: dict[str, dict] = {}
+    step = recipe.step
+    start = time.perf_counter()
+    for raw in workload.rows:
+        event = orjson.loads(raw)
+        x, key = event["x"], event["key"]
+        if key is not None:
+            state, _ = step(states.get(key), event["ts"], x)
+            if state is not None:
+                states[key] = state
+        x = one_hot(x)
+        y = event["y"]
+        y_pred = estimator.predict_one(x)
+        if y_pred is not None:
+            metric.update(y, y_pred)
+        estimator.learn_one(x, y)
+    return len(workload.rows) / (time.perf_counter() - start), metric.get()
 
 
 def river_loop(workload: Workload, model: str) -> tuple[float, float]:

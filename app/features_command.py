@@ -1,0 +1,252 @@
+"""``faust -A app features INPUT --out OUTPUT``: the stream's features, computed offline.
+
+Reads INPUT: a JSONL file of events messages as they appear on the events topic (one message per
+line, in file order), or ``kafka:TOPIC`` (every partition from its beginning to its end when the
+command starts, each in order). Writes OUTPUT: one JSON line per event taken, ``{"id", "key",
+"ts", "x", "y"?}`` (``x`` as the model sees it), or Parquet when OUTPUT ends in ``.parquet``
+(columns ``id``, ``key``, ``ts``, ``y``, then ``x.<feature>`` per feature; needs pyarrow, the
+``parquet`` extra). Messages the stream would refuse are counted and left out, and a summary
+says why. A progress bar on a terminal. The features are ``app/offline.py``'s, the stream's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import click
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.cli import AppCommand, argument, option
+from tqdm import tqdm
+
+from app.faust_app import app
+from app.kafka_admin import bootstrap_servers
+from app.kafka_auth import client_options
+from app.mapping import Origin
+from app.offline import OfflineFeatures
+from app.settings import settings
+
+KAFKA = "kafka:"
+#: rows per Parquet row group
+ROW_GROUP = 65536
+
+
+@app.command(
+    argument("input"),
+    option("--out", "output", required=True, help="OUTPUT: a .jsonl file, or a .parquet file."),
+)
+async def features(self: AppCommand, input: str, output: str) -> None:
+    """Compute the features of the events in INPUT (a JSONL file or kafka:TOPIC) as the stream
+    does, into OUTPUT (JSON lines, or Parquet if it ends in .parquet)."""
+    offline = OfflineFeatures(settings)
+    if input.startswith(KAFKA):
+        topic = input[len(KAFKA) :]
+        if not topic:
+            raise click.BadParameter("kafka:TOPIC needs a topic name", param_hint="INPUT")
+        rows = topic_rows(offline, topic)
+    else:
+        check_file_input(input)
+        rows = _aiter(file_rows(offline, Path(input)))
+    if output.endswith(".parquet"):
+        n = await write_parquet(rows, Path(output))
+    else:
+        n = await write_jsonl(rows, Path(output))
+    print(offline.summary(), file=sys.stderr)
+    self.say(f"features: {n} rows written to {output}")
+
+
+def check_file_input(path: str) -> None:
+    """Refuse, before reading, a file that does not exist or a mapping that needs Kafka."""
+    if not Path(path).is_file():
+        raise click.BadParameter(f"{path}: no such file", param_hint="INPUT")
+    mapping = settings.event_mapping
+    if mapping is None:
+        return
+    needs = [
+        name
+        for name, path_of in (("id", mapping.fields.id), ("time", mapping.fields.time))
+        if path_of is None
+    ]
+    if mapping.key is None:
+        needs.append("key")
+    if needs:
+        raise click.BadParameter(
+            f"the [events] mapping takes {', '.join(needs)} from Kafka (the record's key, "
+            "timestamp or offset), which a file does not have: read the topic, kafka:TOPIC",
+            param_hint="INPUT",
+        )
+
+
+def file_rows(offline: OfflineFeatures, path: Path) -> Iterator[dict]:
+    """The rows of a JSONL file's messages, in file order (blank lines skipped)."""
+    topic = settings.events_topic
+    with path.open("rb") as f, _bar(path.stat().st_size, "B", path.name) as bar:
+        for number, line in enumerate(f):
+            bar.update(len(line))
+            line = line.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            row = offline.take(line, Origin(topic, 0, number, None, 0))
+            if row is not None:
+                yield row
+
+
+async def topic_rows(offline: OfflineFeatures, topic: str) -> AsyncIterator[dict]:
+    """The rows of a topic's records: each partition from its beginning to its end offset when
+    this started, in partition order."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(settings.broker),
+        **client_options(settings),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise click.ClickException(f"topic {topic!r} does not exist on {settings.broker}")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        left = {tp: ends[tp] for tp in tps if ends[tp] > starts[tp]}
+        with _bar(sum(ends[tp] - starts[tp] for tp in tps), "msg", topic) as bar:
+            while left:
+                batches = await consumer.getmany(*left, timeout_ms=1000)
+                for tp, records in batches.items():
+                    for record in records:
+                        if record.offset >= left.get(tp, 0):
+                            continue
+                        bar.update(1)
+                        origin = Origin(
+                            topic, tp.partition, record.offset, record.key, record.timestamp
+                        )
+                        row = offline.take(record.value, origin)
+                        if row is not None:
+                            yield row
+                for tp in list(left):
+                    if await consumer.position(tp) >= left[tp]:
+                        del left[tp]
+                        consumer.pause(tp)
+    finally:
+        await consumer.stop()
+
+
+async def write_jsonl(rows: AsyncIterator[dict], path: Path) -> int:
+    """Write one JSON line per row to ``path`` (through a temporary file: all or nothing)."""
+    n = 0
+    with _replacing(path) as f:
+        async for row in rows:
+            f.write(orjson.dumps(row))
+            f.write(b"\n")
+            n += 1
+    return n
+
+
+async def write_parquet(rows: AsyncIterator[dict], path: Path) -> int:
+    """Write the rows to a Parquet file: a first pass to a temporary JSONL file finds every
+    feature and its type, a second writes row groups of :data:`ROW_GROUP` rows."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise click.ClickException(
+            "writing Parquet needs pyarrow: pip install 'streamlearn[parquet]' (or pyarrow)"
+        ) from None
+    kinds: dict[str, set[type]] = {}
+    with tempfile.TemporaryFile() as spool:
+        n = 0
+        async for row in rows:
+            flat = _flat(row)
+            for name, value in flat.items():
+                kinds.setdefault(name, set()).add(type(value))
+            spool.write(orjson.dumps(flat))
+            spool.write(b"\n")
+            n += 1
+        schema = pa.schema([(name, _arrow_type(pa, seen)) for name, seen in kinds.items()])
+        spool.seek(0)
+        with _replacing(path) as f, pq.ParquetWriter(f, schema) as writer:
+            batch: list[dict] = []
+            for line in spool:
+                batch.append(orjson.loads(line))
+                if len(batch) == ROW_GROUP:
+                    writer.write_table(_table(pa, schema, batch))
+                    batch.clear()
+            if batch or n == 0:
+                writer.write_table(_table(pa, schema, batch))
+    return n
+
+
+def _flat(row: dict) -> dict:
+    flat = {"id": row["id"], "key": row["key"], "ts": row["ts"]}
+    if "y" in row:
+        flat["y"] = row["y"]
+    for name, value in row["x"].items():
+        flat[f"x.{name}"] = value
+    return flat
+
+
+def _arrow_type(pa, seen: set[type]):
+    """One column's type: numbers stay numbers (float64 once any is a float)."""
+    seen = seen - {type(None)}
+    if seen <= {bool} and seen:
+        return pa.bool_()
+    if seen <= {int} and seen:
+        return pa.int64()
+    if seen <= {int, float} and seen:
+        return pa.float64()
+    return pa.string()  # strings, or a mix: JSON text of each value
+
+
+def _table(pa, schema, batch: list[dict]):
+    columns = []
+    for field in schema:
+        values = [row.get(field.name) for row in batch]
+        if field.type == pa.string():
+            values = [
+                v if v is None or type(v) is str else orjson.dumps(v).decode() for v in values
+            ]
+        columns.append(pa.array(values, type=field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+class _replacing:
+    """A binary file written beside ``path`` and moved onto it only when complete."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        self.file = os.fdopen(fd, "wb")
+        return self.file
+
+    def __exit__(self, kind, exc, tb) -> None:
+        self.file.close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
+
+
+def _bar(total: int, unit: str, desc: str) -> tqdm:
+    """A progress bar on a terminal only (stderr)."""
+    return tqdm(total=total, unit=unit, unit_scale=True, desc=desc, file=sys.stderr, disable=None)
+
+
+async def _aiter(rows: Iterator[dict]) -> AsyncIterator[dict]:
+    for i, row in enumerate(rows):
+        yield row
+        if i % 10000 == 9999:
+            await asyncio.sleep(0)

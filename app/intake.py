@@ -1,0 +1,66 @@
+"""What a raw events message goes through before windows and models, for the stream and offline.
+
+Reads one message's bytes (and, with an ``[events]`` mapping, where it came from); gives the
+event, or why it is refused; keeps nothing. The engine (``agents/engine.py``) and the offline
+``features`` command (``app/offline.py``) both call :meth:`Intake.event`, so that both take the
+same events: streamlearn's own shape or the mapping, then the user's transform, then the clock
+and the label checks (docs/contracts.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.label_rules import LabelCheck
+from app.mapping import EventMapping, Origin
+from app.records import Malformed, ahead_of_clock, check_event, parse_event
+
+#: counters of what :meth:`Intake.event` refuses
+DEAD_LETTERS = "dead_letters"
+TRANSFORM_ERRORS = "transform_errors"
+TRANSFORM_DROPPED = "transform_dropped"
+
+
+class Intake:
+    """The checks of one deployment: its mapping, transform, clock tolerance and models."""
+
+    def __init__(
+        self,
+        mapping: EventMapping | None,
+        transform: Callable[[dict], dict | None] | None,
+        max_future: float,
+        check_label: LabelCheck,
+    ) -> None:
+        self.mapping = mapping
+        self.transform = transform
+        self.max_future = max_future
+        self.check_label = check_label
+
+    def event(
+        self, raw: bytes | None, origin: Origin | None, now: float
+    ) -> dict | tuple[str, str | None]:
+        """The event ``raw`` holds, checked; else ``(counter, reason)``: a dead letter with its
+        reason, or ``(TRANSFORM_DROPPED, None)`` when the transform dropped it. ``origin`` is
+        needed only with a mapping; ``now`` is the wall clock."""
+        try:
+            event = parse_event(raw) if self.mapping is None else self.mapping.read(raw, origin)
+        except Malformed as exc:
+            return DEAD_LETTERS, str(exc)
+        if self.transform is not None:
+            try:
+                out = self.transform(event)
+            except Exception as exc:  # the user's code: any error dead-letters this event only
+                return TRANSFORM_ERRORS, f"transform raised {type(exc).__name__}: {exc}"
+            if out is None:
+                return TRANSFORM_DROPPED, None
+            try:
+                event = check_event(out)
+            except Malformed as exc:
+                return TRANSFORM_ERRORS, f"transform returned an invalid event: {exc}"
+        if event["ts"] - now > self.max_future:  # (the cheap test first: reasons are rare)
+            return DEAD_LETTERS, ahead_of_clock(event["ts"], now, self.max_future)
+        if "y" in event:  # a label the models cannot learn: before any of them counts the event
+            problem = self.check_label(event["y"])
+            if problem is not None:
+                return DEAD_LETTERS, problem
+        return event

@@ -1,0 +1,84 @@
+"""The features offline: events messages in, the rows the models would see out (pure: no Kafka).
+
+Reads raw events messages one at a time, in order (a JSONL file's lines, a topic's records);
+keeps each key's window state in memory for the whole run; gives, per event taken, the row
+``{"id", "key", "ts", "x", "y"?}`` with ``x`` exactly as the stream enriches it. The checks
+(``app/intake.py``) and the features (``app/recipe.py``) are the stream's own code, so that a
+row's ``x`` equals, to the bit, what the engine writes to ``STREAMLEARN_ENRICHED_TOPIC`` for the
+same messages. ``app/features_command.py`` reads the input and writes the output.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from app.features import one_hot
+from app.intake import TRANSFORM_DROPPED, Intake
+from app.label_rules import label_check
+from app.mapping import Origin
+from app.model_spec import parse_specs
+from app.recipe import DISTINCT_CAPPED, TOO_LATE, Recipe
+from app.settings import Settings
+from app.transform import load as load_transform
+
+#: reasons kept for the summary, per counter
+KEEP_REASONS = 3
+
+
+class OfflineFeatures:
+    """The features of a stream of events messages, as the engine computes them."""
+
+    def __init__(self, config: Settings) -> None:
+        self.intake = Intake(
+            config.event_mapping,
+            load_transform(config.transform),
+            config.max_future,
+            label_check(parse_specs(config.model)),
+        )
+        self.recipe: Recipe = config.recipe
+        #: each key's window state
+        self.states: dict[str, dict] = {}
+        #: messages read, rows given, and what was refused or flagged, by counter
+        self.n_read = 0
+        self.n_rows = 0
+        self.counts: Counter[str] = Counter()
+        #: the first few reasons of each refusal counter, with where the message came from
+        self.reasons: dict[str, list[str]] = {}
+
+    def take(self, raw: bytes | None, origin: Origin) -> dict | None:
+        """The row of one message (None: refused, counted); ``origin`` names where it came
+        from (a mapping may read the Kafka key, timestamp or offset of it)."""
+        self.n_read += 1
+        event = self.intake.event(raw, origin, time.time())
+        if type(event) is tuple:
+            counter, reason = event
+            self.counts[counter] += 1
+            if reason is not None and counter != TRANSFORM_DROPPED:
+                kept = self.reasons.setdefault(counter, [])
+                if len(kept) < KEEP_REASONS:
+                    kept.append(f"{origin.topic}[{origin.partition}]@{origin.offset}: {reason}")
+            return None
+        key = event["key"]
+        if key is not None:
+            state, flags = self.recipe.step(self.states.get(key), event["ts"], event["x"])
+            self.states[key] = state
+            if flags & TOO_LATE:
+                self.counts["too_late"] += 1
+            if flags & DISTINCT_CAPPED:
+                self.counts["distinct_capped"] += 1
+        row = {"id": event["id"], "key": key, "ts": event["ts"], "x": one_hot(event["x"])}
+        if "y" in event:
+            row["y"] = event["y"]
+        self.n_rows += 1
+        return row
+
+    def summary(self) -> str:
+        """One paragraph: what was read, given and refused (with the first reasons)."""
+        lines = [
+            f"{self.n_read} messages read, {self.n_rows} rows written, {len(self.states)} keys"
+        ]
+        for counter, n in sorted(self.counts.items()):
+            lines.append(f"  {counter}: {n}")
+            lines.extend(f"    {reason}" for reason in self.reasons.get(counter, []))
+        return "\n".join(lines)
