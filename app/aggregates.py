@@ -11,7 +11,8 @@ state is a plain JSON value, written to the key-windows table as it is::
     sliding            events [ts, {field: value}] of the last size + expires seconds, by time
     lifetime           one bucket [0, n, stats, seen]
     stats              {field: [n, sum, min, max, m2]} (m2: Welford's sum of squared deviations)
-    seen               {field: {value: 1}}, at most ``distinct_max`` values per field and bucket
+    seen               {field: {value: 1}}, at most ``distinct_max`` + 1 values per field and
+                       bucket (the one more says that the bucket holds more than the cap)
 
 Buckets older than ``expires`` before the key's newest event are dropped (late events within
 ``expires`` still find theirs); :mod:`app.recipe` forgets keys idle longer than that and refuses
@@ -114,7 +115,9 @@ class Aggregates:
                 bucket = held[0]
             else:
                 width = size if kind == _TUMBLING else step
-                bucket = _bucket(held, math.floor(ts / width), width, newest - self.expires)
+                # a late event's hopping window starts up to size before its own step
+                horizon = newest - self.expires - (size if kind == _HOPPING else 0.0)
+                bucket = _bucket(held, math.floor(ts / width), width, horizon)
             capped |= self._count(bucket, x, numeric, distinct)
         for (field, half_life), ewm in zip(self.ewm, state["e"], strict=True):
             value = x.get(field)
@@ -128,7 +131,7 @@ class Aggregates:
 
     def write(self, state: dict, ts: float, x: dict) -> bool:
         """Write into ``x`` the features of an event at ``ts`` already counted in ``state``;
-        whether a sliding window's ``distinct`` reached ``distinct_max``."""
+        whether one of its windows holds more than ``distinct_max`` values of a field."""
         capped = False
         windows = []
         for spec, held in zip(self.windows, state["w"], strict=True):
@@ -166,6 +169,7 @@ class Aggregates:
                 seen = window[3].get(field)
                 if seen:
                     x[name] = min(len(seen), cap)
+                    capped |= len(seen) > cap
                 continue
             stats = window[2].get(field)
             if stats is None:
@@ -194,7 +198,7 @@ class Aggregates:
 
     def _count(self, bucket: list, x: dict, numeric: tuple, distinct: tuple) -> bool:
         """Count one event with features ``x`` in ``bucket``; whether a distinct value was
-        refused (the bucket holds ``distinct_max`` values of that field)."""
+        refused (the bucket holds ``distinct_max`` + 1 values of that field already)."""
         bucket[1] += 1
         stats = bucket[2]
         for field in numeric:
@@ -226,7 +230,7 @@ class Aggregates:
             if seen is None:
                 bucket[3][field] = {key: 1}
             elif key not in seen:
-                if len(seen) < self.distinct_max:
+                if len(seen) <= self.distinct_max:  # one more than the cap: "more than it"
                     seen[key] = 1
                 else:
                     capped = True

@@ -93,8 +93,14 @@ def parse(
     index = {d.name: i for i, d in enumerate(defs)}
     outputs: dict[str, Output] = {}
     for number, entry in enumerate(aggregates, 1):
-        for output in _aggregate(entry, f"{where}: [[aggregate]] #{number}", index):
-            outputs.setdefault(output.name, output)  # declared twice: computed once
+        at = f"{where}: [[aggregate]] #{number}"
+        for output in _aggregate(entry, at, index):
+            same = outputs.setdefault(output.name, output)  # declared twice: computed once
+            if same != output:
+                raise FeatureSpecError(
+                    f"{at}: {output.name!r} names two different features; rename a field or "
+                    "a window"
+                )
     return FeatureSpec(tuple(defs), tuple(outputs.values()))
 
 

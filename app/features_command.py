@@ -110,7 +110,7 @@ async def topic_rows(offline: OfflineFeatures, topic: str) -> AsyncIterator[dict
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
-            await consumer.force_metadata_update()
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             raise click.ClickException(f"topic {topic!r} does not exist on {settings.broker}")

@@ -233,7 +233,7 @@ class Settings:
         steps = self.hop_window / self.hop_step
         if abs(steps - round(steps)) > 1e-9:
             raise SettingsError(f"{PREFIX}HOP_WINDOW must be a multiple of {PREFIX}HOP_STEP")
-        if self.window_expires < max(self.window, self.hop_window):
+        if not self.aggregate_list and self.window_expires < max(self.window, self.hop_window):
             raise SettingsError(
                 f"{PREFIX}WINDOW_EXPIRES must be at least {PREFIX}WINDOW and {PREFIX}HOP_WINDOW"
             )
