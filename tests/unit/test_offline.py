@@ -1,0 +1,71 @@
+"""The offline features: the stream's checks and features per message, the summary, and the two
+output formats holding every value exactly."""
+
+import asyncio
+
+import orjson
+import pyarrow.parquet as pq
+
+from app.features_command import write_jsonl, write_parquet
+from app.mapping import Origin
+from app.offline import OfflineFeatures
+from app.settings import Settings
+
+SPEC = {
+    "windows_map": {"w": {"kind": "tumbling", "size": 60}},
+    "aggregate_list": [
+        {"fields": ["a"], "aggregations": ["count", "max", "std"], "windows": ["w"]}
+    ],
+}
+
+
+def origin(i: int) -> Origin:
+    return Origin("events", 0, i, None, 0)
+
+
+def message(i: int, key="k", **x) -> bytes:
+    return orjson.dumps({"id": f"e{i}", "key": key, "ts": 100.0 + i, "x": x, "y": i % 2 == 0})
+
+
+def test_rows_carry_the_declared_features_and_refusals_are_counted_with_reasons():
+    offline = OfflineFeatures(Settings(**SPEC))
+    rows = [
+        offline.take(message(0, a=1.5, m="x"), origin(0)),
+        offline.take(b"{not json", origin(1)),
+        offline.take(message(2, a=2.5), origin(2)),
+        offline.take(message(3, key=None, a=9.0), origin(3)),
+    ]
+    assert rows[1] is None
+    assert rows[0]["x"] == {"a": 1.5, "m=x": 1, "count_w": 1, "a_max_w": 1.5, "a_std_w": 0.0}
+    assert rows[2]["x"]["count_w"] == 2 and rows[2]["x"]["secs_since_last"] == 2.0
+    assert rows[2]["x"]["a_std_w"] == 0.7071067811865476
+    assert rows[3] == {"id": "e3", "key": None, "ts": 103.0, "x": {"a": 9.0}, "y": False}
+    assert (offline.n_read, offline.n_rows, dict(offline.counts)) == (4, 3, {"dead_letters": 1})
+    assert "events[0]@1: not JSON" in offline.summary()
+
+
+async def _rows(rows):
+    for row in rows:
+        yield row
+
+
+def test_jsonl_and_parquet_keep_every_value(tmp_path):
+    rows = [
+        {"id": "a", "key": "k", "ts": 1.5, "x": {"f": 0.1 + 0.2, "n": 3, "b": True}, "y": 1},
+        {"id": "b", "key": None, "ts": 2.0, "x": {"f": 1e-300, "n": 2.5, "s=v": 1}},
+    ]
+    out = tmp_path / "rows.jsonl"
+    assert asyncio.run(write_jsonl(_rows(rows), out)) == 2
+    assert [orjson.loads(line) for line in out.read_bytes().splitlines()] == rows
+    parquet = tmp_path / "rows.parquet"
+    assert asyncio.run(write_parquet(_rows(rows), parquet)) == 2
+    table = pq.read_table(parquet).to_pylist()
+    assert [r["x.f"] for r in table] == [0.1 + 0.2, 1e-300]  # float64: the same bits
+    assert [r["x.n"] for r in table] == [3.0, 2.5]
+    assert [r["x.b"] for r in table] == [True, None]
+    assert [r["x.s=v"] for r in table] == [None, 1]
+    assert [(r["id"], r["key"], r["ts"], r["y"]) for r in table] == [
+        ("a", "k", 1.5, 1),
+        ("b", None, 2.0, None),
+    ]
+    assert not list(tmp_path.glob(".rows*"))  # no temporary file left
