@@ -51,6 +51,27 @@ def test_streamlearn_toml_in_the_working_directory_is_read_when_no_file_is_named
         ("[labels]\nid = 'event'\n", "[labels].label is required"),
         ("events = 3\n", "events must be a table"),
         ("partitions = \n", "not valid TOML"),
+        ("[windows]\nw = { kind = 'weekly' }\n", "[windows] w: unknown kind 'weekly'"),
+        ("[windows]\nw = { kind = 'sliding', size = 0 }\n", "[windows] w: size must be a positive"),
+        (
+            "[[aggregate]]\nfields = ['a']\naggregations = ['median']\nwindows = []\n",
+            "[[aggregate]] #1: unknown aggregation 'median'",
+        ),
+        (
+            "[windows]\nw = { kind = 'lifetime' }\n[[aggregate]]\nfields = []\n"
+            "aggregations = ['sum']\nwindows = ['w']\n",
+            "[[aggregate]] #1: fields must be a non-empty list",
+        ),
+        (
+            "[windows]\nw = { kind = 'lifetime' }\n[[aggregate]]\nfields = ['a']\n"
+            "aggregations = ['sum']\nwindows = ['w2']\n",
+            "[[aggregate]] #1: unknown window 'w2'",
+        ),
+        (
+            "[windows]\nday = { kind = 'tumbling', size = 86400 }\n[[aggregate]]\n"
+            "fields = ['a']\naggregations = ['max']\nwindows = ['day']\n",
+            "[windows] day: size 86400 s is longer than STREAMLEARN_WINDOW_EXPIRES",
+        ),
     ],
 )
 def test_a_mistake_in_the_file_is_a_start_up_error_naming_the_key_and_the_file(
@@ -71,3 +92,15 @@ def test_values_from_the_file_are_checked_like_the_environment_s(tmp_path):
     path = write(tmp_path, "partitions = 0\n")
     with pytest.raises(SettingsError, match="PARTITIONS must be >= 1"):
         Settings.load({"STREAMLEARN_CONFIG": path})
+
+
+def test_declared_features_are_read_from_the_file_and_bounded_by_the_environment(tmp_path):
+    path = write(
+        tmp_path,
+        "[windows]\nday = { kind = 'tumbling', size = 86400 }\n[[aggregate]]\n"
+        "fields = ['amount']\naggregations = ['max']\nwindows = ['day']\n",
+    )
+    s = Settings.load({"STREAMLEARN_CONFIG": path, "STREAMLEARN_WINDOW_EXPIRES": "90000"})
+    assert s.feature_spec.names == ("amount_max_day",)
+    assert s.recipe.declared
+    assert not Settings().recipe.declared  # no [[aggregate]]: the fixed recipe
