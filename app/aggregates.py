@@ -76,17 +76,24 @@ class Aggregates:
             distinct = tuple(dict.fromkeys(o.field for o in used if o.aggregation == "distinct"))
             buckets = max(1, round(w.size / w.step)) if w.kind == "hopping" else 1
             self.windows.append((_KIND[w.kind], w.size, w.step, buckets, numeric, distinct))
-        #: ewm_mean features: (field, half life)
-        self.ewm = [(o.field, o.half_life) for o in spec.outputs if o.aggregation == "ewm_mean"]
-        #: (name, window index or ewm index, field, aggregation code), in declaration order
-        ewm_index = 0
-        self.outputs = []
-        for o in spec.outputs:
-            if o.aggregation == "ewm_mean":
-                self.outputs.append((o.name, ewm_index, o.field, _EWM))
-                ewm_index += 1
-            else:
-                self.outputs.append((o.name, o.window, o.field, _CODES[o.aggregation]))
+        #: ewm_mean features: (field, half life, name)
+        self.ewm = [
+            (o.field, o.half_life, o.name) for o in spec.outputs if o.aggregation == "ewm_mean"
+        ]
+        #: per window, what it writes (in the spec's order, which groups them so):
+        #: (count's name or None, ((field, ((code, name), ...)), ...) of the numeric
+        #: aggregations, ((field, name), ...) of distinct)
+        self.plan = []
+        for i in range(len(spec.windows)):
+            used = [o for o in spec.outputs if o.window == i]
+            count = next((o.name for o in used if o.aggregation == "count"), None)
+            groups: dict[str, list] = {}
+            for o in used:
+                if o.aggregation not in ("count", "distinct"):
+                    groups.setdefault(o.field, []).append((_CODES[o.aggregation], o.name))
+            distinct = tuple((o.field, o.name) for o in used if o.aggregation == "distinct")
+            numeric = tuple((field, tuple(outs)) for field, outs in groups.items())
+            self.plan.append((count, numeric, distinct))
 
     def new(self, ts: float) -> dict:
         """The state of a key before its first event at ``ts``."""
@@ -119,7 +126,7 @@ class Aggregates:
                 horizon = newest - self.expires - (size if kind == _HOPPING else 0.0)
                 bucket = _bucket(held, math.floor(ts / width), width, horizon)
             capped |= self._count(bucket, x, numeric, distinct)
-        for (field, half_life), ewm in zip(self.ewm, state["e"], strict=True):
+        for (field, half_life, _), ewm in zip(self.ewm, state["e"], strict=True):
             value = x.get(field)
             kind = type(value)
             if kind is float or kind is int:
@@ -133,17 +140,23 @@ class Aggregates:
         """Write into ``x`` the features of an event at ``ts`` already counted in ``state``;
         whether one of its windows holds more than ``distinct_max`` values of a field."""
         capped = False
-        windows = []
-        for spec, held in zip(self.windows, state["w"], strict=True):
+        cap = self.distinct_max
+        for spec, held, plan in zip(self.windows, state["w"], self.plan, strict=True):
             kind, size, step, span, numeric, distinct = spec
             if kind == _LIFETIME:
-                windows.append(held[0])
+                window = held[0]
             elif kind == _TUMBLING:
                 index = math.floor(ts / size)
-                windows.append(next((b for b in reversed(held) if b[0] == index), None))
+                window = held[-1] if held and held[-1][0] == index else None
+                if window is None:  # a late event's
+                    window = next((b for b in reversed(held) if b[0] == index), None)
+                    if window is None:
+                        continue
             elif kind == _HOPPING:
                 last = math.floor(ts / step)
-                windows.append(self._merge(held, last - span + 1, last))
+                window = self._merge(held, last - span + 1, last)
+                if window is None:
+                    continue
             else:
                 window = [0, 0, {}, {}]
                 start = bisect_right(held, ts - size, key=_time)
@@ -151,47 +164,41 @@ class Aggregates:
                     if event_ts > ts:
                         break
                     capped |= self._count(window, values, numeric, distinct)
-                windows.append(window)
-        cap = self.distinct_max
-        for name, index, field, code in self.outputs:
-            if code == _EWM:
-                total, weights = state["e"][index]
-                if weights > 0.0:
-                    x[name] = total / weights
-                continue
-            window = windows[index]
-            if window is None:  # (a tumbling window always holds the event itself)
-                continue
-            if code == _COUNT:
-                x[name] = window[1]
-                continue
-            if code == _DISTINCT:
+            count_name, groups, distincts = plan
+            if count_name is not None:
+                x[count_name] = window[1]
+            all_stats = window[2]
+            for field, outs in groups:
+                stats = all_stats.get(field)
+                if stats is None:
+                    continue  # no event of the window has this field: absent, never NaN
+                n, total, low, high, m2 = stats
+                for code, name in outs:
+                    if code == _SUM:
+                        x[name] = total
+                    elif code == _MEAN:
+                        x[name] = total / n
+                    elif code == _MIN:
+                        x[name] = low
+                    elif code == _MAX:
+                        x[name] = high
+                    else:
+                        x[name] = math.sqrt(max(m2, 0.0) / (n - 1)) if n > 1 else 0.0
+            for field, name in distincts:
                 seen = window[3].get(field)
                 if seen:
                     x[name] = min(len(seen), cap)
                     capped |= len(seen) > cap
-                continue
-            stats = window[2].get(field)
-            if stats is None:
-                continue  # no event of the window has this field: absent, never NaN
-            n, total, low, high, m2 = stats
-            if code == _SUM:
-                x[name] = total
-            elif code == _MEAN:
-                x[name] = total / n
-            elif code == _MIN:
-                x[name] = low
-            elif code == _MAX:
-                x[name] = high
-            else:
-                x[name] = math.sqrt(max(m2, 0.0) / (n - 1)) if n > 1 else 0.0
+        for (_, _, name), (total, weights) in zip(self.ewm, state["e"], strict=True):
+            if weights > 0.0:
+                x[name] = total / weights
         return capped
 
     def _advance(self, state: dict, ts: float) -> None:
         """The key's newest time moves to ``ts``: ewm weights are relative to it."""
         gap = ts - state["t"]
         state["t"] = ts
-        for (_, half_life), ewm in zip(self.ewm, state["e"], strict=True):
+        for (_, half_life, _), ewm in zip(self.ewm, state["e"], strict=True):
             decay = 2.0 ** (-gap / half_life)
             ewm[0] *= decay
             ewm[1] *= decay

@@ -101,7 +101,23 @@ def parse(
                     f"{at}: {output.name!r} names two different features; rename a field or "
                     "a window"
                 )
-    return FeatureSpec(tuple(defs), tuple(outputs.values()))
+    return FeatureSpec(tuple(defs), _grouped(list(outputs.values()), len(defs)))
+
+
+def _grouped(outputs: list[Output], n_windows: int) -> tuple[Output, ...]:
+    """The order features are written in: window by window (as declared in [windows]), each
+    with its count first, then each field's numeric aggregations (fields in the order they were
+    first declared, aggregations in :data:`AGGREGATIONS` order), then distinct; ewm_mean last."""
+    field_rank: dict[str, int] = {}
+    for o in outputs:
+        field_rank.setdefault(o.field, len(field_rank))
+
+    def order(o: Output) -> tuple:
+        window = o.window if o.window >= 0 else n_windows
+        group = {"count": 0, "distinct": 2}.get(o.aggregation, 1)
+        return (window, group, field_rank[o.field], AGGREGATIONS.index(o.aggregation), o.half_life)
+
+    return tuple(sorted(outputs, key=order))
 
 
 def _window(name: str, table: object, where: str, expires: float | None) -> WindowDef:

@@ -5,7 +5,7 @@
 * ``GET /models/{name}/``: one model's shards with their recent metric history.
 * ``GET /models/{name}/history``: the metric time series the dashboard draws (bounded).
 * ``GET /stats/``: counters, recent dead-letter reasons, lag, checkpoints, feature keys, workers.
-* ``GET /features/{key}/``: one key's windowed features at its newest event (keys this worker holds).
+* ``GET /features/{key}/``: one key's windowed features at its newest event (keys held here).
 * ``GET /metrics``: Prometheus exposition.
 """
 
