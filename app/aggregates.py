@@ -8,7 +8,10 @@ state is a plain JSON value, written to the key-windows table as it is::
      "e": [[weighted sum, sum of weights] per ewm_mean feature, weights relative to "t"]}
 
     tumbling, hopping  buckets [index, n, stats, seen], sorted by index (hopping: one per step)
-    sliding            events [ts, {field: value}] of the last size + expires seconds, by time
+    sliding            [events, panes]: the events [ts, {field: value}] of the last size +
+                       expires seconds, by time, and buckets of size / 16 seconds over them
+                       (a window of many events is the panes wholly inside it plus the events
+                       of the two at its edges)
     lifetime           one bucket [0, n, stats, seen]
     stats              {field: [n, sum, min, max, m2]} (m2: Welford's sum of squared deviations)
     seen               {field: {value: 1}}, at most ``distinct_max`` + 1 values per field and
@@ -39,6 +42,16 @@ _CODES = {
 }
 _TUMBLING, _HOPPING, _SLIDING, _LIFETIME = range(4)
 _KIND = {"tumbling": _TUMBLING, "hopping": _HOPPING, "sliding": _SLIDING, "lifetime": _LIFETIME}
+#: a new key's state of each window kind
+_EMPTY = {
+    _TUMBLING: list,
+    _HOPPING: list,
+    _SLIDING: lambda: [[], []],
+    _LIFETIME: lambda: [[0, 0, {}, {}]],
+}
+#: panes per sliding window, and the most events of a window counted one by one
+PANES = 16
+SCAN = 32
 
 
 def value_key(value: object) -> str | None:
@@ -75,7 +88,8 @@ class Aggregates:
             )
             distinct = tuple(dict.fromkeys(o.field for o in used if o.aggregation == "distinct"))
             buckets = max(1, round(w.size / w.step)) if w.kind == "hopping" else 1
-            self.windows.append((_KIND[w.kind], w.size, w.step, buckets, numeric, distinct))
+            step = w.size / PANES if w.kind == "sliding" else w.step
+            self.windows.append((_KIND[w.kind], w.size, step, buckets, numeric, distinct))
         #: ewm_mean features: (field, half life, name)
         self.ewm = [
             (o.field, o.half_life, o.name) for o in spec.outputs if o.aggregation == "ewm_mean"
@@ -99,7 +113,7 @@ class Aggregates:
         """The state of a key before its first event at ``ts``."""
         return {
             "t": ts,
-            "w": [[[0, 0, {}, {}]] if w[0] == _LIFETIME else [] for w in self.windows],
+            "w": [_EMPTY[w[0]]() for w in self.windows],
             "e": [[0.0, 0.0] for _ in self.ewm],
         }
 
@@ -116,7 +130,10 @@ class Aggregates:
         for spec, held in zip(self.windows, state["w"], strict=True):
             kind, size, step, _, numeric, distinct = spec
             if kind == _SLIDING:
-                _insert(held, ts, x, numeric, distinct, newest - size - self.expires)
+                horizon = newest - size - self.expires
+                _insert(held[0], ts, x, numeric, distinct, horizon)
+                pane = _bucket(held[1], math.floor(ts / step), step, horizon)
+                capped |= self._count(pane, x, numeric, distinct)
                 continue
             if kind == _LIFETIME:
                 bucket = held[0]
@@ -158,12 +175,8 @@ class Aggregates:
                 if window is None:
                     continue
             else:
-                window = [0, 0, {}, {}]
-                start = bisect_right(held, ts - size, key=_time)
-                for event_ts, values in held[start:]:
-                    if event_ts > ts:
-                        break
-                    capped |= self._count(window, values, numeric, distinct)
+                window, over = self._sliding(held, ts, size, step, ts >= state["t"], spec)
+                capped |= over
             count_name, groups, distincts = plan
             if count_name is not None:
                 x[count_name] = window[1]
@@ -243,6 +256,39 @@ class Aggregates:
                     capped = True
         return capped
 
+    def _sliding(
+        self, held: list, ts: float, size: float, width: float, newest: bool, spec: tuple
+    ) -> tuple[list, bool]:
+        """The bucket of the events in ``(ts - size, ts]``, and whether it holds more than
+        ``distinct_max`` values of a field. Few events: counted one by one; many: the panes
+        wholly inside, and the events of the panes at the two edges (``newest``: no event is
+        later than ``ts``, so the pane holding ``ts`` is wholly inside)."""
+        events, panes = held
+        numeric, distinct = spec[4], spec[5]
+        lo = bisect_right(events, ts - size, key=_time)
+        hi = bisect_right(events, ts, key=_time)
+        window = [0, 0, {}, {}]
+        capped = False
+        first = math.floor((ts - size) / width) + 1  # the first pane wholly inside
+        last = math.floor(ts / width) - (0 if newest else 1)  # and the last
+        if hi - lo <= SCAN or first > last:
+            for _, values in events[lo:hi]:
+                capped |= self._count(window, values, numeric, distinct)
+            return window, capped
+        i = lo
+        while i < hi and math.floor(events[i][0] / width) < first:
+            capped |= self._count(window, events[i][1], numeric, distinct)
+            i += 1
+        for pane in panes:
+            if first <= pane[0] <= last:
+                _fold(window, pane)
+        j = hi
+        while j > i and math.floor(events[j - 1][0] / width) > last:
+            j -= 1
+        for _, values in events[j:hi]:
+            capped |= self._count(window, values, numeric, distinct)
+        return window, capped
+
     def _merge(self, buckets: list, first: int, last: int) -> list | None:
         """One bucket of every bucket of ``buckets`` from index ``first`` to ``last`` (oldest
         first: the sums' order), or None if there is none."""
@@ -263,6 +309,22 @@ class Aggregates:
             for field, values in bucket[3].items():
                 seen[field] = {**seen[field], **values} if field in seen else values
         return [first, n, stats, seen]
+
+
+def _fold(into: list, bucket: list) -> None:
+    """Add ``bucket`` (not changed) to ``into``, a bucket of its own."""
+    into[1] += bucket[1]
+    stats = into[2]
+    for field, part in bucket[2].items():
+        held = stats.get(field)
+        stats[field] = list(part) if held is None else _combine(held, part)
+    seen = into[3]
+    for field, values in bucket[3].items():
+        held = seen.get(field)
+        if held is None:
+            seen[field] = dict(values)
+        else:
+            held.update(values)
 
 
 def _combine(a: list, b: list) -> list:

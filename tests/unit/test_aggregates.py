@@ -475,3 +475,22 @@ def test_without_aggregate_the_fixed_recipe_names():
     x = {"a": 1.0}
     _, flags = r.step(state, 160.0 - 7200.0 - 1.0, x)
     assert flags == TOO_LATE and x == {"a": 1.0}
+
+
+def test_a_hot_key_s_sliding_window_of_many_events_is_the_reference():
+    # ~150 events per sliding window: counted through the panes and the events at their edges
+    rng = random.Random(7)
+    reference, under_test, state = Reference(1000), recipe(), None
+    clock, newest, paned = 0.0, 0.0, 0
+    for i in range(600):
+        clock += rng.choice([0.0, rng.uniform(0, 0.8)])
+        ts = clock - rng.uniform(0, 200) if rng.random() < 0.1 else clock  # late ones too
+        newest = max(newest, ts)
+        x = random_x(rng)
+        expected, expected_flags = reference.step("hot", ts, x)
+        got = dict(x)
+        state, flags = under_test.step(state, ts, got)
+        assert flags == expected_flags, i
+        assert_features(got, expected, f"event {i} ts {ts}")
+        paned += got["count_s75"] > 32
+    assert paned > 400
