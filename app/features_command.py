@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from faust.cli import AppCommand, argument, option
 from tqdm import tqdm
 
@@ -43,6 +44,14 @@ ROW_GROUP = 65536
 async def features(self: AppCommand, input: str, output: str) -> None:
     """Compute the features of the events in INPUT (a JSONL file or kafka:TOPIC) as the stream
     does, into OUTPUT (JSON lines, or Parquet if it ends in .parquet)."""
+    try:
+        await _features(self, input, output)
+    except click.ClickException as exc:  # one line, not a worker's traceback
+        print(f"features: {exc.format_message()}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+
+
+async def _features(self: AppCommand, input: str, output: str) -> None:
     offline = OfflineFeatures(settings)
     if input.startswith(KAFKA):
         topic = input[len(KAFKA) :]
@@ -106,7 +115,13 @@ async def topic_rows(offline: OfflineFeatures, topic: str) -> AsyncIterator[dict
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        await consumer.stop()
+        raise click.ClickException(
+            f"cannot read {topic!r} from {settings.broker}: {type(exc).__name__}: {exc}"
+        ) from None
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
