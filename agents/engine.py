@@ -45,7 +45,7 @@ from app.label_rules import label_check
 from app.mapping import Origin
 from app.outbox import Outbox, Slot
 from app.raw_fetch import RAW
-from app.recipe import DISTINCT_CAPPED, TOO_LATE
+from app.recipe import DISTINCT_CAPPED, STATE_RESET, TOO_LATE
 from app.records import dead_letter_headers
 from app.settings import Settings, settings
 from app.topics import declare, enriched, events, events_dlq, join, predictions, rekeyed
@@ -118,6 +118,8 @@ class Engine(Service):
         self.recipe = self.keeper.recipe = config.recipe
         #: how a message of a team's own shape maps to an event (None: streamlearn's shape)
         self.mapping = self.intake.mapping
+        #: shards that met key windows stored by other features (said once each)
+        self.reset_shards: set[int] = set()
         #: records read, and events taken by a model shard
         self.n_received = 0
         self.n_events = 0
@@ -218,7 +220,7 @@ class Engine(Service):
             if state is not None:
                 break
         else:
-            state = window_state(key)
+            state = window_state(key, self.recipe)
         if state is None:
             return None
         return {"key": key, "last_seen": state["t"], "features": self.recipe.latest(state)}
@@ -366,6 +368,8 @@ class Engine(Service):
                     count("too_late", live.shard)
                 if flags & DISTINCT_CAPPED:
                     count("distinct_capped", live.shard)
+                if flags & STATE_RESET:
+                    self._state_reset(live.shard)
         event["x"] = one_hot(event["x"])
         try:
             predictions, park = live.models.take_event(event, now, record.timestamp / 1000.0)
@@ -383,6 +387,19 @@ class Engine(Service):
             topic = self.config.enriched_topic
             partition = live.shard % self.partitions[topic]
             self.outbox.add(topic, partition, record.key, orjson.dumps(event))
+
+    def _state_reset(self, shard: int) -> None:
+        """A key's stored windows were made by other features: it starts again (counted; said
+        once per shard)."""
+        if shard not in self.reset_shards:
+            self.reset_shards.add(shard)
+            log.warning(
+                "shard %d: key windows stored by other features (the config file's [windows] "
+                "and [[aggregate]] changed): each such key starts again at its next event, "
+                "counted in windows_reset",
+                shard,
+            )
+        count("windows_reset", shard)
 
     def _park(self, park: dict) -> None:
         """Send an unlabelled event's features to the label join, keyed by event id."""

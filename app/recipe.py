@@ -16,6 +16,8 @@ newest event time is ``t``:
 
 from __future__ import annotations
 
+import hashlib
+
 import orjson
 
 from app.aggregates import Aggregates
@@ -26,6 +28,8 @@ from app.windows import Windows, copy_state
 #: flags :meth:`Recipe.step` returns
 TOO_LATE = 1
 DISTINCT_CAPPED = 2
+#: (set by the store, not the recipe) the key's stored state was made by other features
+STATE_RESET = 4
 
 
 class Fixed:
@@ -36,6 +40,10 @@ class Fixed:
         self.windows = windows
         self.only = only
         self.names = window_names(windows.window, windows.hop_window)
+        only = ",".join(sorted(only)) if only is not None else "*"
+        #: what a stored state must have been made by (see :attr:`Recipe.fingerprint`)
+        self.fingerprint = f"fixed:{windows.window:g}:{windows.hop_window:g}:{windows.hop_step:g}"
+        self.fingerprint += f":{only}"
 
     def add(self, state: dict | None, ts: float, x: dict) -> tuple[dict, bool]:
         state, tumbling, hopping = self.windows.step(state, ts, window_values(x, self.only))
@@ -58,6 +66,20 @@ class Recipe:
         self.expires = expires
         #: whether the features come from the config file's [[aggregate]] entries
         self.declared = declared
+        #: a short text that changes whenever the layout of a key's state does: a state stored
+        #: by other features is not read (the key starts again)
+        self.fingerprint = (
+            "declared:" + hashlib.sha256(repr(arithmetic.spec).encode()).hexdigest()[:16]
+            if declared
+            else arithmetic.fingerprint
+        )
+
+    def made_by(self, fingerprint: str | None) -> bool:
+        """Whether a state stored with ``fingerprint`` was made by these features (None:
+        stored before fingerprints, by the fixed recipe)."""
+        if fingerprint is None:
+            return not self.declared
+        return fingerprint == self.fingerprint
 
     @classmethod
     def build(

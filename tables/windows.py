@@ -1,12 +1,14 @@
 """Per-key windowed activity of the batch engine, exactly once through crashes.
 
-Key: entity key. Value: bytes, ``orjson`` of ``{"u": U, "s": state, "pu": E, "ps": previous}``
+Key: entity key. Value: bytes, ``orjson`` of
+``{"u": U, "s": state, "pu": E, "ps": previous, "r": the recipe's fingerprint}``
 (state as in :mod:`app.windows`): the key's state after every events offset <= U of its shard,
 and, for a crash before the checkpoint at U was written, its state at the checkpoint before
 (offset E). Values are written only by a checkpoint, after the model snapshot at U is taken and
 before the checkpoint itself; each checkpoint is flushed before the next one writes values. On
 restore with checkpoint offset C, a value with ``u <= C`` gives ``s``, else ``ps`` (then E = C),
-so the windows restart exactly at the checkpoint and the replay counts each event once.
+so the windows restart exactly at the checkpoint and the replay counts each event once. A value
+whose ``r`` is not the running recipe's (the features changed) is not read: the key starts again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import orjson
 
 from app.faust_app import app
-from app.recipe import Recipe
+from app.recipe import STATE_RESET, Recipe
 from app.settings import settings
 
 #: RocksDB's memory for this table (Faust's defaults allow a 2 GiB block cache and 3 x 64 MiB
@@ -41,12 +43,14 @@ RECIPE: Recipe = settings.recipe
 _MISSING = object()
 
 
-def window_state(key: str) -> dict | None:
+def window_state(key: str, recipe: Recipe = RECIPE) -> dict | None:
     """``key``'s latest window state in the local store (None: none), for the web view."""
     raw = key_windows.get(key)
     if raw is None:
         return None
     value = orjson.loads(raw)
+    if not recipe.made_by(value.get("r")):
+        return None
     return value["s"] if value["s"] is not None else value["ps"]
 
 
@@ -70,20 +74,29 @@ class ShardWindows:
         self.expired: set[str] = set()
         #: latest event time of the shard (for expiry)
         self.now = 0.0
+        #: whether the last state read from the table was stored by other features
+        self.reset = False
 
     def _load(self, key: str) -> dict | None:
         raw = key_windows.get(key)
         if raw is None:
             return None
         value = orjson.loads(raw)
+        if not self.recipe.made_by(value.get("r")):
+            self.reset = True  # stored by other features: the key starts again
+            return None
         return value["s"] if value["u"] <= self.base else value["ps"]
 
     def update(self, key: str, ts: float, x: dict) -> int:
         """Count an event of ``key`` at ``ts`` with features ``x`` and add its windowed
         features to ``x``; the recipe's flags (``app.recipe.TOO_LATE``, ...)."""
         state = self.cache.pop(key, _MISSING)
+        reset = 0
         if state is _MISSING:
             state = self._load(key)
+            if self.reset:
+                self.reset = False
+                reset = STATE_RESET
         if key not in self.clean:  # first change since the last checkpoint began: keep a copy
             self.clean[key] = self.recipe.copy(state) if state is not None else None
             self.expired.discard(key)
@@ -92,14 +105,17 @@ class ShardWindows:
             self.cache[key] = state  # (re-)inserted last: the cache evicts the least recent
         if ts > self.now:
             self.now = ts
-        return flags
+        return flags | reset
 
     def begin(self, upto: int) -> tuple[dict[str, bytes | None], dict]:
         """Start a checkpoint at events offset ``upto``: the table values it must write (None:
         delete), and what :meth:`abort` needs. Events taken from now on belong to the next one.
         """
+        made_by = self.recipe.fingerprint
         values: dict[str, bytes | None] = {
-            key: orjson.dumps({"u": upto, "s": self.cache[key], "pu": self.base, "ps": before})
+            key: orjson.dumps(
+                {"u": upto, "s": self.cache[key], "pu": self.base, "ps": before, "r": made_by}
+            )
             for key, before in self.clean.items()
         }
         for key in self.expired:

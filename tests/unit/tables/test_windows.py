@@ -1,5 +1,6 @@
 """ShardWindows: what a checkpoint writes, and what a new owner reads back after a crash."""
 
+import orjson
 import pytest
 
 import tables.windows as windows_module
@@ -78,3 +79,35 @@ def test_the_cache_evicts_old_keys_and_deletes_expired_ones(table):
     assert "old" not in table and "new" in table
     restored = ShardWindows(0, base=1, cache_size=1)
     assert count(restored, "new", 2 * RECIPE.expires + 10_001.0) == 2  # read back from the table
+
+
+def test_a_key_stored_by_other_features_starts_again_and_is_flagged(table):
+    from app.feature_spec import parse
+    from app.recipe import STATE_RESET, Recipe
+
+    spec = parse(
+        {"w": {"kind": "sliding", "size": 60}},
+        [{"fields": ["a"], "aggregations": ["count", "max"], "windows": ["w"]}],
+        "test",
+    )
+    declared = Recipe.build(spec, window=3600, hop_window=3600, hop_step=600, expires=7200)
+    fixed = ShardWindows(0, base=-1, cache_size=100)  # today's recipe
+    count(fixed, "k", 10.0)
+    checkpoint(fixed, upto=0)
+    legacy = orjson.loads(table["k"])
+    assert legacy["r"] == RECIPE.fingerprint
+    # the config file now declares features: the stored state is not read, the key starts again
+    after = ShardWindows(0, base=0, cache_size=100, recipe=declared)
+    x = {"a": 2.0}
+    assert after.update("k", 20.0, x) == STATE_RESET
+    assert x == {"a": 2.0, "count_w": 1, "a_max_w": 2.0}  # no secs_since_last: a new key
+    x = {"a": 1.0}
+    assert after.update("k", 30.0, x) == 0 and x["count_w"] == 2
+    # a value stored before fingerprints (no "r") was made by the fixed recipe
+    del legacy["r"]
+    table["k"] = orjson.dumps(legacy)
+    assert count(ShardWindows(0, base=0, cache_size=100), "k", 20.0) == 2
+    assert (
+        ShardWindows(0, base=0, cache_size=100, recipe=declared).update("k", 20.0, {})
+        == STATE_RESET
+    )
