@@ -9,7 +9,7 @@ arithmetic is in :mod:`app.aggregates`, the choice between these and today's fix
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.features import window_label
 
@@ -101,7 +101,13 @@ def parse(
                     f"{at}: {output.name!r} names two different features; rename a field or "
                     "a window"
                 )
-    return FeatureSpec(tuple(defs), _grouped(list(outputs.values()), len(defs)))
+    # a window no entry uses keeps no state
+    used = sorted({o.window for o in outputs.values() if o.window >= 0})
+    index_of = {old: new for new, old in enumerate(used)}
+    kept = [
+        replace(o, window=index_of[o.window]) if o.window >= 0 else o for o in outputs.values()
+    ]
+    return FeatureSpec(tuple(defs[i] for i in used), _grouped(kept, len(used)))
 
 
 def _grouped(outputs: list[Output], n_windows: int) -> tuple[Output, ...]:
