@@ -98,10 +98,10 @@ class Recipe:
             return cls(Fixed(Windows(window, hop_window, hop_step, expires), only), expires, False)
         return cls(Aggregates(spec, expires, distinct_max), expires, True)
 
-    def step(self, state: dict | None, ts: float, x: dict) -> tuple[dict | None, int]:
-        """Count an event at ``ts`` in its key's ``state`` (changed in place) and write its
-        features into ``x``: the state (None only for a too-late first event, never) and the
-        flags (:data:`TOO_LATE`, :data:`DISTINCT_CAPPED`)."""
+    def step(self, state: dict | None, ts: float, x: dict) -> tuple[dict, int]:
+        """Count an event at ``ts`` in its key's ``state`` (None: a new key; changed in place)
+        and write its features into ``x``: the key's state now, and the flags
+        (:data:`TOO_LATE`, :data:`DISTINCT_CAPPED`)."""
         previous = None
         if state is not None:
             newest = state["t"]

@@ -101,8 +101,7 @@ class ShardWindows:
             self.clean[key] = self.recipe.copy(state) if state is not None else None
             self.expired.discard(key)
         state, flags = self.recipe.step(state, ts, x)
-        if state is not None:
-            self.cache[key] = state  # (re-)inserted last: the cache evicts the least recent
+        self.cache[key] = state  # (re-)inserted last: the cache evicts the least recently used
         if ts > self.now:
             self.now = ts
         return flags | reset
