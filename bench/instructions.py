@@ -1,6 +1,7 @@
 """Instructions per event of the engine's hot path against River's plain loop, by callgrind.
 
-    python bench/instructions.py [--events 5000] [--keys 0]      (needs valgrind)
+    python bench/instructions.py [--events 5000] [--keys 0] [--config FILE]   (needs valgrind)
+    python bench/instructions.py --per-aggregation [--keys 1000] [--events 5000] [--wall-clock]
 
 Wall-clock rates on a shared 2-core VM swing by 2x within minutes; instruction counts do not.
 This runs, in-process and without Kafka, (1) River's plain loop over the JSON rows (the limit of
@@ -10,6 +11,23 @@ record batches), each under ``valgrind --tool=callgrind`` with instrumentation s
 around the measured loop, after a warm-up. It prints instructions per event of both and their
 ratio: an upper bound of what the worker can reach (it leaves out Kafka fetches, checkpoints and
 cache misses), and a noise-free way to tell whether a change to the hot path made it cheaper.
+``--config FILE`` runs the engine with that config file (STREAMLEARN_CONFIG), e.g. ``--keys 1000
+--config bench/rich_features.toml`` (the events then carry the rich row's "category" field too,
+in both loops).
+
+``--per-aggregation`` counts the cost of each aggregation kind per event: instructions of
+:meth:`app.recipe.Recipe.step` alone (in-process, no Kafka, no model), the engine's per-key call,
+over keyed events (``--keys``, default 1000, as bench/run.py's keyed rows; ``ts`` = the event's
+index, so a key gets one event every ``keys`` seconds: fewer keys, denser windows), after
+``--warm-up`` events (default 10,000: past the 7,200 s of WINDOW_EXPIRES, so states are as full
+as they get), for today's fixed recipe, one spec per aggregation on one tumbling window (a
+numeric one on field "0", ``distinct`` on the int field "category", ``ewm_mean`` alone), count +
+sum on each window kind, and bench/rich_features.toml. Beside it: what the loop costs with a
+no-op step (the "net" column is without it), ``Recipe.copy`` of a key's state (what the engine
+does the first time a key changes after a checkpoint began) and the state's JSON size (what the
+checkpoint writes per changed key). Without valgrind (or with ``--wall-clock``) it times the same
+loop instead: nanoseconds per event, the median of ``--runs`` runs, noisy on shared cores, and
+says so.
 """
 
 from __future__ import annotations
@@ -18,17 +36,20 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM_UP = 2000
 
 
-def measure(mode: str, events: int, keys: int) -> int:
+def measure(mode: str, events: int, keys: int, *extra: str) -> int:
     """Instructions callgrind counted in the measured loop of one child run."""
     with tempfile.TemporaryDirectory(prefix="callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
@@ -46,10 +67,12 @@ def measure(mode: str, events: int, keys: int) -> int:
                 str(events),
                 "--keys",
                 str(keys),
+                *extra,
             ],
             check=True,
             capture_output=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            # (a fixed hash seed: the same dict and set layouts, run after run)
+            env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"},
         )
         totals = re.search(r"^totals: (\d+)", out.read_text(), re.MULTILINE)
         return int(totals.group(1))
@@ -62,7 +85,9 @@ def child(mode: str, events: int, keys: int) -> None:
     from agents.engine import PUBLISH_EVERY, engine
     from app.outbox import Outbox
 
-    workload = workloads.make(WARM_UP + events, keys=keys)
+    # (a config file: declared features, which may count the rich row's "category")
+    categories = workloads.CATEGORIES if os.environ.get("STREAMLEARN_CONFIG") else 0
+    workload = workloads.make(WARM_UP + events, keys=keys, categories=categories)
     now_ms = int(time.time() * 1000)
     records = [
         ConsumerRecord("events", 0, i, now_ms, 0, key, value, None, len(value), len(key), ())
@@ -99,6 +124,199 @@ def control(*args: str) -> None:
     subprocess.run(["callgrind_control", *args, str(os.getpid())], capture_output=True)
 
 
+# --per-aggregation: Recipe.step alone
+
+#: the windows of the per-aggregation specs (streamlearn's default sizes; sliding: 10 minutes)
+KIND_WINDOWS = {
+    "tumbling": {"tumbling_1h": {"kind": "tumbling", "size": 3600}},
+    "hopping": {"hopping_1h": {"kind": "hopping", "size": 3600, "step": 600}},
+    "sliding": {"last_10m": {"kind": "sliding", "size": 600}},
+    "lifetime": {"lifetime": {"kind": "lifetime"}},
+}
+
+
+def _declared(windows: dict, *aggregates: dict):
+    from app.feature_spec import parse
+
+    return workloads.declared_recipe(parse(windows, list(aggregates), "bench", 7200.0))
+
+
+def recipes() -> dict[str, Callable[[], object]]:
+    """The measured recipes by label: a function building each (None: the no-op step)."""
+    from app.feature_spec import AGGREGATIONS
+    from app.recipe import Recipe
+
+    out: dict[str, Callable[[], object]] = {
+        "loop alone (a no-op step)": lambda: None,
+        "fixed: today's default, feature 0 (the bench)": workloads.fixed_recipe,
+        "fixed: today's default, every numeric feature": lambda: Recipe.build(
+            None, window=3600.0, hop_window=3600.0, hop_step=600.0, expires=7200.0
+        ),
+    }
+    tumbling = KIND_WINDOWS["tumbling"]
+    for aggregation in AGGREGATIONS:
+        if aggregation == "ewm_mean":
+            entry = {"fields": ["0"], "aggregations": ["ewm_mean"], "half_life": 600}
+            out["ewm_mean of 0 (half life 10m, no window)"] = partial(_declared, {}, entry)
+            continue
+        field = workloads.CATEGORY if aggregation == "distinct" else "0"
+        entry = {"fields": [field], "aggregations": [aggregation], "windows": list(tumbling)}
+        of = "" if aggregation == "count" else f" of {field}"
+        label = f"{aggregation}{of}, tumbling 1h"
+        out[label] = partial(_declared, tumbling, entry)
+    for kind, windows in KIND_WINDOWS.items():
+        entry = {"fields": ["0"], "aggregations": ["count", "sum"], "windows": list(windows)}
+        out[f"count + sum of 0, {kind} window"] = partial(_declared, windows, entry)
+    out["rich: bench/rich_features.toml"] = lambda: workloads.declared_recipe(workloads.rich_spec())
+    return out
+
+
+def keyed_items(events: int, keys: int) -> list[tuple[str, float, dict]]:
+    """``(key, ts, x)`` of the first ``events`` keyed rows (with "category"), each ``x`` a fresh
+    dict (a step writes the features into it)."""
+    import orjson
+
+    workload = workloads.make(events, keys=keys, categories=workloads.CATEGORIES)
+    out = []
+    for raw in workload.rows:
+        event = orjson.loads(raw)
+        out.append((event["key"], event["ts"], event["x"]))
+    return out
+
+
+def _no_step(state: dict | None, ts: float, x: dict) -> tuple[dict | None, int]:
+    return state, 0
+
+
+def _no_copy(state: dict) -> dict:
+    return state
+
+
+def stepper(recipe) -> Callable:
+    return recipe.step if recipe is not None else _no_step
+
+
+def run_steps(step: Callable, items: list, states: dict) -> None:
+    """The measured loop: each event through ``step`` with its key's state."""
+    get = states.get
+    for key, ts, x in items:
+        state, _ = step(get(key), ts, x)
+        states[key] = state
+
+
+def recipe_child(label: str, what: str, events: int, keys: int, warm_up: int) -> None:
+    """One callgrind child of --per-aggregation: instrumentation on around ``events`` steps
+    (``what`` = "step") or around ``Recipe.copy`` of every key's state after them ("copy")."""
+    recipe = recipes()[label]()
+    items = keyed_items(warm_up + events, keys)
+    states: dict = {}
+    step = stepper(recipe)
+    run_steps(step, items[:warm_up], states)
+    if what == "step":
+        control("-i", "on")
+        run_steps(step, items[warm_up:], states)
+        control("-i", "off")
+        return
+    run_steps(step, items[warm_up:], states)
+    held = list(states.values())
+    copy = recipe.copy if recipe is not None else _no_copy
+    control("-i", "on")
+    for state in held:
+        copy(state)
+    control("-i", "off")
+
+
+def describe(recipe, events: int, keys: int, warm_up: int) -> tuple[int, float]:
+    """Features a step adds to an event (the last one), and the mean JSON bytes of a key's
+    state at the end (what a checkpoint writes per changed key, twice: now and before)."""
+    import orjson
+
+    if recipe is None:
+        return 0, 0.0
+    items = keyed_items(warm_up + events, keys)
+    width = len(items[-1][2])
+    states: dict = {}
+    run_steps(recipe.step, items, states)
+    added = len(items[-1][2]) - width
+    return added, statistics.fmean(len(orjson.dumps(s)) for s in states.values())
+
+
+def wall_clock(recipe, events: int, keys: int, warm_up: int, runs: int) -> float:
+    """Median nanoseconds per event of the measured loop over ``runs`` runs (each on fresh
+    rows and states, after the warm-up)."""
+    step = stepper(recipe)
+    times = []
+    for _ in range(runs):
+        items = keyed_items(warm_up + events, keys)
+        states: dict = {}
+        run_steps(step, items[:warm_up], states)
+        start = time.perf_counter_ns()
+        run_steps(step, items[warm_up:], states)
+        times.append((time.perf_counter_ns() - start) / events)
+    return statistics.median(times)
+
+
+def per_aggregation(events: int, keys: int, warm_up: int, runs: int, use_wall: bool) -> None:
+    """Print the per-aggregation table (see the module's docstring)."""
+    callgrind = not use_wall and shutil.which("valgrind") is not None
+    unit = "instructions/event (callgrind)" if callgrind else "ns/event (WALL CLOCK)"
+    print(
+        f"Recipe.step alone, in-process (no Kafka, no model): {events:,} keyed events after "
+        f"{warm_up:,}, {keys:,} keys (one event per key every {keys:,} s of event time); "
+        f"{unit}",
+        flush=True,
+    )
+    if not callgrind:
+        why = "--wall-clock" if use_wall else "valgrind not found"
+        print(
+            f"  ({why}: wall-clock timing, the median of {runs} runs; noisy on shared cores, "
+            "compare rows of one run only)",
+            flush=True,
+        )
+    built = recipes()
+    width = max(len(label) for label in built)
+    cost_head = "instr/event" if callgrind else "ns/event"
+    copy_head = "copy/key" if callgrind else ""
+    print(
+        f"{'recipe':<{width}} {'features':>8} {cost_head:>12} {'net':>10} {copy_head:>10} "
+        f"{'state B/key':>11}",
+        flush=True,
+    )
+    base = copy_base = None
+    extra = ("--warm-up", str(warm_up))
+    for label, build in built.items():
+        recipe = build()
+        added, state_bytes = describe(recipe, events, keys, warm_up)
+        copied = ""
+        if callgrind:
+            cost = measure(f"recipe:step:{label}", events, keys, *extra) / events
+            # (the loop's and callgrind_control's own instructions: a no-op copy's, taken off)
+            copy_cost = measure(f"recipe:copy:{label}", events, keys, *extra) / keys
+            if recipe is None:
+                copy_base = copy_cost
+            else:
+                copied = f"{copy_cost - (copy_base or 0.0):,.0f}"
+        else:
+            cost = wall_clock(recipe, events, keys, warm_up, runs)
+        if recipe is None:
+            base = cost
+        net = f"{cost - base:,.0f}" if recipe is not None and base is not None else "-"
+        shown_bytes = f"{state_bytes:,.0f}" if recipe is not None else "-"
+        print(
+            f"{label:<{width}} {added:>8} {cost:>12,.0f} {net:>10} {copied:>10} {shown_bytes:>11}",
+            flush=True,
+        )
+    print(
+        "(net: without the loop's own cost, and callgrind_control's (a subprocess run with "
+        "instrumentation on: a fixed cost, spread over the events); copy/key: instructions of "
+        "Recipe.copy of one key's state, without the same loop's; state B/key: its JSON size, "
+        "as the checkpoint writes it)"
+        if callgrind
+        else "(net: without the loop's own cost; state B/key: a key's state's JSON size, as the "
+        "checkpoint writes it)"
+    )
+
+
 #: the engine's outputs (topic names of the settings below)
 OUTPUT_TOPICS = ("predictions", "events-dlq")
 
@@ -111,6 +329,8 @@ os.environ.update(
     STREAMLEARN_WINDOW_FEATURES="0",  # as bench.workloads.WINDOW_FEATURES
     STREAMLEARN_MODEL="StandardScaler | LogisticRegression @ Accuracy",  # as MODELS["lr"]
 )
+from functools import partial  # noqa: E402
+
 from bench import workloads  # noqa: E402
 from bench.workloads import Workload  # noqa: E402
 
@@ -118,15 +338,49 @@ from bench.workloads import Workload  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--keys", type=int, default=0, help="> 0: keyed events, with windows")
-    parser.add_argument("--child", choices=["limit", "engine"])
+    parser.add_argument(
+        "--keys",
+        type=int,
+        default=None,
+        help="> 0: keyed events, with windows (default: 0; --per-aggregation: 1000)",
+    )
+    parser.add_argument(
+        "--per-aggregation",
+        action="store_true",
+        help="instructions per event of Recipe.step alone, per aggregation and window kind",
+    )
+    parser.add_argument(
+        "--warm-up", type=int, default=10_000, help="--per-aggregation: events before measuring"
+    )
+    parser.add_argument(
+        "--wall-clock", action="store_true", help="--per-aggregation: time it, not callgrind"
+    )
+    parser.add_argument("--runs", type=int, default=5, help="--wall-clock: runs per recipe")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="the engine's config file (STREAMLEARN_CONFIG), e.g. declared features",
+    )
+    parser.add_argument("--child")
     args = parser.parse_args()
+    if args.per_aggregation or (args.child or "").startswith("recipe:"):
+        keys = args.keys or 1000
+        if args.child:
+            _, what, label = args.child.split(":", 2)
+            recipe_child(label, what, args.events, keys, args.warm_up)
+        else:
+            per_aggregation(args.events, keys, args.warm_up, args.runs, args.wall_clock)
+        return
+    args.keys = args.keys or 0
     if args.child:
         child(args.child, args.events, args.keys)
         return
+    if args.config is not None:  # (the children inherit it)
+        os.environ["STREAMLEARN_CONFIG"] = str(args.config.resolve())
     per_event = {m: measure(m, args.events, args.keys) / args.events for m in ("limit", "engine")}
+    config = f", config {args.config}" if args.config is not None else ""
     print(
-        f"instructions per event ({args.events} events, keys={args.keys}): "
+        f"instructions per event ({args.events} events, keys={args.keys}{config}): "
         f"River plain loop {per_event['limit']:,.0f}, engine {per_event['engine']:,.0f}, "
         f"ratio {per_event['limit'] / per_event['engine']:.3f}"
     )

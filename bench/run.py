@@ -62,6 +62,7 @@ sys.path.insert(0, str(ROOT))
 
 from river import evaluate, metrics  # noqa: E402
 
+from app.recipe import Recipe  # noqa: E402
 from bench import peer_runs as peers  # noqa: E402
 from bench import worker, workloads  # noqa: E402
 from bench.duel import duel  # noqa: E402
@@ -74,11 +75,20 @@ PEAK_RSS_MB: dict[str, float] = {}
 
 LIMIT = peers.LABELS[peers.LIMIT]
 IN_MEMORY = "River plain loop, in memory (no Kafka, no output)"
+PLAIN_ROW = "streamlearn worker, no windows"
 WINDOWS_ROW = "streamlearn worker, windows on keyed events"
 RICH_ROW = "streamlearn worker, rich declared features on keyed events"
 #: the sections of a run, in the order they run (``--only``)
-SECTIONS = ("throughput", "head-to-head", "windows", "rich", "scale-out", "latency", "memory")
-SECTIONS += ("features",)
+SECTIONS = (
+    "throughput",
+    "head-to-head",
+    "windows",
+    "rich",
+    "scale-out",
+    "latency",
+    "memory",
+    "features",
+)
 
 #: One run of a system: (events/s, checks passed); ``None`` for a run that did not finish.
 Run = tuple[float, bool] | None
@@ -297,9 +307,7 @@ def throughput(
             peers.LABELS[system]: partial(_peer, system, topic, workload, model, accuracy)
             for system in (peers.SYSTEMS if with_peers else [])
         }
-        systems["streamlearn worker, no windows"] = partial(
-            _worker, workload, model, accuracy, "no windows"
-        )
+        systems[PLAIN_ROW] = partial(_worker, workload, model, accuracy, "no windows")
         rows += interleaved(model, systems, reps, *references(workload, topic, model))
     return rows
 
@@ -340,7 +348,7 @@ def rich(workload: Workload, topic: str, models: list[str], reps: int, loops: di
     return rows
 
 
-def featured(workload: Workload, model: str, recipe, expected: float) -> dict:
+def featured(workload: Workload, model: str, recipe: Recipe, expected: float) -> dict:
     """River's plain loop with ``recipe``'s features, in memory, beside the plain loop without
     (one run each, back to back): what the features and the wider model cost without Kafka."""
     with_rate, accuracy = workloads.featured_loop(workload, model, recipe)
@@ -550,29 +558,48 @@ def main() -> None:
         help="connect as this file's STREAMLEARN_* settings say (scripts/kafka.sh's client.env): "
         "streamlearn's runs over TLS/SASL; the peers and the limit connect in plain text only",
     )
+    parser.add_argument(
+        "--only",
+        type=sections_of,
+        default=(),
+        metavar="SECTIONS",
+        help=f"run these sections only, comma-separated ({', '.join(SECTIONS)}); results go to "
+        "bench/results/only-<sections>.json, not latest.json",
+    )
     args = parser.parse_args()
     if args.client_env is not None:
         harness.use_security(args.client_env)
+    only = args.only
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
     quick = args.quick
     n = 20_000 if quick else args.events
     reps = 1 if quick else args.reps
     models = ["lr"] if quick else ["lr", "tree"]
     pairs = 0 if quick else args.pairs
     ensure_broker()
-    with_peers = not args.no_peers and peers.available()
+    needs_peers = wanted("throughput") or wanted("head-to-head")
+    with_peers = not args.no_peers and needs_peers and peers.available()
     started = time.time()
 
     def section(title: str) -> None:
         print(f"[{time.time() - started:4.0f} s] {title}", flush=True)
 
-    section(f"throughput: {n} events, {reps} reps, models {models}")
     plain = workloads.make(n)
-    topic = peers.fill(plain)
-    filled = [topic]
-    expected = {model: workloads.offline_accuracy(plain, model) for model in models}
-    table = throughput(plain, expected, reps, topic, with_peers)
+    table: list[Row] = []
+    filled: list[str] = []
+    loops: dict[str, dict] = {}
+    if wanted("throughput") or wanted("head-to-head"):
+        topic = peers.fill(plain)
+        filled.append(topic)
+        expected = {model: workloads.offline_accuracy(plain, model) for model in models}
+    if wanted("throughput"):
+        section(f"throughput: {n} events, {reps} reps, models {models}")
+        table += throughput(plain, expected, reps, topic, with_peers)
     head_to_head = None
-    if with_peers and pairs:
+    if with_peers and pairs and wanted("head-to-head"):
         section(f"streamlearn against Quix Streams at-least-once [lr]: {pairs} pairs of drains")
         head_to_head = guarded(
             lambda: duel(
@@ -582,48 +609,71 @@ def main() -> None:
             ),
             "head to head",
         )
-    section("windowed features on keyed events")
-    keyed = workloads.make(n, keys=1000)
-    filled.append(keyed_topic := peers.fill(keyed))
-    table += windowed(keyed, keyed_topic, models, reps)
-    peers.delete_topics(filled)
+    if wanted("windows"):
+        section("windowed features on keyed events")
+        keyed = workloads.make(n, keys=1000)
+        filled.append(keyed_topic := peers.fill(keyed))
+        table += windowed(keyed, keyed_topic, models, reps, loops)
+    if wanted("rich"):
+        section(f"rich declared features on keyed events ({workloads.RICH_FEATURES.name})")
+        # the keyed rows of the windows row, plus the int field its distinct counts
+        rich_rows = workloads.make(n, keys=1000, categories=workloads.CATEGORIES)
+        filled.append(rich_topic := peers.fill(rich_rows))
+        table += rich(rich_rows, rich_topic, models, reps, loops)
+    if filled:
+        peers.delete_topics(filled)
 
+    scale = lat = mem = None
     scale_pairs = 1 if quick else reps
-    section(
-        f"scale-out: {n} events on 2 partitions, one worker and two, {scale_pairs} pair(s) [lr]"
-    )
-    scale = guarded(lambda: scale_out(plain, "lr", scale_pairs), "scale-out")
+    if wanted("scale-out"):
+        section(
+            f"scale-out: {n} events on 2 partitions, one worker and two, {scale_pairs} pair(s) [lr]"
+        )
+        scale = guarded(lambda: scale_out(plain, "lr", scale_pairs), "scale-out")
 
-    section(
-        "latency at half the maximum, "
-        + ("the throughput table's" if quick else "measured right before each run")
-    )
-    # (quick: half the table's one worker drain, not one more drain)
-    drained = (
-        next(r for name, r, _, _, _ in table if name.startswith("streamlearn")) if quick else None
-    )
-    lat = guarded(
-        lambda: latency(plain, seconds=3 if quick else 10, reps=reps, maximum=drained or None),
-        "latency",
-    )
+    if wanted("latency"):
+        section(
+            "latency at half the maximum, "
+            + ("the throughput table's" if quick else "measured right before each run")
+        )
+        # (quick: half the table's one worker drain, not one more drain; none without the table)
+        drained = (
+            next((r for name, r, _, _, _ in table if name.startswith(PLAIN_ROW)), None)
+            if quick
+            else None
+        )
+        lat = guarded(
+            lambda: latency(plain, seconds=3 if quick else 10, reps=reps, maximum=drained or None),
+            "latency",
+        )
 
-    section("memory as distinct keys grow")
-    marks = [10_000, 50_000] if quick else [100_000, 1_000_000]
-    keys = workloads.make(marks[-1], n_features=3, keys=marks[-1])
-    mem = guarded(lambda: worker.memory(keys, "lr", marks), "memory")
-    print(f"  {mem}", flush=True)
+    if wanted("memory"):
+        section("memory as distinct keys grow")
+        marks = [10_000, 50_000] if quick else [100_000, 1_000_000]
+        keys = workloads.make(marks[-1], n_features=3, keys=marks[-1])
+        mem = guarded(lambda: worker.memory(keys, "lr", marks), "memory")
+        print(f"  {mem}", flush=True)
 
-    section("cost per feature count")
-    # (quick: the 10-feature row is the throughput table's own)
-    sizes = {10: 20_000, 100: 5_000, 1000: 1_000} if not quick else {100: 2_000}
-    features = guarded(lambda: scaling(list(sizes), sizes), "cost per feature count") or []
+    features = []
+    if wanted("features"):
+        section("cost per feature count")
+        # (quick: the 10-feature row is the throughput table's own)
+        sizes = {10: 20_000, 100: 5_000, 1000: 1_000} if not quick else {100: 2_000}
+        features = guarded(lambda: scaling(list(sizes), sizes), "cost per feature count") or []
 
     print()
-    print(format_table(table))
-    print(
-        f"(ratio: to the limit, {LIMIT}; in-memory: to the {IN_MEMORY}; medians of {reps} "
-        "run(s), each against the runs just before and after it)"
-    )
+    if table:
+        print(format_table(table))
+        print(
+            f"(ratio: to the limit, {LIMIT}; in-memory: to the {IN_MEMORY}; medians of {reps} "
+            "run(s), each against the runs just before and after it)"
+        )
+    for name, loop in loops.items():
+        print(
+            f"{name}: River's plain loop with its features, in memory, "
+            f"{loop['events_s']:,.0f} ev/s, {loop['ratio']:.3f} of the loop without "
+            f"({loop['check']})"
+        )
     if scale:
         print("\n" + format_scale_out(scale))
     if head_to_head:
@@ -678,11 +728,36 @@ def main() -> None:
         "memory_mb_by_keys": mem,
         "peak_rss_mb": PEAK_RSS_MB,
         "features": features,
+        "in_memory_with_features": loops,
+        "sections": list(only or SECTIONS),
         "seconds": round(time.time() - started),
     }
-    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {RESULTS / 'latest.json'} in {result['seconds']} s")
-    peers.chart(RESULTS / "latest.json", RESULTS / "latest.png")
+    stem = "only-" + "-".join(only) if only else "latest"
+    out = RESULTS / f"{stem}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {out} in {result['seconds']} s")
+    if table:
+        peers.chart(out, RESULTS / f"{stem}.png")
+
+
+def sections_of(text: str) -> tuple[str, ...]:
+    """The sections ``--only`` names, in run order.
+
+    >>> sections_of("rich, windows")
+    ('windows', 'rich')
+    >>> sections_of("rich,nope")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: unknown section(s): nope (one of: throughput, head-to-head, \
+windows, rich, scale-out, latency, memory, features)
+    """
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    unknown = sorted(names.difference(SECTIONS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown section(s): {', '.join(unknown)} (one of: {', '.join(SECTIONS)})"
+        )
+    return tuple(s for s in SECTIONS if s in names)
 
 
 def _cpus() -> int:
