@@ -104,9 +104,7 @@ def parse(
     # a window no entry uses keeps no state
     used = sorted({o.window for o in outputs.values() if o.window >= 0})
     index_of = {old: new for new, old in enumerate(used)}
-    kept = [
-        replace(o, window=index_of[o.window]) if o.window >= 0 else o for o in outputs.values()
-    ]
+    kept = [replace(o, window=index_of[o.window]) if o.window >= 0 else o for o in outputs.values()]
     return FeatureSpec(tuple(defs[i] for i in used), _grouped(kept, len(used)))
 
 
