@@ -79,14 +79,7 @@ def make(n: int, n_features: int = 10, keys: int = 0, categories: int = 0) -> Wo
 
 def fixed_recipe() -> Recipe:
     """The worker's recipe in the windows row: the fixed one, on :data:`WINDOW_FEATURES`."""
-    return Recipe.build(
-        None,
-        window=WINDOWS.window,
-        hop_window=WINDOWS.hop_window,
-        hop_step=WINDOWS.hop_step,
-        expires=WINDOWS.expires,
-        only=frozenset(WINDOW_FEATURES),
-    )
+    return declared_recipe(None)
 
 
 def rich_spec(path: Path = RICH_FEATURES) -> FeatureSpec:
@@ -99,15 +92,16 @@ def rich_spec(path: Path = RICH_FEATURES) -> FeatureSpec:
     return spec
 
 
-def declared_recipe(spec: FeatureSpec, distinct_max: int = 1000) -> Recipe:
-    """The worker's recipe of ``spec`` with the bench's settings (``distinct_max``: the
-    default of STREAMLEARN_DISTINCT_MAX)."""
+def declared_recipe(spec: FeatureSpec | None, distinct_max: int = 1000) -> Recipe:
+    """The worker's recipe of ``spec`` (None: the fixed one, on :data:`WINDOW_FEATURES`) with
+    the bench's settings (``distinct_max``: the default of STREAMLEARN_DISTINCT_MAX)."""
     return Recipe.build(
         spec,
         window=WINDOWS.window,
         hop_window=WINDOWS.hop_window,
         hop_step=WINDOWS.hop_step,
         expires=WINDOWS.expires,
+        only=frozenset(WINDOW_FEATURES) if spec is None else None,
         distinct_max=distinct_max,
     )
 
