@@ -306,15 +306,10 @@ class Aggregates:
             return chosen[0]
         if not chosen:
             return None
-        n, stats, seen = 0, {}, {}
+        window = [first, 0, {}, {}]
         for bucket in chosen:
-            n += bucket[1]
-            for field, part in bucket[2].items():
-                held = stats.get(field)
-                stats[field] = list(part) if held is None else _combine(held, part)
-            for field, values in bucket[3].items():
-                seen[field] = {**seen[field], **values} if field in seen else values
-        return [first, n, stats, seen]
+            _fold(window, bucket)
+        return window
 
 
 def _fold(into: list, bucket: list) -> None:
@@ -323,7 +318,20 @@ def _fold(into: list, bucket: list) -> None:
     stats = into[2]
     for field, part in bucket[2].items():
         held = stats.get(field)
-        stats[field] = list(part) if held is None else _combine(held, part)
+        if held is None:
+            stats[field] = list(part)
+            continue
+        na, sa = held[0], held[1]
+        nb, sb = part[0], part[1]
+        n = na + nb
+        delta = sb / nb - sa / na
+        held[0] = n
+        held[1] = sa + sb
+        if part[2] < held[2]:
+            held[2] = part[2]
+        if part[3] > held[3]:
+            held[3] = part[3]
+        held[4] = held[4] + part[4] + delta * delta * na * nb / n  # Chan et al.
     seen = into[3]
     for field, values in bucket[3].items():
         held = seen.get(field)
@@ -331,21 +339,6 @@ def _fold(into: list, bucket: list) -> None:
             seen[field] = dict(values)
         else:
             held.update(values)
-
-
-def _combine(a: list, b: list) -> list:
-    """The stats of two disjoint groups of values, ``a`` first (Chan et al.'s update of m2)."""
-    na, sa, mina, maxa, m2a = a
-    nb, sb, minb, maxb, m2b = b
-    n = na + nb
-    delta = sb / nb - sa / na
-    return [
-        n,
-        sa + sb,
-        mina if mina <= minb else minb,
-        maxa if maxa >= maxb else maxb,
-        m2a + m2b + delta * delta * na * nb / n,
-    ]
 
 
 def _time(event: list) -> float:
