@@ -5,10 +5,12 @@ and through ``kill -9``s during the stream)."""
 import random
 import subprocess
 import sys
+import tomllib
 
 import orjson
 import pytest
 
+from app.feature_spec import parse
 from app.model_spec import parse_spec
 from tests.integration.harness import ROOT, consume_all, run, wait_for
 
@@ -64,6 +66,11 @@ def events(n: int, seed: int = 3, keys: int = 24) -> list[dict]:
             x["amount"] = round(rng.lognormvariate(3, 1), 2)
         rows.append({"id": f"f{i}", "key": key, "ts": round(t, 3), "x": x, "y": rng.random() < 0.3})
     return rows
+
+
+def parse_spec_of(config: str):
+    table = tomllib.loads(config)
+    return parse(table["windows"], table["aggregate"], "test")
 
 
 def start(pipeline_factory, tmp_path, partitions: int, **settings):
@@ -135,6 +142,18 @@ def test_the_offline_command_equals_the_enriched_topic(pipeline_factory, tmp_pat
     # the features every kind of window gives, present where they must be
     sample = orjson.loads(stream[rows[-1]["id"]])
     assert {"count_last_5m", "n_std_hopping_10m", "merchant_distinct_ever"} <= sample.keys()
+    # the web view: a key's features at its newest event, as that event got them
+    names = set(parse_spec_of(CONFIG).names)
+    checked = 0
+    for key in ("c0", "c1", "c2", "c3", "c4"):
+        of_key = [r for r in rows if r["key"] == key]
+        if of_key[-1]["ts"] < max(r["ts"] for r in of_key):
+            continue  # its last event was late: the view is at a later time
+        x = orjson.loads(stream[of_key[-1]["id"]])
+        view = worker.get(f"/features/{key}/")
+        assert view["features"] == {k: v for k, v in x.items() if k in names}, key
+        checked += 1
+    assert checked >= 2
     if partitions > 1:  # the topic itself as input: partition by partition
         from_topic, _ = offline(pipeline, tmp_path, f"kafka:{pipeline.events}")
         assert_same(stream, from_topic)

@@ -6,6 +6,7 @@ import os
 import signal
 import ssl
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -137,7 +138,9 @@ def total(worker, field: str) -> int:
     return sum(e[field] for e in worker.models())
 
 
-def test_sasl_ssl_pipeline_with_delayed_labels_equals_river_offline(secured, secured_pipeline):
+def test_sasl_ssl_pipeline_with_delayed_labels_equals_river_offline(
+    secured, secured_pipeline, tmp_path
+):
     pipeline = secured_pipeline(secured.sasl, secured.client, partitions=1, model=LR.text)
     worker = pipeline.start_worker()
     inline, delayed = phishing(0, 200), phishing(200, 300, labelled=False)
@@ -158,6 +161,21 @@ def test_sasl_ssl_pipeline_with_delayed_labels_equals_river_offline(secured, sec
     for page in ("/", "/stats/", "/metrics", "/models/", "/dashboard/"):
         with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}{page}", timeout=5) as r:
             assert secured.password.encode() not in r.read(), page
+    # the offline features command reads the topic over the same secured connection
+    out = tmp_path / "features.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "faust", "-A", "app", "features", f"kafka:{pipeline.events}"]
+        + ["--out", str(out)],
+        cwd=ROOT,
+        env=pipeline.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [r["id"] for r in rows] == [f"e{i}" for i in range(300)]
+    assert secured.password not in done.stdout + done.stderr
 
 
 def test_sasl_ssl_kill_and_restart_restores_the_checkpoint(secured, secured_pipeline):
