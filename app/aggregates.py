@@ -28,6 +28,7 @@ import math
 from bisect import bisect_right
 
 from app.feature_spec import FeatureSpec
+from app.windows import INT_SUM
 
 _COUNT, _SUM, _MEAN, _MIN, _MAX, _STD, _DISTINCT, _EWM = range(8)
 _CODES = {
@@ -52,6 +53,7 @@ _EMPTY = {
 # The per-event loops zip a state's lists with the spec's without strict=True (twice the cost
 # of a plain zip on Python 3.11): a state read back always has its spec's shape, as its
 # fingerprint says (app/recipe.py).
+
 
 #: panes per sliding window, and the most events of a window counted one by one
 PANES = 16
@@ -240,6 +242,8 @@ class Aggregates:
             mean = total / n
             n += 1
             total += value
+            if not -INT_SUM < total < INT_SUM:  # an int sum beyond what JSON stores exactly
+                total = float(total)
             held[0] = n
             held[1] = total
             if value < held[2]:
@@ -326,7 +330,8 @@ def _fold(into: list, bucket: list) -> None:
         n = na + nb
         delta = sb / nb - sa / na
         held[0] = n
-        held[1] = sa + sb
+        total = sa + sb
+        held[1] = total if -INT_SUM < total < INT_SUM else float(total)
         if part[2] < held[2]:
             held[2] = part[2]
         if part[3] > held[3]:

@@ -18,6 +18,9 @@ import math
 from dataclasses import dataclass, field
 from itertools import islice
 
+#: int sums at or beyond this become floats (orjson, and so the checkpoint, stores 64-bit ints)
+INT_SUM = 2**63
+
 
 @dataclass(frozen=True)
 class Windows:
@@ -108,7 +111,8 @@ def _hop_sum(buckets: list, first: int, last: int) -> list:
             break
         n_hop += n
         for name, total in sums.items():
-            hop[name] = hop.get(name, 0) + total
+            total = hop.get(name, 0) + total
+            hop[name] = total if -INT_SUM < total < INT_SUM else float(total)
     return [n_hop, hop]
 
 
@@ -134,5 +138,6 @@ def _add(buckets: list, index: int, values: dict, horizon: float, size: float) -
     bucket[1] += 1
     sums = bucket[2]
     for name, value in values.items():
-        sums[name] = sums.get(name, 0) + value
+        total = sums.get(name, 0) + value
+        sums[name] = total if -INT_SUM < total < INT_SUM else float(total)
     return bucket

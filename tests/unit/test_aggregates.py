@@ -494,3 +494,19 @@ def test_a_hot_key_s_sliding_window_of_many_events_is_the_reference():
         assert_features(got, expected, f"event {i} ts {ts}")
         paned += got["count_s75"] > 32
     assert paned > 400
+
+
+def test_an_int_sum_beyond_64_bits_becomes_a_float_the_checkpoint_can_store():
+    spec = parse(
+        {"ever": {"kind": "lifetime"}, "h": {"kind": "hopping", "size": 20, "step": 10}},
+        [{"fields": ["n"], "aggregations": ["sum"], "windows": ["ever", "h"]}],
+        "test",
+    )
+    under_test = Recipe.build(spec, window=3600, hop_window=3600, hop_step=600, expires=7200)
+    state, x = None, {}
+    for i in range(20_000):  # 2e19 in all: past 2**64
+        x = {"n": 10**15}
+        state, _ = under_test.step(state, float(i) * 0.001, x)
+    assert x["n_sum_ever"] == 2e19 and type(x["n_sum_ever"]) is float
+    assert type(x["n_sum_h"]) is float  # two buckets of 1e19 each, merged
+    orjson.dumps(state)  # does not raise
