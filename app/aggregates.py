@@ -5,7 +5,9 @@ state is a plain JSON value, written to the key-windows table as it is::
 
     {"t": the key's newest event time,
      "w": [one per declared window, in the spec's order],
-     "e": [[weighted sum, sum of weights] per ewm_mean feature, weights relative to "t"]}
+     "e": [[weighted sum, sum of weights, t_ref] per ewm_mean feature: the weights are
+           relative to t_ref, the newest time of a value of its field (weight 1), so they
+           never underflow]}
 
     tumbling, hopping  buckets [index, n, stats, seen], sorted by index (hopping: one per step)
     sliding            [events, panes]: the events [ts, {field: value}] of the last size +
@@ -25,7 +27,7 @@ events older than that.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 
 from app.feature_spec import FeatureSpec
 from app.windows import INT_SUM
@@ -120,7 +122,7 @@ class Aggregates:
         return {
             "t": ts,
             "w": [_EMPTY[w[0]]() for w in self.windows],
-            "e": [[0.0, 0.0] for _ in self.ewm],
+            "e": [[0.0, 0.0, ts] for _ in self.ewm],
         }
 
     def add(self, state: dict | None, ts: float, x: dict) -> tuple[dict, bool]:
@@ -130,7 +132,7 @@ class Aggregates:
         if state is None:
             state = self.new(ts)
         elif ts > state["t"]:
-            self._advance(state, ts)
+            state["t"] = ts
         newest = state["t"]
         capped = False
         for spec, held in zip(self.windows, state["w"]):  # noqa: B905 (hot path)
@@ -153,9 +155,16 @@ class Aggregates:
             value = x.get(field)
             kind = type(value)
             if kind is float or kind is int:
-                weight = 2.0 ** (-(newest - ts) / half_life) if ts < newest else 1.0
-                ewm[0] += weight * value
-                ewm[1] += weight
+                total, weights, reference = ewm
+                if weights == 0.0:  # the field's first value
+                    ewm[0], ewm[1], ewm[2] = value, 1.0, ts
+                elif ts >= reference:  # the newest value: weight 1, the others decay
+                    decay = 2.0 ** (-(ts - reference) / half_life)
+                    ewm[0], ewm[1], ewm[2] = total * decay + value, weights * decay + 1.0, ts
+                else:  # a late value
+                    weight = 2.0 ** (-(reference - ts) / half_life)
+                    ewm[0] = total + weight * value
+                    ewm[1] = weights + weight
         capped |= self.write(state, ts, x)
         return state, capped
 
@@ -208,21 +217,10 @@ class Aggregates:
                 if seen:
                     x[name] = min(len(seen), cap)
                     capped |= len(seen) > cap
-        for (_, _, name), (total, weights) in zip(self.ewm, state["e"]):  # noqa: B905 (hot path)
+        for (_, _, name), (total, weights, _) in zip(self.ewm, state["e"]):  # noqa: B905
             if weights > 0.0:
                 x[name] = total / weights
         return capped
-
-    def _advance(self, state: dict, ts: float) -> None:
-        """The key's newest time moves to ``ts``: ewm weights are relative to it."""
-        gap = ts - state["t"]
-        state["t"] = ts
-        if not self.ewm:
-            return
-        for (_, half_life, _), ewm in zip(self.ewm, state["e"]):  # noqa: B905 (hot path)
-            decay = 2.0 ** (-gap / half_life)
-            ewm[0] *= decay
-            ewm[1] *= decay
 
     def _count(self, bucket: list, x: dict, numeric: tuple, distinct: tuple) -> bool:
         """Count one event with features ``x`` in ``bucket``; whether a distinct value was
@@ -289,9 +287,10 @@ class Aggregates:
         while i < hi and math.floor(events[i][0] / width) < first:
             capped |= self._count(window, events[i][1], numeric, distinct)
             i += 1
-        for pane in panes:
-            if first <= pane[0] <= last:
-                _fold(window, pane)
+        for pane in panes[bisect_left(panes, first, key=_index) :]:
+            if pane[0] > last:
+                break
+            _fold(window, pane)
         j = hi
         while j > i and math.floor(events[j - 1][0] / width) > last:
             j -= 1

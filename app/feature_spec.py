@@ -202,7 +202,8 @@ def _aggregate(entry: object, at: str, index: dict[str, int]) -> list[Output]:
     if "ewm_mean" in aggregations:
         label = window_label(float(half_life))
         for field in fields:
-            outputs.append(Output(f"{field}_ewm_mean_{label}", -1, field, "ewm_mean", half_life))
+            name = f"{field}_ewm_mean_{label}"
+            outputs.append(Output(name, -1, field, "ewm_mean", float(half_life)))
     return outputs
 
 

@@ -107,7 +107,7 @@ def file_rows(offline: OfflineFeatures, path: Path) -> Iterator[dict]:
 
 async def topic_rows(offline: OfflineFeatures, topic: str) -> AsyncIterator[dict]:
     """The rows of a topic's records: each partition from its beginning to its end offset when
-    this started, in partition order."""
+    this started, each partition in order (partitions interleaved)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(settings.broker),
         **client_options(settings),

@@ -25,6 +25,9 @@ from app.feature_spec import FeatureSpec
 from app.features import add_aggregates, window_names, window_values
 from app.windows import Windows, copy_state
 
+#: the version of the declared state's layout (app/aggregates.py), part of its fingerprint
+STATE_LAYOUT = 2
+
 #: flags :meth:`Recipe.step` returns
 TOO_LATE = 1
 DISTINCT_CAPPED = 2
@@ -68,11 +71,11 @@ class Recipe:
         self.declared = declared
         #: a short text that changes whenever the layout of a key's state does: a state stored
         #: by other features is not read (the key starts again)
-        self.fingerprint = (
-            "declared:" + hashlib.sha256(repr(arithmetic.spec).encode()).hexdigest()[:16]
-            if declared
-            else arithmetic.fingerprint
-        )
+        if declared:
+            made_of = repr((STATE_LAYOUT, arithmetic.spec, expires, arithmetic.distinct_max))
+            self.fingerprint = "declared:" + hashlib.sha256(made_of.encode()).hexdigest()[:16]
+        else:
+            self.fingerprint = f"{arithmetic.fingerprint}:{expires:g}"
 
     def made_by(self, fingerprint: str | None) -> bool:
         """Whether a state stored with ``fingerprint`` was made by these features (None:

@@ -1,14 +1,15 @@
 """Per-key windowed activity of the batch engine, exactly once through crashes.
 
 Key: entity key. Value: bytes, ``orjson`` of
-``{"u": U, "s": state, "pu": E, "ps": previous, "r": the recipe's fingerprint}``
-(state as in :mod:`app.windows`): the key's state after every events offset <= U of its shard,
-and, for a crash before the checkpoint at U was written, its state at the checkpoint before
-(offset E). Values are written only by a checkpoint, after the model snapshot at U is taken and
-before the checkpoint itself; each checkpoint is flushed before the next one writes values. On
-restore with checkpoint offset C, a value with ``u <= C`` gives ``s``, else ``ps`` (then E = C),
-so the windows restart exactly at the checkpoint and the replay counts each event once. A value
-whose ``r`` is not the running recipe's (the features changed) is not read: the key starts again.
+``{"u": U, "s": state, "pu": E, "ps": previous, "r": the recipe's fingerprint}`` (a state of
+:mod:`app.windows` or :mod:`app.aggregates`): the key's state after every events offset <= U of
+its shard, and, for a crash before the checkpoint at U was written, its state at the checkpoint
+before (offset E). Values are written only by a checkpoint, after the model snapshot at U is
+taken and before the checkpoint itself; each checkpoint is flushed before the next one writes
+values. On restore with checkpoint offset C, a value with ``u <= C`` gives ``s``, else ``ps``
+(then E = C), so the windows restart exactly at the checkpoint and the replay counts each event
+once. A value whose ``r`` is not the running recipe's (the features changed) is not read: the
+key starts again.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ key_windows = app.Table(
     value_type=bytes,
     default=None,
     options=dict(ROCKSDB_OPTIONS),
+    # a busy key's sliding window keeps every event of size + WINDOW_EXPIRES, twice (s, ps):
+    # let its changelog take values as large as a checkpoint (Kafka's default is 1 MB)
+    extra_topic_configs={"max.message.bytes": str(settings.checkpoint_max_bytes + 1024 * 1024)},
     help="Windowed activity per entity key (str to orjson bytes, see tables/windows.py).",
 )
 

@@ -510,3 +510,14 @@ def test_an_int_sum_beyond_64_bits_becomes_a_float_the_checkpoint_can_store():
     assert x["n_sum_ever"] == 2e19 and type(x["n_sum_ever"]) is float
     assert type(x["n_sum_h"]) is float  # two buckets of 1e19 each, merged
     orjson.dumps(state)  # does not raise
+
+
+def test_ewm_mean_keeps_its_value_across_any_gap():
+    # weights are relative to the field's newest value: no underflow after 1,000+ half-lives
+    spec = parse(None, [{"fields": ["a"], "aggregations": ["ewm_mean"], "half_life": 1}], "t")
+    under_test = Recipe.build(spec, window=3600, hop_window=3600, hop_step=600, expires=7200)
+    for gap in (10.0, 1060.0, 1075.0, 7000.0):
+        state, _ = under_test.step(None, 0.0, {"a": 0.3})
+        x = {"b": 1}
+        under_test.step(state, gap, x)
+        assert x["a_ewm_mean_1s"] == 0.3, gap
