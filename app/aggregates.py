@@ -30,7 +30,7 @@ import math
 from bisect import bisect_left, bisect_right
 
 from app.feature_spec import FeatureSpec
-from app.windows import INT_SUM
+from app.windows import SUM_HIGH, SUM_LOW
 
 _COUNT, _SUM, _MEAN, _MIN, _MAX, _STD, _DISTINCT, _EWM = range(8)
 _CODES = {
@@ -240,7 +240,7 @@ class Aggregates:
             mean = total / n
             n += 1
             total += value
-            if not -INT_SUM < total < INT_SUM:  # an int sum beyond what JSON stores exactly
+            if total > SUM_HIGH or total < SUM_LOW:  # an int sum past what JSON stores
                 total = float(total)
             held[0] = n
             held[1] = total
@@ -330,7 +330,7 @@ def _fold(into: list, bucket: list) -> None:
         delta = sb / nb - sa / na
         held[0] = n
         total = sa + sb
-        held[1] = total if -INT_SUM < total < INT_SUM else float(total)
+        held[1] = total if total < SUM_HIGH and total > SUM_LOW else float(total)
         if part[2] < held[2]:
             held[2] = part[2]
         if part[3] > held[3]:

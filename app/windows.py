@@ -18,8 +18,10 @@ import math
 from dataclasses import dataclass, field
 from itertools import islice
 
-#: int sums at or beyond this become floats (orjson, and so the checkpoint, stores 64-bit ints)
-INT_SUM = 2**63
+#: int sums beyond these become floats (orjson, and so the checkpoint, stores 64-bit ints; a
+#: float bound compares faster than 2**63)
+SUM_HIGH = 9.2e18
+SUM_LOW = -9.2e18
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,10 @@ def _hop_sum(buckets: list, first: int, last: int) -> list:
             break
         n_hop += n
         for name, total in sums.items():
-            total = hop.get(name, 0) + total
-            hop[name] = total if -INT_SUM < total < INT_SUM else float(total)
+            hop[name] = hop.get(name, 0) + total
+    for name, total in hop.items():  # each bucket's sum fits; theirs may not
+        if total > SUM_HIGH or total < SUM_LOW:
+            hop[name] = float(total)
     return [n_hop, hop]
 
 
@@ -139,5 +143,5 @@ def _add(buckets: list, index: int, values: dict, horizon: float, size: float) -
     sums = bucket[2]
     for name, value in values.items():
         total = sums.get(name, 0) + value
-        sums[name] = total if -INT_SUM < total < INT_SUM else float(total)
+        sums[name] = total if total < SUM_HIGH and total > SUM_LOW else float(total)
     return bucket
