@@ -88,10 +88,6 @@ class Windows:
         last = math.floor(ts / self.hop_step)
         return tumbling, _hop_sum(state["h"], last - self.hop_buckets + 1, last)
 
-    def expired(self, state: dict, now: float) -> bool:
-        """Whether every bucket of ``state`` is older than ``expires`` at event time ``now``."""
-        return state["t"] < now - self.expires
-
 
 def copy_state(state: dict) -> dict:
     """A copy of ``state`` that shares nothing mutable with it."""

@@ -139,16 +139,21 @@ class Pipeline:
         for worker in self.workers:
             worker.kill()
 
-    def replay(self, *args: str) -> subprocess.CompletedProcess:
-        """Run the real ``faust -A app replay`` command against this pipeline's topics."""
+    def command(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run a real ``faust -A app`` command (``replay ...``, ``features ...``) with this
+        pipeline's settings."""
         return subprocess.run(
-            [sys.executable, "-m", "faust", "-A", "app", "replay", *args],
+            [sys.executable, "-m", "faust", "-A", "app", *args],
             cwd=ROOT,
             env=self.env(),
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=timeout,
         )
+
+    def replay(self, *args: str) -> subprocess.CompletedProcess:
+        """Run the real ``faust -A app replay`` command against this pipeline's topics."""
+        return self.command("replay", *args)
 
     def send(
         self,

@@ -3,8 +3,6 @@ the bit, what ``faust -A app features`` computes from the same messages (one par
 and through ``kill -9``s during the stream)."""
 
 import random
-import subprocess
-import sys
 import tomllib
 
 import orjson
@@ -12,7 +10,7 @@ import pytest
 
 from app.feature_spec import parse
 from app.model_spec import parse_spec
-from tests.integration.harness import ROOT, consume_all, run, wait_for
+from tests.integration.harness import consume_all, run, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -102,14 +100,7 @@ def enriched_x(pipeline, n: int) -> dict[str, bytes]:
 
 def offline(pipeline, tmp_path, source: str) -> tuple[dict[str, bytes], str]:
     out = tmp_path / "features.jsonl"
-    done = subprocess.run(
-        [sys.executable, "-m", "faust", "-A", "app", "features", source, "--out", str(out)],
-        cwd=ROOT,
-        env=pipeline.env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = pipeline.command("features", source, "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     return {r["id"]: orjson.dumps(r["x"]) for r in rows}, done.stderr

@@ -6,7 +6,6 @@ import os
 import signal
 import ssl
 import subprocess
-import sys
 import time
 import urllib.request
 
@@ -163,15 +162,7 @@ def test_sasl_ssl_pipeline_with_delayed_labels_equals_river_offline(
             assert secured.password.encode() not in r.read(), page
     # the offline features command reads the topic over the same secured connection
     out = tmp_path / "features.jsonl"
-    done = subprocess.run(
-        [sys.executable, "-m", "faust", "-A", "app", "features", f"kafka:{pipeline.events}"]
-        + ["--out", str(out)],
-        cwd=ROOT,
-        env=pipeline.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = pipeline.command("features", f"kafka:{pipeline.events}", "--out", str(out), timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert [r["id"] for r in rows] == [f"e{i}" for i in range(300)]
