@@ -13,7 +13,9 @@
 # KAFKA_RUN (data, logs and pids of this cluster, default $KAFKA_HOME/run: use another one to run a
 # second cluster beside the first), KAFKA_START_TIMEOUT (seconds, default 60).
 # Jars come from Maven Central through Maven (scripts/kafka/pom.xml) once, into $KAFKA_HOME/lib.
-# Each broker's log: $KAFKA_HOME/run/broker-N/server.log.
+# Each broker's log: $KAFKA_HOME/run/broker-N/server.log. `up` refuses a port it cannot bind (one
+# listened on, or held by a connection: keep KAFKA_PORT below the kernel's ephemeral range), and a
+# broker that exits during start-up is reported with the first error line of its log.
 #
 # Secured broker: KAFKA_SECURITY=sasl_ssl (default plaintext: the cluster above) makes `up` start ONE
 # broker (KRaft, combined broker/controller; `up 3` is refused) with authentication and ACLs:
@@ -88,6 +90,35 @@ alive() {
         tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "broker-$1/server.properties"
 }
 port_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# A port a broker cannot bind: something listens on it, or (seen with ss) a connection of another
+# process uses it as its own end, which happens to ports in the kernel's ephemeral range.
+port_in_use() {
+    if command -v ss >/dev/null 2>&1; then
+        [[ -n "$(ss -Htan exclude time-wait "sport = :$1" 2>/dev/null)" ]]
+    else
+        port_answers "$1"
+    fi
+}
+ephemeral_range() { tr -s '\t ' '-' </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo "32768-60999"; }
+# Every port the cluster of `up N` will bind: refused with the port named before anything starts.
+check_ports() {
+    local n=$1 mode=$2 i p ports=()
+    for ((i = 0; i < n; i++)); do ports+=("$(port_of "$i")" "$(ctrl_port_of "$i")"); done
+    [[ "$mode" == plaintext ]] || ports+=("$(mtls_port)")
+    for p in "${ports[@]}"; do
+        port_in_use "$p" && die "port $p is in use by another process (the cluster needs ${ports[*]}):" \
+            "choose another KAFKA_PORT, below the kernel's ephemeral port range $(ephemeral_range)," \
+            "where outgoing connections take ports at random"
+    done
+    return 0
+}
+# Why broker N stopped during start-up: the first ERROR/FATAL line of its logs, if any.
+exit_reason() {
+    local dir="$run/broker-$1" line
+    line="$(grep -h -m 1 -E 'ERROR|FATAL|Exception' "$dir/server.log" "$dir/stdout.log" 2>/dev/null | head -n 1 | cut -c 1-300)"
+    [[ -n "$line" ]] && echo ": $line"
+    return 0
+}
 # (the secured broker answers on its mutual-TLS port too; a TCP connect is the check either way)
 answers() { port_answers "$(port_of "$1")" && { ! secured || port_answers "$(mtls_port)"; }; }
 
@@ -317,7 +348,7 @@ create_acls() {
     local deadline=$((SECONDS + KAFKA_START_TIMEOUT))
     mkdir -p "$run/acls"
     until acl_grants; do
-        alive 0 || die "the broker exited during start-up; see $run/broker-0/server.log and stdout.log"
+        alive 0 || die "the broker exited during start-up$(exit_reason 0); see $run/broker-0/server.log and stdout.log"
         ((SECONDS < deadline)) || die "could not create the ACLs within ${KAFKA_START_TIMEOUT}s; see $run/acls/*.log"
         sleep 1
     done
@@ -338,7 +369,7 @@ wait_up() {
     while ((SECONDS < deadline)); do
         ok=1
         for ((i = 0; i < n; i++)); do
-            alive "$i" || die "broker $i exited during start-up; see $run/broker-$i/server.log and stdout.log"
+            alive "$i" || die "broker $i exited during start-up$(exit_reason "$i"); see $run/broker-$i/server.log and stdout.log"
             answers "$i" || ok=0
         done
         ((ok)) && return 0
@@ -377,6 +408,7 @@ cmd_up() {
     fi
     need_tools
     [[ "$mode" == plaintext ]] || need_openssl
+    check_ports "$n" "$mode"
     fetch_jars
     # A fresh cluster each `up`: the data of a stopped cluster belongs to a different KRaft id.
     # (A secured broker's security/ is kept: the same passwords and certificates after a restart.)

@@ -1,0 +1,38 @@
+"""scripts/kafka.sh refuses, before starting anything, a port its cluster cannot bind."""
+
+import socket
+
+import pytest
+
+from tests.integration.harness import ROOT, own_kafka
+
+pytestmark = pytest.mark.integration
+
+RUN = ROOT / ".cache/kafka/run-port-check"
+
+
+def test_up_names_a_port_another_process_listens_on():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = own_kafka(port, RUN, "up")
+    assert result.returncode == 1
+    assert f"port {port} is in use by another process" in result.stderr
+    assert "choose another KAFKA_PORT" in result.stderr
+    assert not (RUN / "broker-0/pid").exists()
+
+
+def test_up_names_a_port_held_by_an_outgoing_connection():
+    # (a client's end of a connection: nothing answers on it, yet a broker cannot bind it; the
+    # controller port KAFKA_PORT+100 is the one held here)
+    with socket.socket() as server, socket.socket() as client:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        client.connect(server.getsockname())
+        held = client.getsockname()[1]
+        result = own_kafka(held - 100, RUN, "up")
+    assert result.returncode == 1
+    assert "is in use by another process" in result.stderr
+    assert f"port {held} " in result.stderr or f"port {held - 100} " in result.stderr
+    assert not (RUN / "broker-0/pid").exists()
