@@ -90,14 +90,30 @@ alive() {
         tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "broker-$1/server.properties"
 }
 port_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# A port a broker cannot bind: something listens on it, or (seen with ss) a connection of another
-# process uses it as its own end, which happens to ports in the kernel's ephemeral range.
-port_in_use() {
-    if command -v ss >/dev/null 2>&1; then
-        [[ -n "$(ss -Htan exclude time-wait "sport = :$1" 2>/dev/null)" ]]
+# The first of the given ports a broker could not bind now: one something listens on, or one a
+# connection of another process holds as its own end (which happens to ports in the kernel's
+# ephemeral range). The check binds each as the broker does (SO_REUSEADDR, so the closing sockets of
+# a broker just stopped are no obstacle); without python3 it only asks whether something answers.
+first_port_in_use() {
+    local p
+    if command -v python3 >/dev/null 2>&1; then
+        python3 - "$@" <<'PY'
+import socket
+import sys
+
+for port in sys.argv[1:]:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", int(port)))
+        except OSError:
+            print(port)
+            break
+PY
     else
-        port_answers "$1"
+        for p in "$@"; do port_answers "$p" && { echo "$p"; break; }; done
     fi
+    return 0
 }
 ephemeral_range() { tr -s '\t ' '-' </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo "32768-60999"; }
 # Every port the cluster of `up N` will bind: refused with the port named before anything starts.
@@ -105,12 +121,10 @@ check_ports() {
     local n=$1 mode=$2 i p ports=()
     for ((i = 0; i < n; i++)); do ports+=("$(port_of "$i")" "$(ctrl_port_of "$i")"); done
     [[ "$mode" == plaintext ]] || ports+=("$(mtls_port)")
-    for p in "${ports[@]}"; do
-        port_in_use "$p" && die "port $p is in use by another process (the cluster needs ${ports[*]}):" \
-            "choose another KAFKA_PORT, below the kernel's ephemeral port range $(ephemeral_range)," \
-            "where outgoing connections take ports at random"
-    done
-    return 0
+    p="$(first_port_in_use "${ports[@]}")"
+    [[ -z "$p" ]] || die "port $p is in use by another process (the cluster needs ${ports[*]}):" \
+        "choose another KAFKA_PORT, below the kernel's ephemeral port range $(ephemeral_range)," \
+        "where outgoing connections take ports at random"
 }
 # Why broker N stopped during start-up: the first ERROR/FATAL line of its logs, if any.
 exit_reason() {

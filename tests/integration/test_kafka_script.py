@@ -36,3 +36,23 @@ def test_up_names_a_port_held_by_an_outgoing_connection():
     assert "is in use by another process" in result.stderr
     assert f"port {held} " in result.stderr or f"port {held - 100} " in result.stderr
     assert not (RUN / "broker-0/pid").exists()
+
+
+def test_up_is_not_stopped_by_the_closing_connections_of_a_broker_just_stopped():
+    # A stopped broker's accepted connections linger (FIN-WAIT-2) on its port while their clients
+    # keep them open: the new broker binds it anyway (SO_REUSEADDR), so `up` must not refuse it.
+    # Its controller port is taken for real here, so `up` stops there, having passed the first.
+    with socket.socket() as old, socket.socket() as client, socket.socket() as taken:
+        old.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        old.bind(("127.0.0.1", 0))
+        old.listen()
+        port = old.getsockname()[1]
+        client.connect(("127.0.0.1", port))
+        accepted, _ = old.accept()
+        accepted.close()
+        old.close()
+        taken.bind(("127.0.0.1", port + 100))
+        taken.listen()
+        result = own_kafka(port, RUN, "up")
+    assert result.returncode == 1
+    assert f"port {port + 100} is in use by another process" in result.stderr
