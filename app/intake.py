@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import orjson
+
 from app.label_rules import LabelCheck
 from app.mapping import EventMapping, Origin
 from app.records import Malformed, ahead_of_clock, check_event, parse_event
@@ -57,6 +59,13 @@ class Intake:
                 event = check_event(out)
             except Malformed as exc:
                 return TRANSFORM_ERRORS, f"transform returned an invalid event: {exc}"
+            # Python objects JSON cannot hold (a lone surrogate in a string, a feature name that
+            # is not a string, a float subclass such as numpy's) pass the checks above but would
+            # stop the worker at its next write of the event: refused here instead
+            try:
+                orjson.dumps(event)
+            except orjson.JSONEncodeError as exc:
+                return TRANSFORM_ERRORS, f"transform returned an event JSON cannot hold: {exc}"
         if event["ts"] - now > self.max_future:  # (the cheap test first: reasons are rare)
             return DEAD_LETTERS, ahead_of_clock(event["ts"], now, self.max_future)
         if "y" in event:  # a label the models cannot learn: before any of them counts the event

@@ -18,6 +18,22 @@ def break_it(event: dict) -> dict:
     return event
 
 
+def unwritable(event: dict) -> dict:
+    """Values JSON cannot hold, chosen by the event's id (e0, e1, e2); other events unchanged."""
+    kind = event["id"]
+    if kind == "e0":
+        event["x"]["merchant"] = "caf\udce9"  # a lone surrogate (as surrogateescape makes)
+    elif kind == "e1":
+        event["x"][7] = 1.0  # a feature name that is not a string
+    elif kind == "e2":
+        event["x"]["amount"] = Float(2.5)  # a float subclass (numpy's float64 is one)
+    return event
+
+
+class Float(float):
+    pass
+
+
 def foreign(event: dict) -> dict | None:
     """tests/integration/test_foreign.py's: drops events marked ``drop``, raises on ``boom``."""
     if event["x"].get("drop"):

@@ -220,6 +220,18 @@ def test_a_transform_that_drops_is_counted_one_that_raises_or_breaks_dead_letter
     assert learned(raising) == learned(breaking) == 0
 
 
+def test_a_transform_returning_what_json_cannot_hold_dead_letters_the_event_only(make_engine):
+    engine = make_engine(transform="tests.unit.transforms:unwritable")
+    engine.take(0, [record(i, event(i)) for i in range(3)])
+    reasons = [headers["reason"] for _, headers in dead_letters(engine)]
+    assert len(reasons) == 3 and learned(engine) == 0
+    assert all(r.startswith(b"transform returned an event JSON cannot hold: ") for r in reasons)
+    assert b"str is not valid UTF-8" in reasons[0] and b"key must be str" in reasons[1]
+    assert b"not JSON serializable" in reasons[2]
+    engine.take(0, [record(3, event(3))])  # the worker goes on: the next event is learned
+    assert learned(engine) == 1 and len(dead_letters(engine)) == 3
+
+
 def test_a_transform_that_cannot_be_found_is_a_start_up_error(make_engine):
     with pytest.raises(TransformError, match="tests.unit.transforms has no function 'nope'"):
         make_engine(transform="tests.unit.transforms:nope")
