@@ -2,19 +2,27 @@
 
 ``faust -A app worker -l info`` runs the worker: the Faust app object is built by
 ``app/faust_app.py`` when ``app.app`` is first asked for, not when this package is imported, so
-the pure modules (``app.records``, ``app.windows``, ``app.features``, ``app.shard``,
+a setting that cannot be built stops it with one line on stderr and exit status 2. The pure
+modules (``app.records``, ``app.windows``, ``app.features``, ``app.shard``,
 ``app.model_spec``, ``app.label_rules``, ``app.join``, ``app.settings``) import without building
 the app, creating its data directory or reading the environment.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        from app.faust_app import app
+        from app.settings import SettingsError
+        from app.transform import TransformError
 
+        try:
+            from app.faust_app import app
+        except (SettingsError, TransformError) as exc:  # the user's to fix: one line, no traceback
+            print(f"streamlearn: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         return app
     raise AttributeError(f"module 'app' has no attribute {name!r}")

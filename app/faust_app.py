@@ -1,26 +1,51 @@
 """The Faust app of streamlearn (``app.app``): ``faust -A app worker -l info`` runs it.
 
-Built once, when first imported: registers the codecs, creates the data directory and the app
-from the settings. Topics, tables, agents, views and the commands are found by ``autodiscover``;
-this module imports none of them.
+Built once, when first imported: checks that the settings' models and transform can be built
+(``check_startup``), registers the codecs, creates the data directory and the app from the
+settings; ``app/__init__.py`` turns a start-up error into one line and exit status 2. Topics,
+tables, agents, views and the commands are found by ``autodiscover`` (a module of ours that
+fails to import stops the start-up: :class:`StreamlearnApp`); this module imports none of them.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 
 import faust
 
 from app import codec
 from app.kafka_auth import faust_credentials
-from app.settings import DEV_SECRET, settings
+from app.model_spec import ModelSpecError, parse_specs
+from app.settings import DEV_SECRET, SettingsError, settings
+from app.transform import load as load_transform
 
-__all__ = ["app"]
+__all__ = ["StreamlearnApp", "app"]
 
+
+class StreamlearnApp(faust.App):
+    """Faust's app, except that a module of ours that fails to import stops the start-up: Faust
+    logs a warning and runs on without that module's agents, a worker that reads nothing."""
+
+    def _on_autodiscovery_error(self, name: str) -> None:
+        raise ImportError(f"autodiscovery: importing {name} failed") from sys.exc_info()[1]
+
+
+def check_startup() -> None:
+    """Raise a ``SettingsError`` for what the settings name but cannot be built: the models and
+    the transform (read again by the agents), before anything starts."""
+    try:
+        parse_specs(settings.model)
+    except ModelSpecError as exc:
+        raise SettingsError(f"STREAMLEARN_MODEL={settings.model!r}: {exc}") from None
+    load_transform(settings.transform)
+
+
+check_startup()
 codec.register()
 settings.datadir.mkdir(parents=True, exist_ok=True)  # Faust does not create missing parents
 
-app = faust.App(
+app = StreamlearnApp(
     settings.id,
     broker=settings.broker,
     broker_credentials=faust_credentials(settings),

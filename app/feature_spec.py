@@ -131,6 +131,8 @@ def _window(name: str, table: object, where: str, expires: float | None) -> Wind
     if not isinstance(table, dict):
         raise FeatureSpecError(f'{at}: expected a table, e.g. {{ kind = "tumbling", size = 3600 }}')
     kind = table.get("kind")
+    if kind is None:
+        raise FeatureSpecError(f"{at}: no kind (kind = one of: {', '.join(KINDS)})")
     if kind not in KINDS:
         raise FeatureSpecError(f"{at}: unknown kind {kind!r} (one of: {', '.join(KINDS)})")
     allowed = ("kind", *KINDS[kind])

@@ -117,7 +117,7 @@ def window_error(table, expires=None) -> str:
     ("table", "says"),
     [
         ({"kind": "weekly", "size": 10}, "unknown kind 'weekly'"),
-        ({"size": 10}, "unknown kind None"),
+        ({"size": 10}, "no kind (kind = one of: tumbling, hopping, sliding, lifetime)"),
         ({"kind": "tumbling"}, "needs size"),
         ({"kind": "tumbling", "size": 0}, "size must be a positive number"),
         ({"kind": "tumbling", "size": -60}, "size must be a positive number"),

@@ -1,0 +1,75 @@
+"""A setting that cannot be built stops ``faust -A app ...`` at once: one line, exit status 2.
+
+Before, a model or transform that could not be built surfaced only while Faust autodiscovered
+the agents, which it logs as a warning and runs on without them: a worker reading nothing.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.faust_app import StreamlearnApp, app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ({"MODEL": "bogus"}, "STREAMLEARN_MODEL='bogus': unknown River estimator"),
+        (
+            {"TRANSFORM": "json.nope:f"},
+            "STREAMLEARN_TRANSFORM='json.nope:f': cannot import json.nope",
+        ),
+        (
+            {"TRANSFORM": "json:nope"},
+            "STREAMLEARN_TRANSFORM='json:nope': json has no function 'nope'",
+        ),
+        ({"PARTITIONS": "abc"}, "STREAMLEARN_PARTITIONS='abc': expected int"),
+        ({"CONFIG": "/nonexistent/streamlearn.toml"}, "cannot be read (No such file"),
+    ],
+)
+def test_a_setting_that_cannot_be_built_is_one_line_and_exit_status_2(setting, says, tmp_path):
+    result = faust(["worker", "-l", "info"], setting, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("streamlearn: ") and says in result.stderr
+    assert not (tmp_path / "data").exists()  # nothing was started
+
+
+def test_the_commands_stop_the_same_way():
+    result = faust(["features", "in.jsonl", "--out", "out.jsonl"], {"TRANSFORM": "json:nope"}, None)
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == "streamlearn: STREAMLEARN_TRANSFORM='json:nope': json has no function 'nope'\n"
+    )
+
+
+def faust(command: list[str], setting: dict[str, str], tmp_path: Path | None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
+    env["STREAMLEARN_BROKER"] = "kafka://127.0.0.1:1"  # never reached
+    if tmp_path is not None:
+        env["STREAMLEARN_DATADIR"] = str(tmp_path / "data")
+    env.update({f"STREAMLEARN_{k}": v for k, v in setting.items()})
+    return subprocess.run(
+        [sys.executable, "-m", "faust", "-A", "app", *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_module_of_ours_that_fails_to_import_stops_the_start_up():
+    assert isinstance(app, StreamlearnApp)
+    try:
+        raise ModuleNotFoundError("No module named 'agents.gone'")
+    except ModuleNotFoundError:
+        with pytest.raises(ImportError, match="importing agents.gone failed") as info:
+            app._on_autodiscovery_error("agents.gone")
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)
