@@ -1,5 +1,6 @@
 """Table writes that skip Faust's producer buffer: into a table's changelog as record batches of
-an :class:`~app.outbox.Outbox`, and into its local store.
+an :class:`~app.outbox.Outbox`, and into its local store; and a scan of one partition of the
+local store (:func:`stored`), which Faust's table API does not offer.
 
 Faust sends each table write through its producer buffer, and ``Producer.flush()`` returns
 once that buffer has been idle for 0.1 s, whether or not the write has left it
@@ -50,3 +51,24 @@ def persisted(table: Any, shard: int, out: Outbox) -> None:
     offset = out.acked.get((topic, shard))
     if offset is not None:
         table.data.set_persisted_offset(TP(topic, shard), offset)
+
+
+def stored(table: Any, shard: int, after: bytes | None, limit: int) -> list[tuple[bytes, Any, Any]]:
+    """Up to ``limit`` entries ``(encoded key, key, value)`` of ``table``'s local store partition
+    ``shard``, in the store's key order, from the first encoded key after ``after`` (None: from
+    the first). Empty for a store not kept per partition (``memory://``) or not read through
+    rocksdict (Faust's python-rocksdb fallback): no scan."""
+    store = table.data
+    open_partition = getattr(store, "_db_for_partition", None)
+    if open_partition is None or not getattr(store, "use_rocksdict", False):
+        return []
+    skip = {store.offset_key, after}  # (Faust keeps its changelog offset in each partition)
+    entries: list[tuple[bytes, Any, Any]] = []
+    decode_key, decode_value = store._decode_key, store._decode_value
+    for raw_key, raw_value in open_partition(shard).items(from_key=after):
+        if raw_key in skip:
+            continue
+        entries.append((raw_key, decode_key(raw_key), decode_value(raw_value)))
+        if len(entries) >= limit:
+            break
+    return entries

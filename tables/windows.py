@@ -10,6 +10,12 @@ values. On restore with checkpoint offset C, a value with ``u <= C`` gives ``s``
 (then E = C), so the windows restart exactly at the checkpoint and the replay counts each event
 once. A value whose ``r`` is not the running recipe's (the features changed) is not read: the
 key starts again.
+
+Deleting: a key idle long enough (``Recipe.forgettable``) is deleted from the store and its
+changelog (a tombstone) by a checkpoint: found when it leaves the cache, or, for a key that left
+the cache before it was idle that long, by the sweep (:meth:`ShardWindows.sweep`), which reads
+the shard's stored keys a batch per checkpoint. Without it, keys that come and go (cards,
+sessions) would fill the disk and the changelog.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import orjson
 from app.faust_app import app
 from app.recipe import STATE_RESET, Recipe
 from app.settings import settings
+from tables.direct import stored
 
 #: RocksDB's memory for this table (Faust's defaults allow a 2 GiB block cache and 3 x 64 MiB
 #: write buffers per partition): keys far outnumber what needs to stay in memory, and the hot
@@ -45,6 +52,12 @@ key_windows = app.Table(
 RECIPE: Recipe = settings.recipe
 
 _MISSING = object()
+
+#: stored keys the sweep reads per checkpoint (their values are parsed: keep it a few ms)
+SWEEP_KEYS = 2000
+#: a new pass of the sweep starts once the shard's event time moved this share of
+#: ``WINDOW_EXPIRES`` since the last pass started (a key becomes forgettable only as it moves)
+SWEEP_AFTER = 0.25
 
 
 def window_state(key: str, recipe: Recipe = RECIPE) -> dict | None:
@@ -80,6 +93,12 @@ class ShardWindows:
         self.now = 0.0
         #: whether the last state read from the table was stored by other features
         self.reset = False
+        #: the sweep: the encoded key it goes on after (None: a pass starts from the first),
+        #: and the shard's event time when its last pass started (None: none yet)
+        self.sweep_after: bytes | None = None
+        self.sweep_started: float | None = None
+        #: keys the sweep found forgettable (deleted with the next checkpoint)
+        self.swept = 0
 
     def _load(self, key: str) -> dict | None:
         raw = key_windows.get(key)
@@ -142,3 +161,31 @@ class ShardWindows:
                     continue  # changed since: written by the next checkpoint
                 if self.recipe.forgettable(self.cache.pop(key), self.now):
                     self.expired.add(key)
+        self.sweep()
+
+    def sweep(self, limit: int = SWEEP_KEYS) -> None:
+        """Read the next ``limit`` keys of the shard's store; mark for deletion with the next
+        checkpoint each one not in memory whose state is forgettable at the shard's event time,
+        or was stored by other features (it would start again anyway). A pass over the whole
+        store starts once the shard's time moved ``SWEEP_AFTER * expires`` since the last."""
+        if self.sweep_after is None:  # between passes
+            started = self.sweep_started
+            if self.now <= 0 or (
+                started is not None and self.now - started < SWEEP_AFTER * self.recipe.expires
+            ):
+                return
+            self.sweep_started = self.now
+        entries = stored(key_windows, self.shard, self.sweep_after, limit)
+        self.sweep_after = entries[-1][0] if len(entries) == limit else None
+        recipe, now, base = self.recipe, self.now, self.base
+        busy = (self.cache, self.clean, self.expired)
+        for _, key, raw in entries:
+            if any(key in keys for keys in busy):
+                continue  # in memory: the cache decides
+            value = orjson.loads(raw)
+            if recipe.made_by(value.get("r")):
+                state = value["s"] if value["u"] <= base else value["ps"]
+                if state is None or not recipe.forgettable(state, now):
+                    continue
+            self.expired.add(key)
+            self.swept += 1

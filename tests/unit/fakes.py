@@ -49,15 +49,31 @@ def acknowledge(future: asyncio.Future, offset: int) -> None:
 
 
 class FakeStore(dict):
-    """A table's store: decoded keys and values, and the changelog offset it was told."""
+    """A table's store: decoded keys and values, and the changelog offset it was told. Its one
+    partition reads as rocksdict's does (``tables.direct.stored``)."""
 
     persisted = None
+    use_rocksdict = True
+    offset_key = b"__faust\0offset__"
 
     def _encode_key(self, key) -> bytes:
         return str(key).encode()
 
     def _encode_value(self, value: bytes) -> bytes:
         return value
+
+    def _decode_key(self, raw: bytes) -> str:
+        return raw.decode()
+
+    def _decode_value(self, raw: bytes) -> bytes:
+        return raw
+
+    def _db_for_partition(self, partition: int) -> SimpleNamespace:
+        def items(from_key=None):
+            encoded = sorted((self._encode_key(k), v) for k, v in self.items())
+            return iter([(k, v) for k, v in encoded if from_key is None or k >= from_key])
+
+        return SimpleNamespace(items=items)
 
     def set_persisted_offset(self, tp, offset: int) -> None:
         self.persisted = (tp, offset)

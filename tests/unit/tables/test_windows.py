@@ -111,3 +111,94 @@ def test_a_key_stored_by_other_features_starts_again_and_is_flagged(table):
         ShardWindows(0, base=0, cache_size=100, recipe=declared).update("k", 20.0, {})
         == STATE_RESET
     )
+
+
+def test_the_sweep_deletes_keys_that_left_the_cache_before_they_were_idle_long(table):
+    windows = ShardWindows(0, base=-1, cache_size=2)
+    for i in range(10):
+        count(windows, f"k{i}", float(i))
+    checkpoint(windows, upto=9)  # k0..k7 leave the cache, recent still: kept in the table
+    assert sorted(windows.cache) == ["k8", "k9"] and len(table) == 10 and windows.swept == 0
+    later = 2 * RECIPE.expires + 100.0
+    count(windows, "new", later)  # the shard's time moves on: k0..k9 are forgettable now
+    checkpoint(windows, upto=10)
+    # k8 leaves the cache now (deleted as before); the sweep finds k0..k7 in the table
+    assert windows.swept == 8 and windows.expired == {f"k{i}" for i in range(9)}
+    assert len(table) == 11  # deleted by the next checkpoint, as an expired key is
+    checkpoint(windows, upto=10)
+    assert sorted(table) == ["k9", "new"] and not windows.expired
+    # k9 is in the cache: idle too, but the cache decides (kept until it leaves it)
+    restored = ShardWindows(0, base=10, cache_size=2)
+    assert count(restored, "k0", later + 1.0) == 1  # starts again, as after the forget rule
+    assert count(restored, "new", later + 2.0) == 2
+
+
+def test_the_sweep_reads_a_batch_at_a_time_and_spares_a_key_that_comes_back(table):
+    windows = ShardWindows(0, base=-1, cache_size=1)
+    for i in range(8):
+        count(windows, f"k{i}", float(i))
+    checkpoint(windows, upto=7)  # (its sweep's pass finds nothing forgettable yet)
+    later = 2 * RECIPE.expires + 100.0
+    count(windows, "new", later)
+    values, _ = windows.begin(upto=8)
+    land(values)
+    windows.base = 8  # committed by hand, to sweep a few keys at a time below
+    windows.expired.clear()
+    windows.cache = {"new": windows.cache["new"]}
+    windows.sweep(limit=3)
+    windows.sweep(limit=3)
+    assert windows.swept == 6 and windows.sweep_after == b"k5"
+    windows.sweep(limit=3)  # k6, k7 and "new" (in the cache: spared)
+    assert windows.swept == 8 and windows.sweep_after == b"new"
+    windows.sweep(limit=3)  # nothing after "new": the pass ends
+    assert windows.sweep_after is None
+    windows.sweep(limit=3)  # the shard's time has not moved since the pass began: none starts
+    assert windows.swept == 8 and windows.sweep_after is None
+    count(windows, "k3", later + 1.0)  # k3 comes back before the next checkpoint
+    checkpoint(windows, upto=9)
+    assert sorted(table) == ["k3", "new"]
+    assert orjson.loads(table["k3"])["s"]["t"] == later + 1.0
+
+
+def test_the_sweep_deletes_a_key_stored_by_other_features(table):
+    from app.recipe import Recipe
+
+    other = Recipe.build(None, window=60, hop_window=60, hop_step=10, expires=120)
+    old = ShardWindows(0, base=-1, cache_size=10, recipe=other)
+    old.update("k", 5.0, {"a": 1.0})
+    checkpoint(old, upto=0)
+    windows = ShardWindows(0, base=0, cache_size=10)
+    count(windows, "n", 10.0)
+    checkpoint(windows, upto=1)
+    assert windows.swept == 1
+    checkpoint(windows, upto=1)
+    assert sorted(table) == ["n"]
+
+
+def test_stored_scans_one_partition_of_a_rocksdict_store_in_key_order(tmp_path):
+    from types import SimpleNamespace
+
+    from rocksdict import Options, Rdict
+
+    from tables.direct import stored
+
+    db = Rdict(str(tmp_path / "p0"), options=Options(raw_mode=True))
+    offset_key = b"__faust\0offset__"
+    for key in (b"c", b"a", b"b", offset_key, b"d"):
+        db[key] = b"v-" + key
+    store = SimpleNamespace(
+        _db_for_partition={0: db}.__getitem__,
+        use_rocksdict=True,
+        offset_key=offset_key,
+        _decode_key=bytes.decode,
+        _decode_value=lambda raw: raw,
+    )
+    table = SimpleNamespace(data=store)
+    try:
+        first = stored(table, 0, None, 2)
+        assert first == [(b"a", "a", b"v-a"), (b"b", "b", b"v-b")]
+        assert [key for _, key, _ in stored(table, 0, b"b", 10)] == ["c", "d"]
+        assert stored(table, 0, b"d", 10) == []
+        assert stored(SimpleNamespace(data={}), 0, None, 10) == []  # memory://: no scan
+    finally:
+        db.close()
