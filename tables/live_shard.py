@@ -25,7 +25,9 @@ from app.faust_app import app
 from app.recipe import Recipe
 from app.settings import settings
 from app.shard import ShardModels
+from tables.anchor import writing_to
 from tables.checkpoints import FLUSH_TIMEOUT, Checkpoints
+from tables.counters import count
 from tables.direct import persisted, to_changelog, to_store
 from tables.windows import RECIPE, ShardWindows, key_windows
 
@@ -258,6 +260,10 @@ class LiveShard:
         to_store(checkpoints.table, shard, checkpoint)
         persisted(checkpoints.table, shard, out)
         self.windows.committed(upto, values)
+        forgotten = sum(1 for value in values.values() if value is None)
+        if forgotten:  # idle keys deleted from the store (tables/windows.py)
+            with writing_to(shard):
+                count("keys_forgotten", shard, forgotten)
         self.checkpointed = covered
         self.taken -= taken
 

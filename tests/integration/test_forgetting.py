@@ -31,7 +31,7 @@ def test_idle_keys_leave_the_store_and_the_changelog(pipeline_factory):
         window_expires=60,
         key_cache=5,
     )
-    pipeline.start_worker()
+    worker = pipeline.start_worker()
     t0 = time.time() - 3600.0
 
     def send_and_checkpoint(i: int, key: str, ts: float) -> None:
@@ -59,6 +59,7 @@ def test_idle_keys_leave_the_store_and_the_changelog(pipeline_factory):
     send_and_checkpoint(100, "z", t0 + 1000.0)
     send_and_checkpoint(101, "z", t0 + 1001.0)
     assert live_keys(pipeline) == {*keys[96:], "z"}  # the cache's 5: still in memory, kept
+    wait_for(lambda: worker.stats()["counters"].get("keys_forgotten") == 96, what="96 counted")
 
 
 def live_keys(pipeline) -> set[str]:
