@@ -53,8 +53,10 @@ RECIPE: Recipe = settings.recipe
 
 _MISSING = object()
 
-#: stored keys the sweep reads per checkpoint (their values are parsed: keep it a few ms)
+#: stored keys the sweep reads per checkpoint, and the most bytes of their values (they are
+#: parsed: keep it a few ms, and a batch of big sliding windows from taking much memory)
 SWEEP_KEYS = 2000
+SWEEP_BYTES = 8 * 1024 * 1024
 #: a new pass of the sweep starts once the shard's event time moved this share of
 #: ``WINDOW_EXPIRES`` since the last pass started (a key becomes forgettable only as it moves)
 SWEEP_AFTER = 0.25
@@ -164,10 +166,11 @@ class ShardWindows:
         self.sweep()
 
     def sweep(self, limit: int = SWEEP_KEYS) -> None:
-        """Read the next ``limit`` keys of the shard's store; mark for deletion with the next
-        checkpoint each one not in memory whose state is forgettable at the shard's event time,
-        or was stored by other features (it would start again anyway). A pass over the whole
-        store starts once the shard's time moved ``SWEEP_AFTER * expires`` since the last."""
+        """Read the next ``limit`` keys (``SWEEP_BYTES`` at most) of the shard's store; mark for
+        deletion with the next checkpoint each one not in memory whose state is forgettable at
+        the shard's event time, or was stored by other features (it would start again anyway).
+        A pass over the whole store starts once the shard's time moved ``SWEEP_AFTER *
+        expires`` since the last."""
         if self.sweep_after is None:  # between passes
             started = self.sweep_started
             if self.now <= 0 or (
@@ -175,8 +178,8 @@ class ShardWindows:
             ):
                 return
             self.sweep_started = self.now
-        entries = stored(key_windows, self.shard, self.sweep_after, limit)
-        self.sweep_after = entries[-1][0] if len(entries) == limit else None
+        entries, done = stored(key_windows, self.shard, self.sweep_after, limit, SWEEP_BYTES)
+        self.sweep_after = None if done or not entries else entries[-1][0]
         recipe, now, base = self.recipe, self.now, self.base
         busy = (self.cache, self.clean, self.expired)
         for _, key, raw in entries:

@@ -148,10 +148,8 @@ def test_the_sweep_reads_a_batch_at_a_time_and_spares_a_key_that_comes_back(tabl
     windows.sweep(limit=3)
     windows.sweep(limit=3)
     assert windows.swept == 6 and windows.sweep_after == b"k5"
-    windows.sweep(limit=3)  # k6, k7 and "new" (in the cache: spared)
-    assert windows.swept == 8 and windows.sweep_after == b"new"
-    windows.sweep(limit=3)  # nothing after "new": the pass ends
-    assert windows.sweep_after is None
+    windows.sweep(limit=3)  # k6, k7 and "new" (in the cache: spared), the end: the pass ends
+    assert windows.swept == 8 and windows.sweep_after is None
     windows.sweep(limit=3)  # the shard's time has not moved since the pass began: none starts
     assert windows.swept == 8 and windows.sweep_after is None
     count(windows, "k3", later + 1.0)  # k3 comes back before the next checkpoint
@@ -195,10 +193,15 @@ def test_stored_scans_one_partition_of_a_rocksdict_store_in_key_order(tmp_path):
     )
     table = SimpleNamespace(data=store)
     try:
-        first = stored(table, 0, None, 2)
-        assert first == [(b"a", "a", b"v-a"), (b"b", "b", b"v-b")]
-        assert [key for _, key, _ in stored(table, 0, b"b", 10)] == ["c", "d"]
-        assert stored(table, 0, b"d", 10) == []
-        assert stored(SimpleNamespace(data={}), 0, None, 10) == []  # memory://: no scan
+        assert stored(table, 0, None, 2, 1000) == (
+            [(b"a", "a", b"v-a"), (b"b", "b", b"v-b")],
+            False,
+        )
+        rest, done = stored(table, 0, b"b", 10, 1000)
+        assert [key for _, key, _ in rest] == ["c", "d"] and done
+        assert stored(table, 0, b"d", 10, 1000) == ([], True)
+        # at most max_bytes of values (the entry that passes it is the last)
+        assert [key for _, key, _ in stored(table, 0, None, 10, 4)[0]] == ["a", "b"]
+        assert stored(SimpleNamespace(data={}), 0, None, 10, 1000) == ([], True)  # memory://
     finally:
         db.close()
