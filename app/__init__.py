@@ -16,12 +16,14 @@ from typing import Any
 
 def __getattr__(name: str) -> Any:
     if name == "app":
+        from app.kafka_auth import SecurityError
         from app.settings import SettingsError
         from app.transform import TransformError
 
         try:
             from app.faust_app import app
-        except (SettingsError, TransformError) as exc:  # the user's to fix: one line, no traceback
+        except (SettingsError, SecurityError, TransformError) as exc:
+            # the user's to fix: one line, no traceback
             print(f"streamlearn: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         return app

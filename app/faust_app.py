@@ -1,10 +1,10 @@
 """The Faust app of streamlearn (``app.app``): ``faust -A app worker -l info`` runs it.
 
-Built once, when first imported: checks that the settings' models and transform can be built
-(``check_startup``), registers the codecs, creates the data directory and the app from the
-settings; ``app/__init__.py`` turns a start-up error into one line and exit status 2. Topics,
-tables, agents, views and the commands are found by ``autodiscover`` (a module of ours that
-fails to import stops the start-up: :class:`StreamlearnApp`); this module imports none of them.
+Built once, when first imported: checks that the settings' models can be built, registers the
+codecs, builds the app from the settings, imports the transform and creates the data directory;
+``app/__init__.py`` turns a start-up error into one line and exit status 2. Topics, tables,
+agents, views and the commands are found by ``autodiscover`` (a module of ours that fails to
+import stops the start-up: :class:`StreamlearnApp`); this module imports none of them.
 """
 
 from __future__ import annotations
@@ -31,19 +31,17 @@ class StreamlearnApp(faust.App):
         raise ImportError(f"autodiscovery: importing {name} failed") from sys.exc_info()[1]
 
 
-def check_startup() -> None:
-    """Raise a ``SettingsError`` for what the settings name but cannot be built: the models and
-    the transform (read again by the agents), before anything starts."""
+def check_models() -> None:
+    """Raise a ``SettingsError`` if the models the settings name cannot be built (the agents
+    build them), before anything starts."""
     try:
         parse_specs(settings.model)
     except ModelSpecError as exc:
         raise SettingsError(f"STREAMLEARN_MODEL={settings.model!r}: {exc}") from None
-    load_transform(settings.transform)
 
 
-check_startup()
+check_models()
 codec.register()
-settings.datadir.mkdir(parents=True, exist_ok=True)  # Faust does not create missing parents
 
 app = StreamlearnApp(
     settings.id,
@@ -78,6 +76,11 @@ app = StreamlearnApp(
     stream_buffer_maxsize=8192,
     table_cleanup_interval=min(30.0, settings.window_expires),
 )
+
+# The transform is imported (then again by the engine) once the app exists, as a transform may
+# import streamlearn's own modules; a data directory is made only once everything could be built.
+load_transform(settings.transform)
+settings.datadir.mkdir(parents=True, exist_ok=True)  # Faust does not create missing parents
 
 if settings.checkpoint_secret == DEV_SECRET:
     logging.getLogger(__name__).warning(

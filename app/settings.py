@@ -312,7 +312,7 @@ def file_values(path: str) -> dict:
         if type(value) is not kind and not (
             isinstance(f.default, Path) and isinstance(value, Path)
         ):
-            shown = "(hidden)" if key == "sasl_password" else repr(value)
+            shown = "(hidden)" if "secret" in key or "password" in key else repr(value)
             raise SettingsError(f"config file {path}: {key} = {shown}: expected {_toml_type(kind)}")
         values[key] = Path(value) if isinstance(f.default, Path) else value
     return values

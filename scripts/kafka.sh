@@ -106,10 +106,11 @@ for port in sys.argv[1:]:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", int(port)))
-        except OSError:
+        except (OSError, OverflowError):
             print(port)
             break
 PY
+        (($? == 0)) || die "could not check the ports with python3"
     else
         for p in "$@"; do port_answers "$p" && { echo "$p"; break; }; done
     fi
@@ -119,6 +120,8 @@ ephemeral_range() { tr -s '\t ' '-' </proc/sys/net/ipv4/ip_local_port_range 2>/d
 # Every port the cluster of `up N` will bind: refused with the port named before anything starts.
 check_ports() {
     local n=$1 mode=$2 i p ports=()
+    [[ "$KAFKA_PORT" =~ ^[0-9]+$ ]] && ((KAFKA_PORT >= 1024 && KAFKA_PORT + 102 <= 65535)) ||
+        die "KAFKA_PORT must be a port number from 1024 to 65433 (the cluster also takes +50, +100..+102), got '$KAFKA_PORT'"
     for ((i = 0; i < n; i++)); do ports+=("$(port_of "$i")" "$(ctrl_port_of "$i")"); done
     [[ "$mode" == plaintext ]] || ports+=("$(mtls_port)")
     p="$(first_port_in_use "${ports[@]}")"

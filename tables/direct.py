@@ -55,25 +55,38 @@ def persisted(table: Any, shard: int, out: Outbox) -> None:
 
 def stored(
     table: Any, shard: int, after: bytes | None, limit: int, max_bytes: int
-) -> tuple[list[tuple[bytes, Any, Any]], bool]:
-    """Entries ``(encoded key, key, value)`` of ``table``'s local store partition ``shard`` in
-    the store's key order, from the first encoded key after ``after`` (None: from the first):
-    ``limit`` of them at most, fewer once their values add up to ``max_bytes``; and whether the
-    partition's end was reached. Nothing (and the end) for a store not kept per partition
+) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """Entries ``(encoded key, encoded value)`` of ``table``'s local store partition ``shard``
+    in the store's key order, from the first encoded key after ``after`` (None: from the
+    first): ``limit`` of them at most, fewer once their values add up to ``max_bytes``; and
+    whether the partition's end was reached. Read past RocksDB's block cache (a scan would push
+    the hot keys out of it). Nothing (and the end) for a store not kept per partition
     (``memory://``) or not read through rocksdict (Faust's python-rocksdb fallback)."""
     store = table.data
     open_partition = getattr(store, "_db_for_partition", None)
     if open_partition is None or not getattr(store, "use_rocksdict", False):
         return [], True
     skip = {store.offset_key, after}  # (Faust keeps its changelog offset in each partition)
-    entries: list[tuple[bytes, Any, Any]] = []
+    entries: list[tuple[bytes, bytes]] = []
     size = 0
-    decode_key, decode_value = store._decode_key, store._decode_value
-    for raw_key, raw_value in open_partition(shard).items(from_key=after):
+    for raw_key, raw_value in open_partition(shard).items(from_key=after, read_opt=_SCAN):
         if raw_key in skip:
             continue
         if len(entries) >= limit or size >= max_bytes:
             return entries, False
-        entries.append((raw_key, decode_key(raw_key), decode_value(raw_value)))
+        entries.append((raw_key, raw_value))
         size += len(raw_value)
     return entries, True
+
+
+def _scan_options() -> Any:
+    try:
+        from rocksdict import ReadOptions
+    except ImportError:  # (no rocksdict: stored() reads nothing)
+        return None
+    options = ReadOptions()
+    options.fill_cache(False)
+    return options
+
+
+_SCAN = _scan_options()

@@ -20,6 +20,8 @@ sessions) would fill the disk and the changelog.
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 
 from app.faust_app import app
@@ -50,6 +52,8 @@ key_windows = app.Table(
 
 #: the features keyed events get (the config file's [[aggregate]] entries, or today's recipe)
 RECIPE: Recipe = settings.recipe
+
+log = logging.getLogger(__name__)
 
 _MISSING = object()
 
@@ -99,8 +103,10 @@ class ShardWindows:
         #: and the shard's event time when its last pass started (None: none yet)
         self.sweep_after: bytes | None = None
         self.sweep_started: float | None = None
-        #: keys the sweep found forgettable (deleted with the next checkpoint)
+        #: keys the sweep found forgettable (deleted with the next checkpoint), and entries
+        #: it could not read (kept)
         self.swept = 0
+        self.unreadable = 0
 
     def _load(self, key: str) -> dict | None:
         raw = key_windows.get(key)
@@ -168,9 +174,8 @@ class ShardWindows:
     def sweep(self, limit: int = SWEEP_KEYS) -> None:
         """Read the next ``limit`` keys (``SWEEP_BYTES`` at most) of the shard's store; mark for
         deletion with the next checkpoint each one not in memory whose state is forgettable at
-        the shard's event time, or was stored by other features (it would start again anyway).
-        A pass over the whole store starts once the shard's time moved ``SWEEP_AFTER *
-        expires`` since the last."""
+        the shard's event time (:meth:`_idle`). A pass over the whole store starts once the
+        shard's time moved ``SWEEP_AFTER * expires`` since the last."""
         if self.sweep_after is None:  # between passes
             started = self.sweep_started
             if self.now <= 0 or (
@@ -180,15 +185,35 @@ class ShardWindows:
             self.sweep_started = self.now
         entries, done = stored(key_windows, self.shard, self.sweep_after, limit, SWEEP_BYTES)
         self.sweep_after = None if done or not entries else entries[-1][0]
-        recipe, now, base = self.recipe, self.now, self.base
+        store = key_windows.data
         busy = (self.cache, self.clean, self.expired)
-        for _, key, raw in entries:
-            if any(key in keys for keys in busy):
-                continue  # in memory: the cache decides
-            value = orjson.loads(raw)
-            if recipe.made_by(value.get("r")):
-                state = value["s"] if value["u"] <= base else value["ps"]
-                if state is None or not recipe.forgettable(state, now):
-                    continue
-            self.expired.add(key)
-            self.swept += 1
+        for raw_key, raw_value in entries:
+            try:
+                key = store._decode_key(raw_key)
+                if any(key in keys for keys in busy):
+                    continue  # in memory: the cache decides
+                forget = self._idle(orjson.loads(store._decode_value(raw_value)))
+            except Exception:  # noqa: BLE001 - not a value of ours: left alone, said once
+                if not self.unreadable:
+                    log.warning(
+                        "shard %d: a key-windows entry the sweep cannot read: kept",
+                        self.shard,
+                        exc_info=True,
+                    )
+                self.unreadable += 1
+                continue
+            if forget:
+                self.expired.add(key)
+                self.swept += 1
+
+    def _idle(self, value: dict) -> bool:
+        """Whether a stored value's state is forgettable at the shard's time. A state of other
+        features too (it would not be read), but only once idle as long: until then its key's
+        next event counts in ``windows_reset``."""
+        if self.recipe.made_by(value.get("r")):
+            state = value["s"] if value["u"] <= self.base else value["ps"]
+        else:
+            state = value.get("s")
+        if not isinstance(state, dict) or not isinstance(state.get("t"), int | float):
+            return False  # (none as of the checkpoint read against: the replay makes it)
+        return self.recipe.forgettable(state, self.now)

@@ -387,7 +387,7 @@ async def create_topic(bootstrap: str, topic: str, configs: dict[str, str]) -> N
         await admin.close()
 
 
-def own_kafka(port: int, run_dir: Path, *args: str) -> subprocess.CompletedProcess:
+def own_kafka(port: int | str, run_dir: Path, *args: str) -> subprocess.CompletedProcess:
     """``scripts/kafka.sh *args`` for a cluster of a test's own: first broker on ``port``, its
     data and logs in ``run_dir`` (apart from the session's shared broker)."""
     env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_RUN": str(run_dir)}

@@ -56,3 +56,11 @@ def test_up_is_not_stopped_by_the_closing_connections_of_a_broker_just_stopped()
         result = own_kafka(port, RUN, "up")
     assert result.returncode == 1
     assert f"port {port + 100} is in use by another process" in result.stderr
+
+
+@pytest.mark.parametrize("port", ["70000", "65500", "80", "x"])
+def test_up_refuses_a_kafka_port_out_of_range(port):
+    result = own_kafka(port, RUN, "up")
+    assert result.returncode == 1
+    assert "KAFKA_PORT must be a port number from 1024 to 65433" in result.stderr
+    assert f"got '{port}'" in result.stderr

@@ -69,7 +69,7 @@ class FakeStore(dict):
         return raw
 
     def _db_for_partition(self, partition: int) -> SimpleNamespace:
-        def items(from_key=None):
+        def items(from_key=None, read_opt=None):
             encoded = sorted((self._encode_key(k), v) for k, v in self.items())
             return iter([(k, v) for k, v in encoded if from_key is None or k >= from_key])
 

@@ -44,6 +44,7 @@ def test_streamlearn_toml_in_the_working_directory_is_read_when_no_file_is_named
         ("window = true\n", "window = True: expected a number"),
         ("rekey = 1\n", "rekey = 1: expected true or false"),
         ("sasl_password = 7\n", "sasl_password = (hidden): expected a string"),
+        ("checkpoint_secret = 987654321\n", "checkpoint_secret = (hidden): expected a string"),
         ("[events]\ntopics = 'x'\n", "[events]: unknown key 'topics'"),
         ("[events]\ntime_format = 'unix'\n", "[events].time_format must be one of"),
         ("[events]\nfeatures = []\n", "[events].features is empty"),

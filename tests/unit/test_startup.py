@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from app.faust_app import StreamlearnApp, app
@@ -47,6 +48,30 @@ def test_the_commands_stop_the_same_way():
         result.stderr
         == "streamlearn: STREAMLEARN_TRANSFORM='json:nope': json has no function 'nope'\n"
     )
+
+
+def test_a_transform_may_import_streamlearns_own_modules(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'{"id": "e1", "key": "k", "ts": 10, "x": {"a": 1.0}}\n')
+    out = tmp_path / "out.jsonl"
+    setting = {"TRANSFORM": "tests.unit.transforms_app:tag"}
+    result = faust(["features", str(events), "--out", str(out)], setting, tmp_path)
+    assert result.returncode == 0, result.stderr
+    from tables.windows import RECIPE
+
+    # (a string feature reaches the model one-hot: name=value)
+    assert orjson.loads(out.read_bytes())["x"][f"recipe={RECIPE.fingerprint}"] == 1
+
+
+def test_tls_files_that_cannot_be_used_are_one_line_too(tmp_path):
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate")
+    setting = {"SECURITY_PROTOCOL": "SSL", "SSL_CAFILE": str(not_pem)}
+    result = faust(["worker"], setting, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("streamlearn: the TLS files (STREAMLEARN_SSL_CAFILE")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "data").exists()
 
 
 def faust(command: list[str], setting: dict[str, str], tmp_path: Path | None):

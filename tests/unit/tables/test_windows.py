@@ -158,19 +158,36 @@ def test_the_sweep_reads_a_batch_at_a_time_and_spares_a_key_that_comes_back(tabl
     assert orjson.loads(table["k3"])["s"]["t"] == later + 1.0
 
 
-def test_the_sweep_deletes_a_key_stored_by_other_features(table):
-    from app.recipe import Recipe
+def test_the_sweep_deletes_a_key_stored_by_other_features_once_it_is_idle_as_long(table):
+    from app.recipe import STATE_RESET, Recipe
 
     other = Recipe.build(None, window=60, hop_window=60, hop_step=10, expires=120)
     old = ShardWindows(0, base=-1, cache_size=10, recipe=other)
-    old.update("k", 5.0, {"a": 1.0})
-    checkpoint(old, upto=0)
-    windows = ShardWindows(0, base=0, cache_size=10)
+    for key in ("a", "b"):
+        old.update(key, 5.0, {"a": 1.0})
+    checkpoint(old, upto=1)
+    windows = ShardWindows(0, base=1, cache_size=10)
     count(windows, "n", 10.0)
+    checkpoint(windows, upto=2)
+    assert windows.swept == 0  # not idle long: its next event starts it again, counted
+    assert windows.update("a", 20.0, {"a": 1.0}) == STATE_RESET
+    count(windows, "n", 2 * RECIPE.expires + 100.0)
+    checkpoint(windows, upto=4)
+    assert windows.swept == 1 and windows.expired == {"b"}
+    checkpoint(windows, upto=4)
+    assert sorted(table) == ["a", "n"]
+
+
+def test_the_sweep_keeps_what_it_cannot_read_and_goes_on(table, caplog):
+    windows = ShardWindows(0, base=-1, cache_size=1)
+    for key in ("a", "c"):
+        count(windows, key, 1.0)
     checkpoint(windows, upto=1)
-    assert windows.swept == 1
-    checkpoint(windows, upto=1)
-    assert sorted(table) == ["n"]
+    table["b"] = b"not json"
+    count(windows, "z", 2 * RECIPE.expires + 100.0)
+    checkpoint(windows, upto=2)
+    assert windows.unreadable == 1 and windows.expired == {"a", "c"}
+    assert "a key-windows entry the sweep cannot read: kept" in caplog.text
 
 
 def test_stored_scans_one_partition_of_a_rocksdict_store_in_key_order(tmp_path):
@@ -185,23 +202,15 @@ def test_stored_scans_one_partition_of_a_rocksdict_store_in_key_order(tmp_path):
     for key in (b"c", b"a", b"b", offset_key, b"d"):
         db[key] = b"v-" + key
     store = SimpleNamespace(
-        _db_for_partition={0: db}.__getitem__,
-        use_rocksdict=True,
-        offset_key=offset_key,
-        _decode_key=bytes.decode,
-        _decode_value=lambda raw: raw,
+        _db_for_partition={0: db}.__getitem__, use_rocksdict=True, offset_key=offset_key
     )
     table = SimpleNamespace(data=store)
     try:
-        assert stored(table, 0, None, 2, 1000) == (
-            [(b"a", "a", b"v-a"), (b"b", "b", b"v-b")],
-            False,
-        )
-        rest, done = stored(table, 0, b"b", 10, 1000)
-        assert [key for _, key, _ in rest] == ["c", "d"] and done
+        assert stored(table, 0, None, 2, 1000) == ([(b"a", b"v-a"), (b"b", b"v-b")], False)
+        assert stored(table, 0, b"b", 10, 1000) == ([(b"c", b"v-c"), (b"d", b"v-d")], True)
         assert stored(table, 0, b"d", 10, 1000) == ([], True)
         # at most max_bytes of values (the entry that passes it is the last)
-        assert [key for _, key, _ in stored(table, 0, None, 10, 4)[0]] == ["a", "b"]
+        assert [key for key, _ in stored(table, 0, None, 10, 4)[0]] == [b"a", b"b"]
         assert stored(SimpleNamespace(data={}), 0, None, 10, 1000) == ([], True)  # memory://
     finally:
         db.close()
