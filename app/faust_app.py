@@ -48,7 +48,9 @@ app = StreamlearnApp(
     broker=settings.broker,
     broker_credentials=faust_credentials(settings),
     store=settings.store,
-    datadir=str(settings.datadir),
+    # one directory per app id: a store holds one changelog offset per partition, whatever the
+    # topic, so another app id's store would be taken as this app's, stale windows and models
+    datadir=str(settings.datadir / settings.id),
     autodiscover=[
         "agents",
         "tables",
@@ -80,7 +82,7 @@ app = StreamlearnApp(
 # The transform is imported (then again by the engine) once the app exists, as a transform may
 # import streamlearn's own modules; a data directory is made only once everything could be built.
 load_transform(settings.transform)
-settings.datadir.mkdir(parents=True, exist_ok=True)  # Faust does not create missing parents
+(settings.datadir / settings.id).mkdir(parents=True, exist_ok=True)  # (Faust does not make parents)
 
 if settings.checkpoint_secret == DEV_SECRET:
     logging.getLogger(__name__).warning(

@@ -119,7 +119,8 @@ class Pipeline:
         env.update({f"STREAMLEARN_{k}": v for k, v in self.settings.items()})
         return env
 
-    def start_worker(self) -> Worker:
+    def start_worker(self, datadir: Path | None = None) -> Worker:
+        """Start a worker (with ``datadir``: that data dir instead of its own)."""
         if not self.workers:  # as a user would: the input topics exist before the first event
             run(
                 ensure_topics(
@@ -131,6 +132,8 @@ class Pipeline:
                 )
             )
         worker = Worker(self, len(self.workers))
+        if datadir is not None:
+            worker.datadir = datadir
         self.workers.append(worker)
         worker.start()
         return worker
@@ -237,6 +240,7 @@ class Worker:
     def spawn(self) -> None:
         """Start the worker process, without waiting for it to serve its web view."""
         self.datadir.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = self.pipeline.env()
         env["STREAMLEARN_WEB_PORT"] = str(self.port)
         env["STREAMLEARN_DATADIR"] = str(self.datadir)

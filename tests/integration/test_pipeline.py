@@ -306,3 +306,20 @@ def test_predictions_kafka_refuses_stop_the_worker_before_a_checkpoint_covers_th
     assert "MessageSizeTooLargeError" in log
     checkpoint = pipeline.last_checkpoint(0)
     assert checkpoint is None or checkpoint["models"][LR_NAME]["n_learned"] == 0
+
+
+def test_a_new_app_id_on_the_same_data_dir_starts_from_nothing(pipeline_factory):
+    # STREAMLEARN_DATADIR is shared; each app id keeps its stores apart. (A RocksDB store keeps
+    # one changelog offset per partition whatever the topic: another app's store would be read
+    # as this app's, its checkpoint restored and its offsets skipped.)
+    first = pipeline_factory(partitions=1, model=LR)
+    worker = first.start_worker()
+    first.send(first.events, phishing_events(0, 60))
+    wait_for(lambda: total(worker, "n_learned") == 60, what="60 learned")
+    assert worker.stop(signal.SIGTERM) == 0
+    second = pipeline_factory(partitions=1, model=LR)
+    other = second.start_worker(datadir=worker.datadir)
+    second.send(second.events, phishing_events(0, 10))
+    wait_for(lambda: total(other, "n_predicted") == 10, what="10 predicted")
+    assert total(other, "n_learned") == 10
+    assert (worker.datadir / first.id).is_dir() and (worker.datadir / second.id).is_dir()
