@@ -45,15 +45,18 @@ half_life = 300
 
 
 def events(n: int, seed: int = 3, keys: int = 24) -> list[dict]:
-    """Keyed events with late ones, too-late ones, missing fields, strings, and keys idle longer
+    """Keyed events with late ones, too-late ones, missing fields, strings, keys idle longer
     than expires (900 s: forgotten) but never twice that (kept in the store: see docs/features.md
-    on the one case where the stream and the offline command can differ)."""
+    on the one case where the stream and the offline command can differ), and keys busy for a
+    minute once, then never again (deleted from the store once idle twice expires: the sweep)."""
     rng = random.Random(seed)
     rows, ts = [], 1_767_225_600.0
     for i in range(n):
         ts += rng.expovariate(1 / 4.0)
         if i % 400 < 40:  # busy for ~160 s, then idle for ~1,440 s
             key = f"sleepy{rng.randrange(3)}"
+        elif 200 <= i % 400 < 215:
+            key = f"once{i // 400}"
         else:
             key = f"c{rng.randrange(keys)}"
         t = ts - rng.uniform(0, 400) if rng.random() < 0.1 else ts  # late within expires
@@ -171,3 +174,9 @@ def test_the_offline_command_equals_the_enriched_topic_after_kills(pipeline_fact
     stream = enriched_x(pipeline, len(rows))
     computed, _ = offline(pipeline, tmp_path, write_file(tmp_path, rows))
     assert_same(stream, computed)
+    # the keys seen once were deleted from the store as the stream went on, through the kills
+    # (the sweep: they had left the 6-key cache while recent)
+    wait_for(
+        lambda: worker.stats()["counters"].get("keys_forgotten", 0) >= 5,
+        what="keys seen once deleted",
+    )
