@@ -66,7 +66,7 @@ async def _features(self: AppCommand, input: str, output: str) -> None:
     else:
         n = await write_jsonl(rows, Path(output))
     print(offline.summary(), file=sys.stderr)
-    self.say(f"features: {n} rows written to {output}")
+    self.say(f"features: {n} row{'' if n == 1 else 's'} written to {output}")
 
 
 def check_file_input(path: str) -> None:

@@ -76,9 +76,15 @@ class OfflineFeatures:
     def summary(self) -> str:
         """One paragraph: what was read, given and refused (with the first reasons)."""
         lines = [
-            f"{self.n_read} messages read, {self.n_rows} rows written, {len(self.states)} keys"
+            f"{_n(self.n_read, 'message')} read, {_n(self.n_rows, 'row')} written, "
+            f"{_n(len(self.states), 'key')}"
         ]
         for counter, n in sorted(self.counts.items()):
             lines.append(f"  {counter}: {n}")
             lines.extend(f"    {reason}" for reason in self.reasons.get(counter, []))
         return "\n".join(lines)
+
+
+def _n(count: int, noun: str) -> str:
+    """``count`` ``noun``s, in words a person reads: 1 row, 2 rows."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -41,7 +41,9 @@ def test_rows_carry_the_declared_features_and_refusals_are_counted_with_reasons(
     assert rows[2]["x"]["a_std_w"] == 0.7071067811865476
     assert rows[3] == {"id": "e3", "key": None, "ts": 103.0, "x": {"a": 9.0}, "y": False}
     assert (offline.n_read, offline.n_rows, dict(offline.counts)) == (4, 3, {"dead_letters": 1})
-    assert "events[0]@1: not JSON" in offline.summary()
+    summary = offline.summary()
+    assert summary.startswith("4 messages read, 3 rows written, 1 key\n  dead_letters: 1\n")
+    assert "events[0]@1: not JSON" in summary
 
 
 async def _rows(rows):
