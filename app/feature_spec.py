@@ -186,7 +186,7 @@ def _aggregate(entry: object, at: str, index: dict[str, int]) -> list[Output]:
             raise FeatureSpecError(f"{at}: unknown window {name!r} ([windows]: {known})")
     half_life = entry.get("half_life")
     if "ewm_mean" in aggregations:
-        if type(half_life) not in (int, float) or not half_life > 0:
+        if type(half_life) not in (int, float) or not 0 < half_life < float("inf"):
             raise FeatureSpecError(
                 f"{at}: ewm_mean needs half_life, a positive number of seconds, got {half_life!r}"
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from app.feature_spec import FeatureSpecError, parse
@@ -175,6 +177,8 @@ def test_a_window_name_is_letters_digits_and_underscores():
         ({"fields": ["a"], "aggregations": ["ewm_mean"], "half_life": 0}, "needs half_life"),
         ({"fields": ["a"], "aggregations": ["ewm_mean"], "half_life": -5}, "needs half_life"),
         ({"fields": ["a"], "aggregations": ["ewm_mean"], "half_life": "1h"}, "needs half_life"),
+        ({"fields": ["a"], "aggregations": ["ewm_mean"], "half_life": math.inf}, "needs half_life"),
+        ({"fields": ["a"], "aggregations": ["ewm_mean"], "half_life": math.nan}, "needs half_life"),
         (
             {"fields": ["a"], "aggregations": ["sum"], "windows": ["hour"], "half_life": 60},
             "half_life is only for",
