@@ -11,6 +11,7 @@ import pytest
 from app.feature_spec import parse
 from app.model_spec import parse_spec
 from tests.integration.harness import consume_all, run, wait_for
+from tests.integration.test_forgetting import live_keys
 
 pytestmark = pytest.mark.integration
 
@@ -175,8 +176,10 @@ def test_the_offline_command_equals_the_enriched_topic_after_kills(pipeline_fact
     computed, _ = offline(pipeline, tmp_path, write_file(tmp_path, rows))
     assert_same(stream, computed)
     # the keys seen once were deleted from the store as the stream went on, through the kills
-    # (the sweep: they had left the 6-key cache while recent)
-    wait_for(
-        lambda: worker.stats()["counters"].get("keys_forgotten", 0) >= 5,
-        what="keys seen once deleted",
-    )
+    # (the sweep: they had left the 6-key cache while recent). The tombstones in the changelog,
+    # not keys_forgotten: a kill right after a checkpoint can lose its count. (Of the 10, busy
+    # from 800 s to 15,200 s of a 16,000 s stream, 9 are idle for 1,800 s before it ends; 7 and 8
+    # were deleted in two local runs, 4 with the sweep disabled: a pass and the next checkpoint
+    # come a little later.)
+    once = {r["key"] for r in rows if r["key"].startswith("once")}
+    assert len(once - live_keys(pipeline)) >= 5
