@@ -42,15 +42,16 @@ def check_models() -> None:
 
 check_models()
 codec.register()
+#: one directory per app id: a store holds one changelog offset per partition, whatever the
+#: topic, so another app id's store would be taken as this app's, stale windows and models
+app_datadir = settings.datadir / settings.id
 
 app = StreamlearnApp(
     settings.id,
     broker=settings.broker,
     broker_credentials=faust_credentials(settings),
     store=settings.store,
-    # one directory per app id: a store holds one changelog offset per partition, whatever the
-    # topic, so another app id's store would be taken as this app's, stale windows and models
-    datadir=str(settings.datadir / settings.id),
+    datadir=str(app_datadir),
     autodiscover=[
         "agents",
         "tables",
@@ -82,7 +83,7 @@ app = StreamlearnApp(
 # The transform is imported (then again by the engine) once the app exists, as a transform may
 # import streamlearn's own modules; a data directory is made only once everything could be built.
 load_transform(settings.transform)
-(settings.datadir / settings.id).mkdir(parents=True, exist_ok=True)  # (Faust does not make parents)
+app_datadir.mkdir(parents=True, exist_ok=True)  # (Faust does not make missing parents)
 
 if settings.checkpoint_secret == DEV_SECRET:
     logging.getLogger(__name__).warning(

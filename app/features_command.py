@@ -29,7 +29,7 @@ from app.faust_app import app
 from app.kafka_admin import bootstrap_servers
 from app.kafka_auth import client_options
 from app.mapping import Origin
-from app.offline import OfflineFeatures
+from app.offline import OfflineFeatures, counted
 from app.settings import settings
 
 KAFKA = "kafka:"
@@ -66,7 +66,7 @@ async def _features(self: AppCommand, input: str, output: str) -> None:
     else:
         n = await write_jsonl(rows, Path(output))
     print(offline.summary(), file=sys.stderr)
-    self.say(f"features: {n} row{'' if n == 1 else 's'} written to {output}")
+    self.say(f"features: {counted(n, 'row')} written to {output}")
 
 
 def check_file_input(path: str) -> None:

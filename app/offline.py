@@ -76,8 +76,8 @@ class OfflineFeatures:
     def summary(self) -> str:
         """One paragraph: what was read, given and refused (with the first reasons)."""
         lines = [
-            f"{_n(self.n_read, 'message')} read, {_n(self.n_rows, 'row')} written, "
-            f"{_n(len(self.states), 'key')}"
+            f"{counted(self.n_read, 'message')} read, {counted(self.n_rows, 'row')} written, "
+            f"{counted(len(self.states), 'key')}"
         ]
         for counter, n in sorted(self.counts.items()):
             lines.append(f"  {counter}: {n}")
@@ -85,6 +85,6 @@ class OfflineFeatures:
         return "\n".join(lines)
 
 
-def _n(count: int, noun: str) -> str:
+def counted(count: int, noun: str) -> str:
     """``count`` ``noun``s, in words a person reads: 1 row, 2 rows."""
     return f"{count} {noun}{'' if count == 1 else 's'}"

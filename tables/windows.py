@@ -116,6 +116,11 @@ class ShardWindows:
         if not self.recipe.made_by(value.get("r")):
             self.reset = True  # stored by other features: the key starts again
             return None
+        return self._as_of_base(value)
+
+    def _as_of_base(self, value: dict) -> dict | None:
+        """A stored value's state as of the checkpoint the table is read against: ``s`` if
+        that checkpoint covers it, else the fallback ``ps`` (see the module's docstring)."""
         return value["s"] if value["u"] <= self.base else value["ps"]
 
     def update(self, key: str, ts: float, x: dict) -> int:
@@ -211,7 +216,7 @@ class ShardWindows:
         features too (it would not be read), but only once idle as long: until then its key's
         next event counts in ``windows_reset``."""
         if self.recipe.made_by(value.get("r")):
-            state = value["s"] if value["u"] <= self.base else value["ps"]
+            state = self._as_of_base(value)
         else:
             state = value.get("s")
         if not isinstance(state, dict) or not isinstance(state.get("t"), int | float):
