@@ -49,7 +49,7 @@ from app.recipe import DISTINCT_CAPPED, STATE_RESET, TOO_LATE
 from app.records import dead_letter_headers
 from app.settings import Settings, settings
 from app.topics import declare, enriched, events, events_dlq, join, predictions, rekeyed
-from app.transform import load as load_transform
+from app.transform import configured as configured_transform
 from tables.anchor import writing_to
 from tables.counters import count, remember_reject
 from tables.live_shard import LiveShard
@@ -110,7 +110,7 @@ class Engine(Service):
         #: what a message goes through before windows and models (app/intake.py)
         self.intake = Intake(
             config.event_mapping,
-            load_transform(config.transform),
+            configured_transform(config),
             config.max_future,
             label_check(self.keeper.specs),
         )
@@ -412,13 +412,14 @@ class Engine(Service):
     def _reject(
         self, shard: int, record, reason: str, counter: str, now: float, source: tuple | None
     ) -> None:
-        topic, partition, offset, _ = source or (self.source, shard, record.offset, None)
+        # a re-keyed copy carries the raw message's own Kafka key: the dead letter gets it back
+        topic, partition, offset, key = source or (self.source, shard, record.offset, record.key)
         log.warning("rejected %s[%d]@%d: %s", topic, partition, offset, reason)
         count(counter, shard)
         remember_reject(counter, shard, reason, offset, now)
         self.dead_letter(
             shard,
-            record.key,
+            key,
             record.value if record.value is not None else b"",
             dead_letter_headers(reason, topic, partition, offset),
         )

@@ -119,7 +119,7 @@ def _check_dataset(ctx: click.Context, param: click.Parameter, name: str) -> str
         raise click.BadParameter(f"unknown dataset {name!r}; choose one of: {', '.join(names)}")
     problem = task_problem(task(name), parse_specs(settings.model))
     if problem is not None:
-        raise click.BadParameter(f"{name!r} is {problem} (STREAMLEARN_MODEL={settings.model!r})")
+        raise click.BadParameter(f"{name!r} is {problem} ({settings.named('model')})")
     return name
 
 

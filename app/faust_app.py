@@ -18,7 +18,7 @@ from app import codec
 from app.kafka_auth import faust_credentials
 from app.model_spec import ModelSpecError, parse_specs
 from app.settings import DEV_SECRET, SettingsError, settings
-from app.transform import load as load_transform
+from app.transform import configured as configured_transform
 
 __all__ = ["StreamlearnApp", "app"]
 
@@ -37,7 +37,7 @@ def check_models() -> None:
     try:
         parse_specs(settings.model)
     except ModelSpecError as exc:
-        raise SettingsError(f"STREAMLEARN_MODEL={settings.model!r}: {exc}") from None
+        raise SettingsError(f"{settings.named('model')}: {exc}") from None
 
 
 check_models()
@@ -82,7 +82,7 @@ app = StreamlearnApp(
 
 # The transform is imported (then again by the engine) once the app exists, as a transform may
 # import streamlearn's own modules; a data directory is made only once everything could be built.
-load_transform(settings.transform)
+configured_transform(settings)
 app_datadir.mkdir(parents=True, exist_ok=True)  # (Faust does not make missing parents)
 
 if settings.checkpoint_secret == DEV_SECRET:

@@ -20,7 +20,7 @@ from app.mapping import Origin
 from app.model_spec import parse_specs
 from app.recipe import DISTINCT_CAPPED, TOO_LATE, Recipe
 from app.settings import Settings
-from app.transform import load as load_transform
+from app.transform import configured as configured_transform
 
 #: reasons kept for the summary, per counter
 KEEP_REASONS = 3
@@ -32,7 +32,7 @@ class OfflineFeatures:
     def __init__(self, config: Settings) -> None:
         self.intake = Intake(
             config.event_mapping,
-            load_transform(config.transform),
+            configured_transform(config),
             config.max_future,
             label_check(parse_specs(config.model)),
         )

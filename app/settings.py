@@ -71,6 +71,9 @@ class Settings:
     aggregate_list: list | None = field(default=None, compare=False)
     #: the config file these settings were read from (None: none), for error messages
     config_file: str | None = field(default=None, compare=False)
+    #: the settings the config file gave and the environment did not override (field names),
+    #: so that an error names the file and the key (:meth:`named`)
+    from_file: frozenset | None = field(default=None, compare=False, repr=False)
     label_ttl: float = 86400.0
     #: seconds an event's or a label's time may run ahead of the worker's clock (else refused)
     max_future: float = 3600.0
@@ -157,6 +160,23 @@ class Settings:
         table = {**self.labels_map, "topic": self.labels_topic}
         return LabelMapping.from_config(table, self.labels_topic, "[labels]")
 
+    def named(self, name: str) -> str:
+        """Setting ``name`` and its value as the user wrote it, for an error message: the
+        config file and its key when the file gave it, else the environment variable (the
+        variable also for a default, as that is where one would set it). A secret is hidden.
+
+        >>> Settings.from_env({"STREAMLEARN_MODEL": "bogus"}).named("model")
+        "STREAMLEARN_MODEL='bogus'"
+        >>> Settings(model="bogus", config_file="s.toml", from_file=frozenset({"model"})).named(
+        ...     "model")
+        "config file s.toml: model = 'bogus'"
+        """
+        value = getattr(self, name)
+        shown = "(hidden)" if "secret" in name or "password" in name else repr(str(value))
+        if self.config_file and name in (self.from_file or ()):
+            return f"config file {self.config_file}: {name} = {shown}"
+        return f"{PREFIX}{name.upper()}={shown}"
+
     @property
     def dlq_topic(self) -> str:
         """Where malformed events go: ``<events topic>-dlq``."""
@@ -186,6 +206,7 @@ class Settings:
         (checked values by field name, e.g. from :func:`file_values`)."""
         environ = os.environ if environ is None else environ
         values: dict = dict(base or {})
+        from_file = set(values) - {"config_file"}
         for f in fields(cls):
             if f.default is None:
                 continue  # tables of the config file only
@@ -193,6 +214,7 @@ class Settings:
             if raw is None or raw == "":
                 continue
             kind = type(f.default)
+            from_file.discard(f.name)
             try:
                 values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
             except ValueError as exc:
@@ -200,7 +222,7 @@ class Settings:
                 raise SettingsError(
                     f"{PREFIX}{f.name.upper()}={raw!r}: expected {expected}"
                 ) from exc
-        settings = cls(**values)
+        settings = cls(**values, from_file=frozenset(from_file))
         settings.check()
         return settings
 

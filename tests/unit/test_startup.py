@@ -98,3 +98,48 @@ def test_a_module_of_ours_that_fails_to_import_stops_the_start_up():
         with pytest.raises(ImportError, match="importing agents.gone failed") as info:
             app._on_autodiscovery_error("agents.gone")
     assert isinstance(info.value.__cause__, ModuleNotFoundError)
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ('model = "bogus"', "model = 'bogus': unknown River estimator"),
+        ('transform = "json:nope"', "transform = 'json:nope': json has no function 'nope'"),
+        ('transform = "nowhere_xyz:f"', "transform = 'nowhere_xyz:f': cannot import nowhere_xyz"),
+    ],
+)
+def test_a_bad_setting_of_the_config_file_names_the_file_and_the_key(line, says, tmp_path):
+    config = tmp_path / "streamlearn.toml"
+    config.write_text(line + "\n")
+    result = faust(["worker", "-l", "info"], {"CONFIG": str(config)}, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"streamlearn: config file {config}: {says}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "STREAMLEARN_" not in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_the_environment_wins_over_the_file_and_is_named(tmp_path):
+    config = tmp_path / "streamlearn.toml"
+    config.write_text('model = "LogisticRegression"\n')
+    result = faust(["worker"], {"CONFIG": str(config), "MODEL": "bogus"}, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("streamlearn: STREAMLEARN_MODEL='bogus': unknown River")
+
+
+def test_a_transform_beside_the_config_file_is_imported(tmp_path):
+    folder = tmp_path / "team"
+    folder.mkdir()
+    (folder / "rules_beside_config.py").write_text(
+        "def clean(event):\n    event['x']['amount'] = min(event['x']['amount'], 5.0)\n"
+        "    return event\n"
+    )
+    config = folder / "streamlearn.toml"
+    config.write_text('transform = "rules_beside_config:clean"\nwindow_features = "none"\n')
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'{"id": "e1", "key": null, "ts": 10, "x": {"amount": 12.5}}\n')
+    out = tmp_path / "out.jsonl"
+    # run from elsewhere: neither the working directory nor PYTHONPATH holds the module
+    result = faust(["features", str(events), "--out", str(out)], {"CONFIG": str(config)}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert orjson.loads(out.read_bytes())["x"] == {"amount": 5.0}

@@ -57,6 +57,10 @@ def dead_letters(engine: Engine) -> list[tuple[bytes, dict]]:
     return [(m[3], dict(m[4])) for m in engine.outbox.to("events-dlq")]
 
 
+def dead_letter_keys(engine: Engine) -> list[bytes | None]:
+    return [m[2] for m in engine.outbox.to("events-dlq")]
+
+
 def test_a_labelled_event_is_predicted_learned_and_its_offset_kept(make_engine):
     engine = make_engine()
     assert engine.take(0, [record(0, event(0)), record(1, event(1, y=False))]) == 2
@@ -155,15 +159,18 @@ def test_copies_the_rekey_stage_sent_again_are_dropped_by_their_origin(make_engi
         record(1, event(1), headers=[("sl-src", b"1:0")]),
         record(2, event(0), headers=[("sl-src", b"2:5")]),  # sent again after a crash
         record(3, event(7), headers=[("sl-src", b"2:4")]),  # older than one taken
-        record(4, b"garbage", headers=[("sl-src", b"2:6")]),
+        record(4, b"garbage", key=b"card-9", headers=[("sl-src", b"2:6"), ("sl-key", b"raw")]),
+        record(5, b"[1]", key=b"r:2:7", headers=[("sl-src", b"2:7")]),  # raw had no key
     ]
-    assert engine.take(0, records) == 5  # offsets consumed, whether learned or not
+    assert engine.take(0, records) == 6  # offsets consumed, whether learned or not
     assert learned(engine) == 2
     assert shard(engine).models.n_duplicates == 2
-    assert shard(engine).models.origins == {"e0": 4, "r1": 0, "r2": 6}
-    ((_, headers),) = dead_letters(engine)  # its origin, not the re-keyed copy's offset
+    assert shard(engine).models.origins == {"e0": 5, "r1": 0, "r2": 7}
+    (_, headers), _ = dead_letters(engine)  # its origin, not the re-keyed copy's offset
     assert (headers["source_topic"], headers["source_partition"]) == (b"events", b"2")
     assert headers["source_offset"] == b"6"
+    # and the raw message's own Kafka key (none: none), not the key it was re-keyed by
+    assert dead_letter_keys(engine) == [b"raw", None]
 
 
 def test_an_event_stamped_beyond_max_future_is_dead_lettered_a_near_one_learned(make_engine):
