@@ -22,7 +22,7 @@ from aiokafka.errors import (
 )
 from faust.sensors import Sensor
 
-from app.faust_app import app
+from app.faust_app import StartRefused, app
 from app.kafka_auth import preflight
 from app.settings import settings
 
@@ -50,8 +50,7 @@ class Guard(Sensor):
         groups = [settings.id, *([f"{settings.id}-rekey"] if settings.rekey else [])]
         problem = await preflight(settings, groups)
         if problem is not None:
-            log.critical("%s", problem)
-            raise Refused(problem)
+            raise StartRefused(problem)  # one line on stderr, exit status 2 (app/faust_app.py)
         # now: the worker has set up logging (which replaces the root logger's handlers)
         logging.getLogger().addHandler(AuthorizationLog(self))
 

@@ -20,7 +20,7 @@ from app.model_spec import ModelSpecError, parse_specs
 from app.settings import DEV_SECRET, SettingsError, settings
 from app.transform import configured as configured_transform
 
-__all__ = ["StreamlearnApp", "app"]
+__all__ = ["StartRefused", "StreamlearnApp", "StreamlearnWorker", "app"]
 
 
 class StreamlearnApp(faust.App):
@@ -29,6 +29,34 @@ class StreamlearnApp(faust.App):
 
     def _on_autodiscovery_error(self, name: str) -> None:
         raise ImportError(f"autodiscovery: importing {name} failed") from sys.exc_info()[1]
+
+
+class StartRefused(RuntimeError):
+    """Kafka refused the worker before it started (a wrong password, a plaintext client on a
+    TLS port, no ACL on its group): the text says what to check. The worker ends as a start-up
+    error does: this one line on stderr and exit status 2, no traceback."""
+
+
+class StreamlearnWorker(faust.Worker):
+    """Faust's worker, except that a :class:`StartRefused` raised while it starts ends it as a
+    start-up error (mode's worker logs a traceback and exits 1)."""
+
+    refused: StartRefused | None = None
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except StartRefused as exc:
+            self.refused = exc  # the worker then stops what started, as on a signal
+
+    def execute_from_commandline(self) -> None:
+        try:
+            super().execute_from_commandline()
+        except SystemExit:
+            if self.refused is None:
+                raise
+        print(f"streamlearn: {self.refused}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
 
 
 def check_models() -> None:
@@ -61,6 +89,7 @@ app = StreamlearnApp(
         "app.features_command",
     ],
     origin="app",
+    Worker=StreamlearnWorker,
     key_serializer="raw",
     value_serializer="orjson",
     topic_partitions=settings.partitions,
