@@ -22,6 +22,28 @@ READY_TIMEOUT = 20.0
 _NOT_READY = (KafkaConnectionError, NodeNotReadyError, RequestTimedOutError)
 
 
+async def _served(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict]:
+    """The metadata of ``names``, once Kafka serves each with a leader for every partition (or
+    READY_TIMEOUT passed): a client that asks right after a creation (ours, or a worker's at the
+    same moment) is told the topic does not exist, and aiokafka logs that as an ERROR."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        metas = await admin.describe_topics(names)
+        pending = [
+            meta["topic"]
+            for meta in metas
+            if meta["error_code"] != 0
+            or not meta["partitions"]
+            or any(p["leader"] < 0 for p in meta["partitions"])
+        ]
+        if not pending:
+            return metas
+        if time.monotonic() >= deadline:
+            log.warning("topics %s are not served by Kafka yet: clients will retry", pending)
+            return metas
+        await asyncio.sleep(0.05)
+
+
 def bootstrap_servers(broker_url: str) -> str:
     """aiokafka's bootstrap string for a Faust broker URL (``kafka://h:p;kafka://h2:p2``).
 
@@ -78,16 +100,14 @@ async def _ensure_topics(
             except TopicAlreadyExistsError:
                 pass
             log.info("created topics %s (%d partitions)", missing, partitions)
-        present = [n for n in names if n in existing]
-        if present:
-            for meta in await admin.describe_topics(present):
-                n_parts = len(meta["partitions"])
-                if n_parts != partitions:
-                    log.warning(
-                        "topic %s has %d partitions, STREAMLEARN_PARTITIONS is %d",
-                        meta["topic"],
-                        n_parts,
-                        partitions,
-                    )
+        for meta in await _served(admin, names):
+            n_parts = len(meta["partitions"])
+            if meta["topic"] in existing and n_parts != partitions:
+                log.warning(
+                    "topic %s has %d partitions, STREAMLEARN_PARTITIONS is %d",
+                    meta["topic"],
+                    n_parts,
+                    partitions,
+                )
     finally:
         await admin.close()

@@ -77,7 +77,7 @@ class Checkpoints:
                 f"used: {exc!r}. Refusing to replace a trained model with a fresh one: check "
                 "STREAMLEARN_CHECKPOINT_SECRET, or start over under a new STREAMLEARN_ID."
             ) from exc
-        log.info("shard %d: restored checkpoint at offset %d", shard, models.offset)
+        log.info("shard %d: %s", shard, describe_restored(models))
         return models, True
 
     def output_lost(self, shard: int, exc: BaseException) -> OutputLost:
@@ -100,3 +100,24 @@ class Checkpoints:
             raise
         except Exception as exc:
             raise self.output_lost(shard, exc) from exc
+
+
+def describe_restored(models: ShardModels) -> str:
+    """What a restored checkpoint covers, for the log: the events it took (by offset of the
+    topic the engine reads, and of each raw partition a re-key stage copied), the scoring
+    offset, and what the models learned.
+
+    >>> print(describe_restored(ShardModels(0, {}, offset=-1, origins={"e0": 4999, "r2": 17})))
+    restored checkpoint: events up to offset 4999 (raw partition 2 up to 17),
+    scoring offset -1 (no joined label yet)
+    """
+    events = models.origins.get(f"e{models.shard}")
+    parts = [f"events up to offset {events}" if events is not None else "no events yet"]
+    raw = sorted((int(k[1:]), v) for k, v in models.origins.items() if k.startswith("r"))
+    if raw:
+        parts[0] += " (" + ", ".join(f"raw partition {p} up to {o}" for p, o in raw) + ")"
+    scoring = f"scoring offset {models.offset}"
+    if models.offset < 0:
+        scoring += " (no joined label yet)"
+    learned = "".join(f", {n} learned {m.n_learned}" for n, m in sorted(models.models.items()))
+    return f"restored checkpoint: {parts[0]}, {scoring}{learned}"
