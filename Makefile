@@ -15,7 +15,10 @@ $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.lock
-	$(BIN)/python -m pip install -q --no-deps -e . --config-settings editable_mode=compat
+	@# the checkout on the venv's import path (a .pth file; no editable build, whose setuptools
+	@# warnings are all a first `make demo` would print): app, agents and tables import from here
+	$(BIN)/python -m pip uninstall -q -y streamlearn 2>/dev/null || true
+	$(BIN)/python -c 'import sys, sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()["purelib"], "streamlearn.pth").write_text(sys.argv[1] + "\n")' "$(CURDIR)"
 	rm -f $(VENV)/.installed-* && touch $@
 
 # SECURITY=sasl_ssl: one broker with SASL_SSL (SCRAM), mutual TLS and ACLs (see scripts/kafka.sh)
