@@ -10,42 +10,96 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+from river import datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.datasets import encode_x  # noqa: E402
+from bench.worker import STALL, wait_count  # noqa: E402
 from tests.integration.harness import Pipeline, wait_for  # noqa: E402
-from tests.integration.test_faults import LR, hyperplane_events  # noqa: E402
+from tests.integration.test_faults import LR  # noqa: E402
+
+
+def hyperplane_stream(seed: int = 7) -> Iterator[dict]:
+    """tests/integration/test_faults.py's hyperplane events, as many as are taken."""
+    for i, (x, y) in enumerate(datasets.synth.Hyperplane(seed=seed, n_features=10)):
+        yield {"id": f"h{i}", "key": None, "ts": float(i), "x": encode_x(x), "y": y}
+
+
+class Stream(threading.Thread):
+    """Events sent to ``pipeline``'s events topic at about ``rate``/s, a chunk every 0.1 s,
+    until :meth:`stop`: a stream that lasts however long the worker takes to come back (a
+    fixed number of events at a fixed rate ends before a slow machine's restart does, and the
+    worker then comes back to a backlog, not a stream)."""
+
+    def __init__(self, pipeline: Pipeline, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.pipeline = pipeline
+        self.chunk = max(1, int(rate / 10))
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+        self.sent = 0
+
+    def run(self) -> None:
+        events = hyperplane_stream()
+        try:
+            while not self.stopping.is_set():
+                rows = list(itertools.islice(events, self.chunk))
+                values = [orjson.dumps(r) for r in rows]
+                self.pipeline.send(self.pipeline.events, values, [r["id"].encode() for r in rows])
+                self.sent += len(rows)
+                self.stopping.wait(0.1)
+        except BaseException as exc:  # noqa: BLE001 - raised by stop()
+            self.error = exc
+
+    def stop(self) -> int:
+        """Stop sending; the events sent (raises what the sending raised)."""
+        self.stopping.set()
+        self.join()
+        if self.error is not None:
+            raise RuntimeError(f"sending failed after {self.sent:,} events") from self.error
+        return self.sent
 
 
 def worker_recovery() -> float:
     pipeline = Pipeline("recovery", partitions=1, model=LR.text)
+    stream = None
     try:
         worker = pipeline.start_worker()
-        rows = hyperplane_events(20_000)
         # a stream, not a backlog: events keep arriving while the worker is down
-        sender = pipeline.send_paced(
-            pipeline.events, [orjson.dumps(r) for r in rows], [r["id"].encode() for r in rows], 1000
-        )
-        wait_for(lambda: (e := worker.model(LR.name)) and e["n_learned"] >= 3000, timeout=300)
+        stream = Stream(pipeline, 1000)
+        stream.start()
+
+        def learned() -> int:
+            return (e := worker.model(LR.name)) and e["n_learned"]
+
+        wait_count(learned, 3000, "events learned", [worker])
         worker.stop(signal.SIGKILL)
         killed = time.monotonic()
         worker.start()
-        restored = wait_for(lambda: (e := worker.model(LR.name)) and e["n_learned"], timeout=300)
-        wait_for(lambda: worker.model(LR.name)["n_learned"] > restored, timeout=300)
+        restored = wait_for(learned, timeout=STALL, what="the restarted worker's model")
+        wait_count(learned, restored + 1, "events learned after the restart", [worker])
         elapsed = time.monotonic() - killed
-        sender.join()
+        sent = stream.stop()
+        stream = None
+        print(f"  ({sent:,} events sent, {restored:,} learned when it came back)", flush=True)
         return elapsed
     finally:
+        if stream is not None:
+            stream.stopping.set()
         pipeline.stop()
 
 

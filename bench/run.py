@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import socket
@@ -456,22 +457,34 @@ def latency(workload: Workload, seconds: float, reps: int, maximum: float | None
     worker, at half the rate a worker drained ``workload`` at right before it (or, given
     ``maximum``, half of that: the quick run's one worker drain of the throughput table).
 
+    Each run sends ``seconds`` of events at that rate, however fast the machine: when a run
+    needs more rows than ``workload`` (``workloads.make(n)``'s) holds, it gets more of the same
+    rows (a machine 4x faster than ours sends the quick run's 20,000 in under a second).
+
     These machines change speed by 2x within minutes: half the maximum measured minutes earlier
     can be most of the maximum now, and the run then measures a queue, not the pipeline. One
     run's p99 is the 1% slowest of a few seconds: a single stall of these shared cores moves it
     by tens of milliseconds, so it is quoted as the median run, with every run beside.
     """
     runs = []
+    rows = workload
     for _ in range(reps):
         rate = round((maximum or worker.drain(workload, "lr").events_s) / 2)
-        runs.append(worker.latency(workload, "lr", rate=rate, seconds=seconds))
+        needed = math.ceil(rate * seconds)
+        if len(rows.rows) < needed:
+            rows = workloads.make(needed)
+            if rows.rows[: len(workload.rows)] != workload.rows:
+                raise ValueError("latency: the rows must be workloads.make(n)'s")
+        runs.append(worker.latency(rows, "lr", rate=rate, seconds=seconds))
         print(f"  {runs[-1]}", flush=True)
     return {
         "rate": round(statistics.median(r["rate"] for r in runs)),
         "events": runs[0]["events"],
         "p50_ms": statistics.median(r["p50_ms"] for r in runs),
         "p99_ms": statistics.median(r["p99_ms"] for r in runs),
-        "runs": [{k: r[k] for k in ("rate", "p50_ms", "p99_ms")} for r in runs],
+        "runs": [
+            {k: r[k] for k in ("rate", "events", "seconds", "p50_ms", "p99_ms")} for r in runs
+        ],
     }
 
 
@@ -632,15 +645,15 @@ def main() -> None:
         scale = guarded(lambda: scale_out(plain, "lr", scale_pairs), "scale-out")
 
     if wanted("latency"):
-        section(
-            "latency at half the maximum, "
-            + ("the throughput table's" if quick else "measured right before each run")
-        )
         # (quick: half the table's one worker drain, not one more drain; none without the table)
         drained = (
             next((r for name, r, _, _, _ in table if name.startswith(PLAIN_ROW)), None)
             if quick
             else None
+        )
+        section(
+            "latency at half the maximum, "
+            + ("the throughput table's" if drained else "measured right before each run")
         )
         lat = guarded(
             lambda: latency(plain, seconds=3 if quick else 10, reps=reps, maximum=drained or None),

@@ -12,6 +12,11 @@
 * :func:`latency`: events are produced at a fixed rate into a running worker; latency is the
   time from handing an event to the producer to reading its prediction from Kafka.
 * :func:`memory`: resident memory of the worker as it sees more and more distinct keys.
+
+Nothing here assumes this machine's speed: a wait for a worker (events learned, events taken,
+predictions read back) fails only once its count has stood still for :data:`STALL` seconds, or at
+once if the worker exited, and says how far it got ("got N of M ..."); the latency driver sends
+every row, however many a 5 ms tick holds (:func:`send_rows`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -33,6 +40,15 @@ from tests.integration.harness import Pipeline, Worker, ensure_topics, options, 
 
 #: The worker's settings in every run: streamlearn's defaults, but windows on feature "0" only.
 SETTINGS = {"checkpoint_seconds": 2.0, "window_features": ",".join(WINDOW_FEATURES)}
+#: Seconds a wait may see its count stand still (no event learned or taken, no prediction read)
+#: before it fails: a worker's start-up (the harness allows 90 s to serve its stats) and its
+#: checkpoints and rebalances pause it for far less, here and on a machine several times slower.
+#: A run as long as the work: a slower machine takes longer, a stuck one fails within this.
+STALL = 120.0
+#: The latency driver's record batches (aiokafka's max_batch_size; its default, 16 KB, holds 56
+#: of the bench's rows): a 5 ms tick of one batch up to 1,800 rows (360,000 events/s), as a
+#: streamlearn worker's own producer (512 KiB), below the broker's 1 MB message.max.bytes.
+TICK_BATCH_BYTES = 512 * 1024
 
 
 @dataclass
@@ -42,6 +58,50 @@ class Drained:
     peak_rss_mb: float
     #: prediction messages the worker wrote (one per event when it is right)
     predictions: int = 0
+
+
+def wait_count(
+    count: Callable[[], int | None],
+    target: int,
+    what: str,
+    workers: Sequence[Worker] = (),
+    stall: float = STALL,
+    poll: float = 0.2,
+) -> int:
+    """Poll ``count()`` until it reaches ``target``, and return it. Fails with the count reached:
+    TimeoutError once it has not grown for ``stall`` seconds, RuntimeError as soon as one of
+    ``workers`` has exited. (An exception of ``count()``, e.g. a worker not serving yet, is
+    no progress; the last one is said.)"""
+    got, last_error = 0, None
+    moved = time.monotonic()
+    while True:
+        for w in workers:
+            if w.process is not None and w.process.poll() is not None:
+                raise RuntimeError(
+                    f"got {got:,} of {target:,} {what}: a worker exited with "
+                    f"{w.process.returncode}; see {w.log_path}"
+                )
+        try:
+            now = count() or 0
+        except Exception as exc:  # noqa: BLE001 - no progress; said if it lasts
+            last_error = exc
+        else:
+            if now >= target:
+                return now
+            if now > got:
+                got, moved = now, time.monotonic()
+        if time.monotonic() - moved > stall:
+            error = f" (last error: {last_error!r})" if last_error is not None else ""
+            raise TimeoutError(
+                f"got {got:,} of {target:,} {what}, none more for {stall:g} s{error}"
+            )
+        time.sleep(poll)
+
+
+def _learned(worker: Worker, name: str) -> int:
+    """Events ``worker``'s model ``name`` (shard 0) has learned (0 before it has one)."""
+    entry = worker.model(name)
+    return entry["n_learned"] if entry else 0
 
 
 def _rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -72,11 +132,7 @@ def drain(workload: Workload, model: str, config: Path | None = None) -> Drained
         worker = pipeline.start_worker()
         n = len(workload.rows)
         name = MODELS[model].name
-        wait_for(
-            lambda: (e := worker.model(name)) and e["n_learned"] == n,
-            timeout=3600,
-            what=f"{n} learned",
-        )
+        wait_count(partial(_learned, worker, name), n, "events learned", [worker])
         (engine,) = _drained([worker], n)
         elapsed = engine["last_taken"] - engine["first_taken"]
         return Drained(
@@ -95,22 +151,33 @@ def _drained(workers: list[Worker], n: int) -> list[dict]:
     ``last_taken`` once the whole read is done, so the first stats showing ``n`` events can
     still hold the end of the read before (a few hundred ms early, with 5,000-record reads)."""
 
-    def engines() -> list[dict] | None:
-        stats = [w.stats().get("engine") for w in workers]
-        return stats if all(stats) and sum(e["events"] for e in stats) >= n else None
+    def stats() -> list[dict | None]:
+        return [w.stats().get("engine") for w in workers]
 
-    wait_for(engines, timeout=3600, what=f"{n} events taken")
+    def taken() -> int:
+        return sum(e["events"] for e in stats() if e)
+
+    def engines() -> list[dict] | None:
+        got = stats()
+        return got if all(got) and sum(e["events"] for e in got) >= n else None
+
+    wait_count(taken, n, "events taken", workers)
     time.sleep(0.5)  # (no event is left to take: the engines are idle from here)
     return wait_for(engines, what="the engines' stats")
 
 
-def _predictions_written(pipeline: Pipeline, n: int, timeout: float = 30.0) -> int:
+def _predictions_written(pipeline: Pipeline, n: int, stall: float = 30.0) -> int:
     """The prediction messages in ``pipeline``'s predictions topic, once there are ``n`` or
-    ``timeout`` has passed (the engine counts an event before Kafka acknowledges its output)."""
-    deadline = time.monotonic() + timeout
+    their count has not grown for ``stall`` seconds (the engine counts an event before Kafka
+    acknowledges its output: the last ones can still be on their way)."""
+    got, moved = -1, time.monotonic()
     while True:
         written = run(count_messages(pipeline.bootstrap, pipeline.predictions))
-        if written >= n or time.monotonic() > deadline:
+        if written >= n:
+            return written
+        if written > got:
+            got, moved = written, time.monotonic()
+        elif time.monotonic() - moved > stall:
             return written
         time.sleep(0.2)
 
@@ -213,12 +280,17 @@ def scale_out(workload: Workload, model: str, workers: int, partitions: int = 2)
 
 
 def latency(workload: Workload, model: str, rate: float, seconds: float) -> dict:
-    """p50/p99 milliseconds from producing an event to reading its prediction, at ``rate``/s."""
+    """p50/p99 milliseconds from producing an event to reading its prediction, at ``rate``/s for
+    ``seconds`` (as long as ``workload`` lasts at that rate: ``seconds`` of the result says)."""
     pipeline = _start("latency", model)
     try:
         started = pipeline.start_worker()
         # the engine has declared the predictions topic once it reads its partitions
-        wait_for(lambda: (e := started.stats().get("engine")) and e["partitions"], what="engine")
+        wait_for(
+            lambda: (e := started.stats().get("engine")) and e["partitions"],
+            timeout=STALL,
+            what="the worker's engine to own its partition",
+        )
         n = min(len(workload.rows), int(rate * seconds))
         rows, keys = workload.rows[:n], workload.keys[:n]
         lat = run(_paced(pipeline, rows, keys, rate))
@@ -227,6 +299,7 @@ def latency(workload: Workload, model: str, rate: float, seconds: float) -> dict
         return {
             "rate": rate,
             "events": len(lat),
+            "seconds": round(n / rate, 2),
             "p50_ms": statistics.median(lat) * 1000,
             "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
         }
@@ -234,12 +307,56 @@ def latency(workload: Workload, model: str, rate: float, seconds: float) -> dict
         pipeline.stop()
 
 
-async def _paced(pipeline: Pipeline, rows: list, keys: list, rate: float) -> list[float]:
+async def send_rows(
+    producer: AIOKafkaProducer, topic: str, partition: int, keys: list, values: list
+) -> list[asyncio.Future]:
+    """Hand ``values`` (with ``keys``) to ``producer`` for ``partition`` of ``topic`` as record
+    batches, every row once and in order; the delivery futures of the batches.
+
+    aiokafka's ``BatchBuilder.append`` returns None, and closes the batch, when the row does
+    not fit (a batch holds ``max_batch_size`` bytes; an empty one takes any row): that batch is
+    sent and the row goes into a new one.
+    """
+    delivered = []
+    batch = producer.create_batch()
+    for key, value in zip(keys, values, strict=True):
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full
+            delivered.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"a row of {len(value)} bytes does not fit in an empty batch")
+    if batch.record_count():
+        delivered.append(await producer.send_batch(batch, topic, partition=partition))
+    return delivered
+
+
+async def wait_task(
+    task: asyncio.Future, count: Callable[[], int], total: int, what: str, stall: float
+) -> None:
+    """Wait for ``task`` (which ends once ``count()`` reaches ``total``); TimeoutError saying
+    how far it got once ``count()`` has not grown for ``stall`` seconds (``task`` cancelled)."""
+    got, moved = count(), time.monotonic()
+    while not task.done():
+        await asyncio.wait([task], timeout=min(1.0, stall / 4))
+        if count() > got:
+            got, moved = count(), time.monotonic()
+        elif not task.done() and time.monotonic() - moved > stall:
+            task.cancel()
+            raise TimeoutError(f"got {got:,} of {total:,} {what}, none more for {stall:g} s")
+    task.result()  # (what it raised)
+
+
+async def _paced(
+    pipeline: Pipeline, rows: list, keys: list, rate: float, stall: float = STALL
+) -> list[float]:
     """Send ``rows`` at ``rate``/s, a record batch every 5 ms, and time each prediction.
 
     The driver shares the 2 cores with the worker and the broker: it hands each tick's events
-    to the producer as one record batch and reads predictions as aiokafka's own records, so
-    that its own cost per event stays small beside what it measures.
+    to the producer as one record batch (:data:`TICK_BATCH_BYTES`; more batches if a tick
+    does not fit, never a row left out) and reads predictions as aiokafka's own records, so
+    that its own cost per event stays small beside what it measures. Every batch must be
+    acknowledged, and every row's prediction read: it fails saying how many were not, once
+    none has come for ``stall`` seconds.
     """
     raw_fetch.install()
     sent: dict[bytes, float] = {}
@@ -252,10 +369,15 @@ async def _paced(pipeline: Pipeline, rows: list, keys: list, rate: float) -> lis
         **security,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=pipeline.bootstrap, acks="all", linger_ms=0, **security
+        bootstrap_servers=pipeline.bootstrap,
+        acks="all",
+        linger_ms=0,
+        max_batch_size=TICK_BATCH_BYTES,
+        **security,
     )
     await consumer.start()
     await producer.start()
+    reader = None
     try:
         partitions = consumer.partitions_for_topic(pipeline.predictions) or {0}
         consumer.assign([TopicPartition(pipeline.predictions, p) for p in partitions])
@@ -267,7 +389,8 @@ async def _paced(pipeline: Pipeline, rows: list, keys: list, rate: float) -> lis
                 now = time.perf_counter()
                 for records in batch.values():
                     for record in records:
-                        t = sent.get(record.key)
+                        # (each event once: a prediction written again is not a second one)
+                        t = sent.pop(record.key, None)
                         if t is not None:
                             latencies.append(now - t)
 
@@ -276,21 +399,31 @@ async def _paced(pipeline: Pipeline, rows: list, keys: list, rate: float) -> lis
         partition = 0  # the events topic of the latency run has one partition
         tick = 0.005
         per_tick = max(1, round(rate * tick))
+        delivered: list[asyncio.Future] = []
         start = time.perf_counter()
         for i in range(0, len(rows), per_tick):
             due = start + (i / rate)
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            batch = producer.create_batch()
-            for j in range(i, min(i + per_tick, len(rows))):
-                batch.append(key=keys[j], value=rows[j], timestamp=None)
+            if reader.done():
+                break  # (it failed: said below)
+            end = min(i + per_tick, len(rows))
             now = time.perf_counter()
-            for j in range(i, min(i + per_tick, len(rows))):
+            for j in range(i, end):
                 sent[ids[j]] = now
-            await producer.send_batch(batch, pipeline.events, partition=partition)
-        await asyncio.wait_for(reader, timeout=120)
+            delivered += await send_rows(
+                producer, pipeline.events, partition, keys[i:end], rows[i:end]
+            )
+        await asyncio.gather(*delivered)  # every batch acknowledged (or what Kafka said)
+        try:
+            await wait_task(reader, lambda: len(latencies), len(rows), "predictions", stall)
+        except TimeoutError as exc:
+            missing = [i.decode() for i in ids if i in sent]
+            raise TimeoutError(f"{exc}; no prediction of ids {', '.join(missing[:5])}") from None
     finally:
+        if reader is not None:
+            reader.cancel()
         await producer.stop()
         await consumer.stop()
     return latencies
@@ -305,11 +438,7 @@ def memory(workload: Workload, model: str, marks: list[int]) -> dict[int, float]
         name = MODELS[model].name
         out = {}
         for mark in marks:
-            wait_for(
-                lambda m=mark: (e := worker.model(name)) and e["n_learned"] >= m,
-                timeout=3600,
-                what=f"{mark} learned",
-            )
+            wait_count(partial(_learned, worker, name), mark, "events learned", [worker])
             out[mark] = _rss_mb(worker.process.pid)
         return out
     finally:

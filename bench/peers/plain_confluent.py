@@ -51,11 +51,12 @@ def main() -> int:
                 if msg.error():
                     raise KafkaException(msg.error())
                 value = process(msg.value(), msg.timestamp()[1])
-                try:
-                    produce(output, value, msg.key(), on_delivery=delivered)
-                except BufferError:  # librdkafka's queue is full: let it send, then again
-                    producer.poll(1.0)
-                    produce(output, value, msg.key(), on_delivery=delivered)
+                while True:
+                    try:
+                        produce(output, value, msg.key(), on_delivery=delivered)
+                        break
+                    except BufferError:  # librdkafka's queue is full: let it send, then again
+                        producer.poll(1.0)
             producer.poll(0)
         left = producer.flush(60)
     finally:

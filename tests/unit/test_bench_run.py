@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+from types import SimpleNamespace
 
 import pytest
 
@@ -116,3 +117,28 @@ def test_the_bench_modules_doctests() -> None:
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, module.__name__
         assert result.attempted > 0
+
+
+def test_each_latency_run_sends_its_seconds_of_rows_however_fast_the_machine(monkeypatch) -> None:
+    # (bench/worker.py's latency sends min(len(rows), rate * seconds) rows: a faster machine's
+    # rate needs more rows than the table's workload holds, the same rows first)
+    import bench.run as bench_run
+    from bench.workloads import make
+
+    sent: list[tuple[int, int]] = []
+
+    def latency(workload, model: str, rate: float, seconds: float) -> dict:
+        assert workload.rows[:500] == plain.rows
+        sent.append((len(workload.rows), rate))
+        n = min(len(workload.rows), int(rate * seconds))
+        return {"rate": rate, "events": n, "seconds": n / rate, "p50_ms": 1.0, "p99_ms": 2.0}
+
+    drains = iter([SimpleNamespace(events_s=400.0), SimpleNamespace(events_s=4000.0)])
+    monkeypatch.setattr(bench_run.worker, "latency", latency)
+    monkeypatch.setattr(bench_run.worker, "drain", lambda workload, model: next(drains))
+    plain = make(500)
+
+    result = bench_run.latency(plain, seconds=2, reps=2)
+
+    assert sent == [(500, 200), (4000, 2000)]  # 2 s at 200/s: the 500 rows; at 2,000/s: 4,000
+    assert [r["seconds"] for r in result["runs"]] == [2.0, 2.0]
