@@ -60,7 +60,7 @@ async def _features(self: AppCommand, input: str, output: str) -> None:
         rows = topic_rows(offline, topic)
     else:
         check_file_input(input)
-        rows = _aiter(file_rows(offline, Path(input)))
+        rows = _aiter(file_rows(offline, input))
     if output.endswith(".parquet"):
         n = await write_parquet(rows, Path(output))
     else:
@@ -91,16 +91,19 @@ def check_file_input(path: str) -> None:
         )
 
 
-def file_rows(offline: OfflineFeatures, path: Path) -> Iterator[dict]:
-    """The rows of a JSONL file's messages, in file order (blank lines skipped)."""
+def file_rows(offline: OfflineFeatures, name: str) -> Iterator[dict]:
+    """The rows of the messages of the JSONL file ``name``, in file order (blank lines skipped).
+    A message refused is reported as ``name line N`` (N from 1), not as a topic's offset."""
     topic = settings.events_topic
+    path = Path(name)
     with path.open("rb") as f, _bar(path.stat().st_size, "B", path.name) as bar:
         for number, line in enumerate(f):
             bar.update(len(line))
             line = line.rstrip(b"\r\n")
             if not line.strip():
                 continue
-            row = offline.take(line, Origin(topic, 0, number, None, 0))
+            origin = Origin(topic, 0, number, None, 0)
+            row = offline.take(line, origin, f"{name} line {number + 1}")
             if row is not None:
                 yield row
 

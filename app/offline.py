@@ -46,9 +46,11 @@ class OfflineFeatures:
         #: the first few reasons of each refusal counter, with where the message came from
         self.reasons: dict[str, list[str]] = {}
 
-    def take(self, raw: bytes | None, origin: Origin) -> dict | None:
+    def take(self, raw: bytes | None, origin: Origin, where: str | None = None) -> dict | None:
         """The row of one message (None: refused, counted); ``origin`` names where it came
-        from (a mapping may read the Kafka key, timestamp or offset of it)."""
+        from (a mapping may read the Kafka key, timestamp or offset of it), and ``where`` says
+        it to a person in the summary (a file's ``events.jsonl line 6``), else
+        ``topic[partition]@offset``."""
         self.n_read += 1
         event = self.intake.event(raw, origin, time.time())
         if type(event) is tuple:
@@ -57,7 +59,9 @@ class OfflineFeatures:
             if reason is not None and counter != TRANSFORM_DROPPED:
                 kept = self.reasons.setdefault(counter, [])
                 if len(kept) < KEEP_REASONS:
-                    kept.append(f"{origin.topic}[{origin.partition}]@{origin.offset}: {reason}")
+                    if where is None:
+                        where = f"{origin.topic}[{origin.partition}]@{origin.offset}"
+                    kept.append(f"{where}: {reason}")
             return None
         key = event["key"]
         if key is not None:

@@ -2,11 +2,12 @@
 output formats holding every value exactly."""
 
 import asyncio
+from pathlib import Path
 
 import orjson
 import pyarrow.parquet as pq
 
-from app.features_command import write_jsonl, write_parquet
+from app.features_command import _features, write_jsonl, write_parquet
 from app.mapping import Origin
 from app.offline import OfflineFeatures
 from app.settings import Settings
@@ -44,6 +45,38 @@ def test_rows_carry_the_declared_features_and_refusals_are_counted_with_reasons(
     summary = offline.summary()
     assert summary.startswith("4 messages read, 3 rows written, 1 key\n  dead_letters: 1\n")
     assert "events[0]@1: not JSON" in summary
+
+
+class _Command:
+    """What the features command needs of Faust's AppCommand."""
+
+    def say(self, text: str) -> None:
+        print(text)
+
+
+def features_command(source: str, capsys) -> tuple[list[dict], str]:
+    """Run ``faust -A app features SOURCE --out out.jsonl`` in-process: rows, stderr."""
+    asyncio.run(_features(_Command(), source, "out.jsonl"))
+    rows = [orjson.loads(line) for line in Path("out.jsonl").read_bytes().splitlines()]
+    return rows, capsys.readouterr().err
+
+
+def test_the_command_names_a_refused_line_of_a_file_by_the_file_and_its_line(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    lines = [message(0, a=1.0), message(1, a=2.0), b"", message(3, a=3.0), b"  ", b"{not json"]
+    Path("events.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    rows, summary = features_command("events.jsonl", capsys)
+    assert [row["id"] for row in rows] == ["e0", "e1", "e3"]
+    # the file's name as given and the line's number from 1 (blank lines count), not
+    # events[0]@5, which reads as a topic's partition and offset
+    assert "\n  dead_letters: 1\n    events.jsonl line 6: not JSON" in summary, summary
+    assert "@" not in summary
+    Path("in").mkdir()
+    Path("in", "events.jsonl").write_bytes(b"{not json\n")
+    _, summary = features_command("./in/events.jsonl", capsys)
+    assert "    ./in/events.jsonl line 1: not JSON" in summary, summary
 
 
 async def _rows(rows):
