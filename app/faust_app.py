@@ -114,8 +114,23 @@ app = StreamlearnApp(
 configured_transform(settings)
 app_datadir.mkdir(parents=True, exist_ok=True)  # (Faust does not make missing parents)
 
-if settings.checkpoint_secret == DEV_SECRET:
-    logging.getLogger(__name__).warning(
-        "STREAMLEARN_CHECKPOINT_SECRET is not set: model checkpoints are signed with the public "
-        "development secret. Set it to a private value in production."
-    )
+
+def settings_warnings() -> list[str]:
+    """What the settings do that production should not: logged at every worker start
+    (:func:`warn_at_start`) and listed in ``GET /stats/`` as ``warnings`` (the dashboard shows
+    them). Never a secret's value."""
+    out = []
+    if settings.checkpoint_secret == DEV_SECRET:
+        out.append(
+            "STREAMLEARN_CHECKPOINT_SECRET is not set: model checkpoints are signed with the "
+            "public development secret. Set it to a private value in production."
+        )
+    return out
+
+
+@app.task
+async def warn_at_start() -> None:
+    """Log :func:`settings_warnings` once the worker runs: logged when this module is imported,
+    before Faust sets up logging, a warning was lost."""
+    for text in settings_warnings():
+        logging.getLogger(__name__).warning(text)

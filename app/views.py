@@ -1,10 +1,12 @@
-"""streamlearn's pages in Faust's web view (beside Faust's own ``/``, ``/graph/``, ...).
+"""streamlearn's pages in Faust's web view (beside Faust's own ``/router/`` and ``/table/``).
 
+* ``GET /``: leads to ``/dashboard/`` (a redirect; it replaces Faust's ``{"status": "OK"}``).
 * ``GET /dashboard/``: a live page of everything below (``app/static/dashboard.html``).
 * ``GET /models/``: one entry per model and shard this worker owns.
 * ``GET /models/{name}/``: one model's shards with their recent metric history.
 * ``GET /models/{name}/history``: the metric time series the dashboard draws (bounded).
-* ``GET /stats/``: counters, recent dead-letter reasons, lag, checkpoints, feature keys, workers.
+* ``GET /stats/``: counters, recent dead-letter reasons, lag, checkpoints, feature keys, workers,
+  and the settings' ``warnings``.
 * ``GET /features/{key}/``: one key's windowed features at its newest event (keys held here).
 * ``GET /metrics``: Prometheus exposition.
 """
@@ -18,11 +20,39 @@ import orjson
 from faust.web import Request, Response, View
 
 from app import figures
-from app.faust_app import app
+from app.faust_app import app, settings_warnings
 from app.metrics import CONTENT_TYPE, exposition
 from app.shard import ShardModels
 
-DASHBOARD = (Path(__file__).parent / "static" / "dashboard.html").read_bytes()
+#: The counters the dashboard always shows, zeros included, in this order (``/stats/`` key, the
+#: words on the page); docs/operations.md lists the same (a unit test holds them in step). Any
+#: other counter of ``/stats/`` is shown below them once it is not zero.
+DASHBOARD_COUNTERS: tuple[tuple[str, str], ...] = (
+    ("dead_letters", "dead letters"),
+    ("dead_labels", "bad labels"),
+    ("orphan_labels", "orphan labels"),
+    ("expired_events", "expired events"),
+    ("model_errors", "model errors"),
+    ("duplicates_dropped", "copies dropped"),
+    ("checkpoints_restored", "checkpoints restored"),
+)
+
+#: where the page's ``COUNTERS`` list is filled in
+COUNTERS_MARK = b"[/* DASHBOARD_COUNTERS */]"
+
+
+def dashboard_page(template: bytes) -> bytes:
+    """The dashboard's HTML with :data:`DASHBOARD_COUNTERS` filled in at :data:`COUNTERS_MARK`.
+
+    >>> dashboard_page(b"const COUNTERS = [/* DASHBOARD_COUNTERS */];")[:46]
+    b'const COUNTERS = [["dead_letters","dead letter'
+    """
+    if template.count(COUNTERS_MARK) != 1:
+        raise ValueError(f"the dashboard template must hold {COUNTERS_MARK!r} once")
+    return template.replace(COUNTERS_MARK, orjson.dumps([list(c) for c in DASHBOARD_COUNTERS]))
+
+
+DASHBOARD = dashboard_page((Path(__file__).parent / "static" / "dashboard.html").read_bytes())
 
 
 def _json(view: View, data, status: int = 200) -> Response:
@@ -129,6 +159,7 @@ async def stats(web: View, request: Request) -> Response:
             ],
             "this_worker": str(app.conf.canonical_url),
             "workers": workers(),
+            "warnings": settings_warnings(),
         },
     )
 
@@ -146,6 +177,43 @@ async def dashboard(web: View, request: Request) -> Response:
     return web.bytes(DASHBOARD, content_type="text/html")
 
 
+@app.page("/")
+async def root(web: View, request: Request) -> Response:
+    """``/`` leads to the dashboard, which links to the JSON views, ``/metrics`` and Faust's own
+    pages."""
+    return web.bytes(
+        b'<a href="/dashboard/">/dashboard/</a>',
+        content_type="text/html",
+        status=302,
+        headers={"Location": "/dashboard/"},
+    )
+
+
 @app.page("/metrics")
 async def metrics(web: View, request: Request) -> Response:
     return web.bytes(exposition(), content_type=CONTENT_TYPE)
+
+
+#: Faust's own ``/``, a ``{"status": "OK"}`` page, that :func:`root` replaces
+FAUST_INDEX = "faust.web.apps.production_index:blueprint"
+
+
+def drop_faust_index() -> None:
+    """Leave Faust's own ``/`` (:data:`FAUST_INDEX`) out of the web server, so that only
+    :func:`root` answers ``/``.
+
+    faust-streaming 0.15.3 (the version checked) mounts that blueprint at ``/`` whenever its
+    statistics pages are off (``faust.web.base.Web._enabled_blueprints``), with no setting to
+    leave it out; the web server applies the blueprints it lists when it starts
+    (``Web.init_server``). This removes it from that list, ``BlueprintManager._enabled``, a
+    private name. Without it (another Faust version) ``/`` is still :func:`root`'s: aiohttp
+    answers with the first route added for a path, and ours is added when this module is
+    imported, before the server starts.
+    """
+    manager = app.web.blueprints
+    enabled = getattr(manager, "_enabled", None)
+    if isinstance(enabled, list):
+        enabled[:] = [(prefix, bp) for prefix, bp in enabled if bp != FAUST_INDEX]
+
+
+drop_faust_index()

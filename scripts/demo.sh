@@ -43,10 +43,12 @@ cat <<MSG
 
   streamlearn demo: a worker learns fraud detection from the 'fraud' stream.
     features       $features
-    web view       http://127.0.0.1:$port/          (Faust's own pages)
+    dashboard      http://127.0.0.1:$port/dashboard/   (also at http://127.0.0.1:$port/)
     models (JSON)  http://127.0.0.1:$port/models/
     counters       http://127.0.0.1:$port/stats/
     one card       http://127.0.0.1:$port/features/card-00007/
+    Prometheus     http://127.0.0.1:$port/metrics
+    Faust's pages  http://127.0.0.1:$port/router/  http://127.0.0.1:$port/table/
     worker log     this terminal (prefixed 'worker.1'); broker log .cache/kafka/run/broker-0/server.log
   Stop: Ctrl-C (worker and feed), then 'make demo-stop' (broker).
 
