@@ -8,10 +8,11 @@ right after it. So a model learns each event exactly once through crashes and re
 windows of its keys with it (tables/windows.py), and the per-event cost is River's plus a few
 microseconds instead of Faust's per-message path.
 
-Per record (:meth:`Engine.take`): decode and check (bad ones go to ``<events>-dlq`` with the
-reason in headers), windowed aggregates for keyed events, one-hot strings, then
-``ShardModels.take_event``: predict, score and learn when the label is inline, else park the
-features for the label join. A re-keyed record carries its origin (raw partition and offset) in
+Per record (:meth:`Engine.take`, then :meth:`Engine._step`, a router): the per-event step of
+``app/step.py`` (decode and check, windowed aggregates of keyed events, one-hot strings, then
+predict, and score and learn an inline label, else park the features for the label join); the
+engine writes what it gives, a refused record to ``<events>-dlq`` with the reason in headers
+(``tables.counters.refuse``). A re-keyed record carries its origin (raw partition and offset) in
 the ``sl-src`` header: a copy the re-key stage sent again after a crash (origin offset not above
 the shard's ``origins["r<q>"]``) is dropped and counted.
 
@@ -37,7 +38,6 @@ from agents.rekey import KEY_HEADER, ORIGIN_HEADER
 from agents.shards import Shards, assigned_shards, shards, worker_figures
 from app import raw_fetch
 from app.faust_app import app
-from app.features import one_hot
 from app.intake import Intake
 from app.kafka_admin import bootstrap_servers
 from app.kafka_auth import client_options
@@ -46,12 +46,21 @@ from app.mapping import Origin
 from app.outbox import Outbox, Slot
 from app.raw_fetch import RAW
 from app.recipe import DISTINCT_CAPPED, STATE_RESET, TOO_LATE
-from app.records import dead_letter_headers
 from app.settings import Settings, settings
-from app.topics import declare, enriched, events, events_dlq, join, predictions, rekeyed
+from app.step import Refused, Step
+from app.topics import (
+    declare,
+    enriched,
+    events,
+    events_dlq,
+    join,
+    labels_dlq,
+    predictions,
+    rekeyed,
+)
 from app.transform import configured as configured_transform
 from tables.anchor import writing_to
-from tables.counters import count, remember_reject
+from tables.counters import count, refuse
 from tables.live_shard import LiveShard
 from tables.windows import window_state
 
@@ -114,6 +123,8 @@ class Engine(Service):
             config.max_future,
             label_check(self.keeper.specs),
         )
+        #: the per-event logic (app/step.py); the engine routes records through it
+        self.step = Step(self.intake)
         #: the features keyed events get; the keeper's shards compute them
         self.recipe = self.keeper.recipe = config.recipe
         #: how a message of a team's own shape maps to an event (None: streamlearn's shape)
@@ -231,7 +242,7 @@ class Engine(Service):
 
     @Service.task
     async def _run(self) -> None:
-        outputs = [predictions, join, events_dlq, *([enriched] if enriched else [])]
+        outputs = [predictions, join, events_dlq, labels_dlq, *([enriched] if enriched else [])]
         await declare(events, *([rekeyed] if self.rekeyed else []), *outputs)
         try:
             await self._check_layout()
@@ -274,7 +285,11 @@ class Engine(Service):
     async def _check_layout(self) -> None:
         for topic in (self.source, self.config.predictions_topic, self.join_topic):
             self.partitions[topic] = len(await self.producer.partitions_for(topic))
-        for topic in (self.config.dlq_topic, self.config.enriched_topic):
+        for topic in (
+            self.config.dlq_topic,
+            self.config.labels_dlq_topic,
+            self.config.enriched_topic,
+        ):
             if topic:
                 self.partitions[topic] = len(await self.producer.partitions_for(topic))
         n_source = self.partitions[self.source]
@@ -338,7 +353,8 @@ class Engine(Service):
         self._step(live, record, out, (self.config.events_topic, partition, offset, key))
 
     def _step(self, live: LiveShard, record, out: Slot, source: tuple | None = None) -> None:
-        """Take one events record; its predictions go to ``out``."""
+        """Route one events record through :meth:`app.step.Step.take` and write what it gives:
+        predictions to ``out``, a dead letter, parked features, the enriched event."""
         now = time.time()
         origin = None
         if self.mapping is not None:
@@ -349,44 +365,44 @@ class Engine(Service):
                 record.key,
             )
             origin = Origin(topic, partition, offset, key, record.timestamp)
-        event = self.intake.event(record.value, origin, now)
-        if type(event) is tuple:
-            counter, reason = event
-            if reason is None:
-                count(counter, live.shard)  # dropped by the transform
+        t_in = record.timestamp / 1000.0
+        taken = self.step.take(record.value, origin, now, live.windows, live.models, t_in)
+        if taken.flags:
+            self._flags(live.shard, taken.flags)
+        if type(taken) is Refused:
+            if taken.reason is None:
+                count(taken.counter, live.shard)  # dropped by the transform
             else:
-                self._reject(live.shard, record, reason, counter, now, source)
+                self._reject(live.shard, record, taken.reason, taken.counter, now, source)
             return
+        event = taken.event
         key = event["key"]
-        if key is not None:
-            if self.config.partitions > 1 and record.key is not None and record.key != key.encode():
-                self.n_misrouted += 1
-            # x is this event's own dict (decoded from its record): extended in place
-            flags = live.windows.update(key, event["ts"], event["x"])
-            if flags:
-                if flags & TOO_LATE:
-                    count("too_late", live.shard)
-                if flags & DISTINCT_CAPPED:
-                    count("distinct_capped", live.shard)
-                if flags & STATE_RESET:
-                    self._state_reset(live.shard)
-        event["x"] = one_hot(event["x"])
-        try:
-            predictions, park = live.models.take_event(event, now, record.timestamp / 1000.0)
-        except Exception as exc:  # a model that cannot take this event must not stop the shard
-            reason = f"model failed on event {event['id']!r}: {type(exc).__name__}: {exc}"
-            self._reject(live.shard, record, reason, "model_errors", now, source)
-            return
-        for prediction in predictions:
+        if (
+            key is not None
+            and self.config.partitions > 1
+            and record.key is not None
+            and record.key != key.encode()
+        ):
+            self.n_misrouted += 1
+        for prediction in taken.predictions:
             out.add(prediction["id"].encode(), orjson.dumps(prediction))
-        if park is not None:
-            self._park(park)
+        if taken.park is not None:
+            self._park(taken.park)
         if self.config.enriched_topic:
             event["kind"] = "event"
-            event["t_in"] = record.timestamp / 1000.0
+            event["t_in"] = t_in
             topic = self.config.enriched_topic
             partition = live.shard % self.partitions[topic]
             self.outbox.add(topic, partition, record.key, orjson.dumps(event))
+
+    def _flags(self, shard: int, flags: int) -> None:
+        """Count what a key's windows said of an event (``app.recipe``'s flags)."""
+        if flags & TOO_LATE:
+            count("too_late", shard)
+        if flags & DISTINCT_CAPPED:
+            count("distinct_capped", shard)
+        if flags & STATE_RESET:
+            self._state_reset(shard)
 
     def _state_reset(self, shard: int) -> None:
         """A key's stored windows were made by other features: it starts again (counted; said
@@ -414,20 +430,16 @@ class Engine(Service):
     ) -> None:
         # a re-keyed copy carries the raw message's own Kafka key: the dead letter gets it back
         topic, partition, offset, key = source or (self.source, shard, record.offset, record.key)
-        log.warning("rejected %s[%d]@%d: %s", topic, partition, offset, reason)
-        count(counter, shard)
-        remember_reject(counter, shard, reason, offset, now)
-        self.dead_letter(
-            shard,
-            key,
-            record.value if record.value is not None else b"",
-            dead_letter_headers(reason, topic, partition, offset),
-        )
+        headers = refuse(counter, shard, reason, (topic, partition, offset), now)
+        value = record.value if record.value is not None else b""
+        self.dead_letter(shard, key, value, headers, self.config.dlq_topic)
 
-    def dead_letter(self, shard: int, key: bytes | None, value: bytes, headers: list) -> None:
-        """Send ``value`` (a message of ``shard``) to ``<events>-dlq`` with the next checkpoint's
-        output (``headers``: ``app.records.dead_letter_headers``)."""
-        dlq = self.config.dlq_topic
+    def dead_letter(
+        self, shard: int, key: bytes | None, value: bytes, headers: list, dlq: str
+    ) -> None:
+        """Send ``value`` (a message of ``shard``) to ``dlq`` (the events' or the labels'
+        dead-letter topic) with the next checkpoint's output (``headers``: from
+        ``tables.counters.refuse``)."""
         self.outbox.add(dlq, shard % self.partitions[dlq], key, value, headers)
 
 

@@ -1,7 +1,7 @@
 """The learner: each model shard learns the delayed labels joined with their events' features.
 
 Reads: ``<id>-scoring`` (joined labels from agents/labels.py; partition = model shard).
-Writes: ``<events>-dlq`` (a joined label a model raised on, with the reason) through the engine's
+Writes: ``<labels>-dlq`` (a joined label a model raised on, with the reason) through the engine's
 outbox, which the shard's next checkpoint flushes.
 Keeps: nothing of its own: it steps the shard's models (agents/shards.py) and holds each message
 unacknowledged until a checkpoint covers it (tables/live_shard.py), so Kafka's commit never passes
@@ -20,10 +20,10 @@ import orjson
 from agents.engine import engine
 from agents.shards import shards
 from app.faust_app import app
-from app.records import dead_letter_headers
+from app.settings import settings
 from app.topics import scoring
 from tables.anchor import writing_to
-from tables.counters import count, remember_reject
+from tables.counters import refuse
 from tables.live_shard import LiveShard
 
 log = logging.getLogger(__name__)
@@ -67,19 +67,19 @@ async def learn(stream):
 
 def learn_label(live: LiveShard, value: dict, offset: int) -> None:
     """Step one joined label at ``scoring`` ``offset`` into ``live``'s models; a label a model
-    raises on is dead-lettered with the reason, and the shard goes on."""
+    raises on goes to the labels' dead-letter topic with the reason, and the shard goes on."""
     try:
         live.models.step(value, offset)
     except Exception as exc:  # a model that cannot take this label must not stop the shard
         live.models.offset = offset
         reason = f"model failed on label {value.get('id')!r}: {type(exc).__name__}: {exc}"
-        log.error("%s[%d]@%d: %s", scoring.get_topic_name(), live.shard, offset, reason)
+        source = (scoring.get_topic_name(), live.shard, offset)
         with writing_to(live.shard):
-            count("model_errors", live.shard)
-            remember_reject("model_errors", live.shard, reason, offset, time.time())
+            headers = refuse("model_errors", live.shard, reason, source, time.time())
         engine.dead_letter(
             live.shard,
             str(value.get("id", "")).encode(),
             orjson.dumps(value),
-            dead_letter_headers(reason, scoring.get_topic_name(), live.shard, offset),
+            headers,
+            settings.labels_dlq_topic,
         )

@@ -17,10 +17,10 @@ from app.faust_app import app
 from app.label_rules import label_check
 from app.mapping import Origin
 from app.model_spec import parse_specs
-from app.records import Malformed, ahead_of_clock, dead_letter_headers, parse_label
+from app.records import Malformed, ahead_of_clock, parse_label
 from app.settings import settings
 from app.topics import declare, join, labels, labels_dlq
-from tables.counters import count, remember_reject
+from tables.counters import refuse
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,11 @@ def read_label(raw: bytes | None, message) -> dict:
 
 async def _reject(stream, raw: bytes | None, reason: str) -> None:
     message = stream.current_event.message
-    log.warning("rejected %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
-    count("dead_labels", message.partition)
-    remember_reject("dead_labels", message.partition, reason, message.offset, time.time())
-    await labels_dlq.send(
-        key=message.key,
-        value=raw if raw is not None else b"",
-        headers=dead_letter_headers(reason, message.topic, message.partition, message.offset),
-    )
+    source = (message.topic, message.partition, message.offset)
+    headers = refuse("dead_labels", message.partition, reason, source, time.time())
+    # sent as the agent's own output (acknowledged with the label), not with a shard's
+    # checkpoint: labels partitions are not shards
+    await labels_dlq.send(key=message.key, value=raw if raw is not None else b"", headers=headers)
 
 
 @app.agent(labels)

@@ -2,10 +2,11 @@
 
 Reads raw events messages one at a time, in order (a JSONL file's lines, a topic's records);
 keeps each key's window state in memory for the whole run; gives, per event taken, the row
-``{"id", "key", "ts", "x", "y"?}`` with ``x`` exactly as the stream enriches it. The checks
-(``app/intake.py``) and the features (``app/recipe.py``) are the stream's own code, so that a
-row's ``x`` equals, to the bit, what the engine writes to ``STREAMLEARN_ENRICHED_TOPIC`` for the
-same messages. ``app/features_command.py`` reads the input and writes the output.
+``{"id", "key", "ts", "x", "y"?}`` with ``x`` exactly as the stream enriches it. Each message goes
+through the stream's own per-event step (``app/step.py``: intake, the recipe's windows, one-hot),
+without models, so that a row's ``x`` equals, to the bit, what the engine writes to
+``STREAMLEARN_ENRICHED_TOPIC`` for the same messages. ``app/features_command.py`` reads the input
+and writes the output.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from app.features import one_hot
 from app.intake import TRANSFORM_DROPPED, Intake
 from app.label_rules import label_check
 from app.mapping import Origin
 from app.model_spec import parse_specs
 from app.recipe import DISTINCT_CAPPED, TOO_LATE, Recipe
 from app.settings import Settings
+from app.step import MemoryWindows, Refused, Step
 from app.transform import configured as configured_transform
 
 #: reasons kept for the summary, per counter
@@ -37,8 +38,9 @@ class OfflineFeatures:
             label_check(parse_specs(config.model)),
         )
         self.recipe: Recipe = config.recipe
-        #: each key's window state
-        self.states: dict[str, dict] = {}
+        #: the stream's per-event step, and each key's window state (``windows.states``)
+        self.step = Step(self.intake)
+        self.windows = MemoryWindows(self.recipe)
         #: messages read, rows given, and what was refused or flagged, by counter
         self.n_read = 0
         self.n_rows = 0
@@ -52,9 +54,13 @@ class OfflineFeatures:
         it to a person in the summary (a file's ``events.jsonl line 6``), else
         ``topic[partition]@offset``."""
         self.n_read += 1
-        event = self.intake.event(raw, origin, time.time())
-        if type(event) is tuple:
-            counter, reason = event
+        taken = self.step.take(raw, origin, time.time(), self.windows)
+        if taken.flags & TOO_LATE:
+            self.counts["too_late"] += 1
+        if taken.flags & DISTINCT_CAPPED:
+            self.counts["distinct_capped"] += 1
+        if type(taken) is Refused:
+            counter, reason = taken.counter, taken.reason
             self.counts[counter] += 1
             if reason is not None and counter != TRANSFORM_DROPPED:
                 kept = self.reasons.setdefault(counter, [])
@@ -63,15 +69,8 @@ class OfflineFeatures:
                         where = f"{origin.topic}[{origin.partition}]@{origin.offset}"
                     kept.append(f"{where}: {reason}")
             return None
-        key = event["key"]
-        if key is not None:
-            state, flags = self.recipe.step(self.states.get(key), event["ts"], event["x"])
-            self.states[key] = state
-            if flags & TOO_LATE:
-                self.counts["too_late"] += 1
-            if flags & DISTINCT_CAPPED:
-                self.counts["distinct_capped"] += 1
-        row = {"id": event["id"], "key": key, "ts": event["ts"], "x": one_hot(event["x"])}
+        event = taken.event
+        row = {"id": event["id"], "key": event["key"], "ts": event["ts"], "x": event["x"]}
         if "y" in event:
             row["y"] = event["y"]
         self.n_rows += 1
@@ -81,7 +80,7 @@ class OfflineFeatures:
         """One paragraph: what was read, given and refused (with the first reasons)."""
         lines = [
             f"{counted(self.n_read, 'message')} read, {counted(self.n_rows, 'row')} written, "
-            f"{counted(len(self.states), 'key')}"
+            f"{counted(len(self.windows.states), 'key')}"
         ]
         for counter, n in sorted(self.counts.items()):
             lines.append(f"  {counter}: {n}")

@@ -1,12 +1,14 @@
-"""The models of one shard and the prequential step they take per message (pure, no Faust).
+"""The models of one shard and the prequential steps they take (pure, no Faust).
 
-A shard holds one live River model per model spec, each with its metrics and counters, and the
-last ``scoring`` offset it has taken. :meth:`ShardModels.step` is the whole per-message logic:
+A shard holds one live River model per model spec, each with its metrics and counters, the last
+``scoring`` offset it has taken and the origin offsets it has taken (events, joined labels).
+Two entries, one per kind of message:
 
-* an event with ``y``: predict, score, learn (test-then-train, as River's
-  ``evaluate.progressive_val_score``);
-* an event without ``y``: predict and return what must be parked until its label arrives;
-* a joined label: score the prediction made when the event arrived, then learn.
+* :meth:`ShardModels.take_event` (called by ``app/step.py`` for every event): predict; with
+  ``y``, score and learn (test-then-train, as River's ``evaluate.progressive_val_score``);
+  without, return what must be parked until the label arrives;
+* :meth:`ShardModels.step` (the learner, for each joined label from ``<id>-scoring``): score the
+  prediction made when the event arrived, then learn; a copy sent again upstream is dropped.
 """
 
 from __future__ import annotations
@@ -142,16 +144,6 @@ def _prediction(event: dict, name: str, version: int, y_pred: Any, latency: floa
     }
 
 
-class Outcome:
-    """What one step produced: predictions to publish and, maybe, features to park."""
-
-    __slots__ = ("predictions", "park")
-
-    def __init__(self) -> None:
-        self.predictions: list[dict] = []
-        self.park: dict | None = None
-
-
 @dataclass
 class ShardModels:
     """The live models of one shard and the ``scoring`` offset they have taken."""
@@ -188,28 +180,22 @@ class ShardModels:
         kind, partition, offset = src
         return offset <= self.origins.get(f"{kind}{partition}", -1)
 
-    def step(self, value: dict, offset: int, now: float | None = None) -> Outcome:
-        """Take one ``scoring`` message; see the module docstring for the three kinds."""
-        now = time.time() if now is None else now
-        out = Outcome()
+    def step(self, value: dict, offset: int) -> None:
+        """Take one joined label at ``scoring`` ``offset`` (a copy already taken: dropped)."""
         if self.is_duplicate(value):
             self.n_duplicates += 1
             self.offset = offset
-            return out
-        x = value["x"]
-        if value["kind"] == "event":
-            out.predictions, out.park = self.take_event(value, now, value.get("t_in"))
-        elif value["kind"] == "label":
-            for name, live in self.models.items():
-                y_pred = from_pairs(value["y_pred"].get(name)) if name in value["y_pred"] else None
-                live.score_and_learn(x, value["y"], y_pred)
-        else:
+            return
+        if value["kind"] != "label":
             raise ValueError(f"unknown scoring message kind {value['kind']!r}")
+        x = value["x"]
+        for name, live in self.models.items():
+            y_pred = from_pairs(value["y_pred"].get(name)) if name in value["y_pred"] else None
+            live.score_and_learn(x, value["y"], y_pred)
         src = value.get("src")
         if src is not None:
             self.origins[f"{src[0]}{src[1]}"] = src[2]
         self.offset = offset
-        return out
 
     def take_event(
         self, event: dict, now: float, t_in: float | None = None

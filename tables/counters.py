@@ -1,12 +1,19 @@
 """Counts of what the pipeline did, per stage and partition (dead letters, expired joins, ...).
 
 Key: ``"<counter>:<partition>"`` so that each partition's count lives in that partition's
-changelog. Value: int. ``GET /models/`` and ``GET /stats/`` add them up.
+changelog. Value: int. ``GET /models/`` and ``GET /stats/`` add them up. Also the last few
+reasons of each refusal (``recent-rejects``), and :func:`refuse`, what every refused message
+goes through (events, labels, joined labels) before its dead letter is written.
 """
 
 from __future__ import annotations
 
+import logging
+
 from app.faust_app import app
+from app.records import dead_letter_headers
+
+log = logging.getLogger(__name__)
 
 pipeline_counts = app.Table(
     "pipeline-counts",
@@ -53,3 +60,16 @@ def totals() -> dict[str, int]:
         name = key.rsplit(":", 1)[0]
         out[name] = out.get(name, 0) + value
     return out
+
+
+def refuse(
+    counter: str, partition: int, reason: str, source: tuple[str, int, int], now: float
+) -> list:
+    """A message of ``partition`` is refused: log it, count it under ``counter``, keep its
+    reason; the headers of its dead letter (``source``: the topic, partition and offset it was
+    read from). Call only while handling a message of ``partition``."""
+    topic, source_partition, offset = source
+    log.warning("rejected %s[%d]@%d: %s", topic, source_partition, offset, reason)
+    count(counter, partition)
+    remember_reject(counter, partition, reason, offset, now)
+    return dead_letter_headers(reason, topic, source_partition, offset)

@@ -13,7 +13,8 @@ from tests.model_state import canonical
 def test_checkpoint_round_trip():
     codec = RiverCodec("s3cret")
     shard = ShardModels.fresh(1, parse_specs("StandardScaler | LogisticRegression; GaussianNB"))
-    shard.step({"kind": "event", "id": "1", "key": None, "ts": 0, "x": {"a": 1.0}, "y": True}, 7)
+    shard.take_event({"id": "1", "key": None, "ts": 0, "x": {"a": 1.0}, "y": True}, now=1.0)
+    shard.offset = 7
     snapshot = shard.snapshot()
     back = codec.loads(codec.dumps(snapshot))
     assert back["offset"] == 7

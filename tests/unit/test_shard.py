@@ -1,4 +1,8 @@
-"""The per-message learning step equals River's own progressive validation, exactly."""
+"""The per-message learning step equals River's own progressive validation, exactly.
+
+Events go through the engine's own per-event step (``app/step.py``: raw bytes in); joined labels
+through ``ShardModels.step``, as the learner sends them.
+"""
 
 import pickle
 
@@ -7,9 +11,31 @@ import pytest
 from river import datasets, evaluate
 
 from app.datasets import encode_x
+from app.intake import Intake
+from app.label_rules import label_check
 from app.model_spec import parse_spec, parse_specs
 from app.shard import ShardModels
+from app.step import MemoryWindows, Step, Taken
 from tests.model_state import canonical
+
+
+class NoFeatures:
+    """A recipe that adds nothing (these tests are about the models)."""
+
+    def step(self, state, ts, x):
+        return {"t": ts}, 0
+
+
+NO_WINDOWS = MemoryWindows(NoFeatures())
+
+
+def take(shard: ShardModels, event: dict, now: float = 1000.0, t_in: float | None = None) -> Taken:
+    """Step one event, as the engine does: its JSON bytes through ``Step.take``."""
+    specs = [live.spec for live in shard.models.values()]
+    step = Step(Intake(None, None, 3600.0, label_check(specs)))
+    taken = step.take(orjson.dumps(event), None, now, NO_WINDOWS, shard, t_in)
+    assert type(taken) is Taken, taken
+    return taken
 
 
 def json_rows(dataset, limit):
@@ -34,7 +60,7 @@ def test_step_equals_progressive_val_score(spec, dataset):
     parsed = parse_spec(spec)
     shard = ShardModels.fresh(0, [parsed])
     for offset, row in enumerate(rows):
-        shard.step({"kind": "event", "id": str(offset), "key": None, "ts": 0.0, **row}, offset)
+        take(shard, {"id": str(offset), "key": None, "ts": 0.0, **row})
 
     model, metric = parsed.build(), parsed.new_metrics()
     evaluate.progressive_val_score([(r["x"], r["y"]) for r in rows], model, metric)
@@ -51,7 +77,7 @@ def test_delayed_label_scores_the_prediction_made_at_event_time():
     shard = ShardModels.fresh(3, [spec])
     parks = []
     for i, row in enumerate(rows):
-        out = shard.step({"kind": "event", "id": str(i), "key": None, "ts": 1.0, "x": row["x"]}, i)
+        out = take(shard, {"id": str(i), "key": None, "ts": 1.0, "x": row["x"]})
         assert out.park["shard"] == 3
         parks.append(orjson.loads(orjson.dumps(out.park)))  # as it travels through Kafka
     for i, (park, row) in enumerate(zip(parks, rows, strict=True)):
@@ -64,7 +90,7 @@ def test_delayed_label_scores_the_prediction_made_at_event_time():
             "y": row["y"],
             "y_pred": park["y_pred"],
         }
-        shard.step(label, 40 + i)
+        shard.step(label, i)
 
     model, metric = spec.build(), spec.new_metrics()
     preds = [model.predict_proba_one(r["x"]) for r in rows]
@@ -82,15 +108,16 @@ def test_snapshot_restore_round_trip_continues_identically():
     rows = json_rows(datasets.Phishing(), 200)
     straight = ShardModels.fresh(0, specs)
     for i, row in enumerate(rows):
-        straight.step({"kind": "event", "id": str(i), "key": None, "ts": 0.0, **row}, i)
+        take(straight, {"id": str(i), "key": None, "ts": 0.0, **row})
 
     first = ShardModels.fresh(0, specs)
     for i, row in enumerate(rows[:120]):
-        first.step({"kind": "event", "id": str(i), "key": None, "ts": 0.0, **row}, i)
+        take(first, {"id": str(i), "key": None, "ts": 0.0, **row})
+        first.origins["e0"] = i  # as the engine keeps the events offset taken
     resumed = ShardModels.restore(0, specs, pickle.loads(pickle.dumps(first.snapshot())))
-    assert resumed.offset == 119 and resumed.covers(119) and not resumed.covers(120)
+    assert resumed.origins == {"e0": 119}
     for i, row in enumerate(rows[120:], start=120):
-        resumed.step({"kind": "event", "id": str(i), "key": None, "ts": 0.0, **row}, i)
+        take(resumed, {"id": str(i), "key": None, "ts": 0.0, **row})
     for name in straight.models:
         assert canonical(resumed.models[name].model) == canonical(straight.models[name].model)
         assert resumed.models[name].metric_values() == straight.models[name].metric_values()
@@ -99,19 +126,8 @@ def test_snapshot_restore_round_trip_continues_identically():
 def test_prediction_contract():
     spec = parse_spec("LogisticRegression")
     shard = ShardModels.fresh(0, [spec])
-    out = shard.step(
-        {
-            "kind": "event",
-            "id": "e1",
-            "key": "k",
-            "ts": 5.0,
-            "x": {"a": 1.0},
-            "y": True,
-            "t_in": 1000.0,
-        },
-        0,
-        now=1000.25,
-    )
+    event = {"id": "e1", "key": "k", "ts": 5.0, "x": {"a": 1.0}, "y": True}
+    out = take(shard, event, now=1000.25, t_in=1000.0)
     (pred,) = out.predictions
     assert set(pred) == {"id", "key", "model", "version", "y_pred", "proba", "ts", "latency_ms"}
     assert (pred["id"], pred["key"], pred["model"], pred["version"]) == ("e1", "k", spec.name, 0)
@@ -120,23 +136,26 @@ def test_prediction_contract():
     assert out.park is None
 
 
-def test_copies_resent_upstream_are_taken_once():
+def test_copies_of_joined_labels_resent_upstream_are_taken_once():
     spec = parse_spec("StandardScaler | LogisticRegression")
     rows = json_rows(datasets.Phishing(), 30)
     once, twice = ShardModels.fresh(0, [spec]), ShardModels.fresh(0, [spec])
+    labels = []
     for i, row in enumerate(rows):
-        once.step(
-            {"kind": "event", "id": str(i), "key": None, "ts": 0, "src": ["e", 0, i], **row}, i
-        )
+        park = take(once, {"id": str(i), "key": None, "ts": 0, "x": row["x"]}).park
+        take(twice, {"id": str(i), "key": None, "ts": 0, "x": row["x"]})
+        labels.append({**park, "kind": "label", "y": row["y"], "src": ["j", 0, i]})
+    for i, label in enumerate(labels):
+        once.step(label, i)
     offset = 0
-    # upstream crashed twice and sent rows 10..19, then 5..29, again
+    # the join crashed twice and sent labels 10..19, then 5..29, again
     for i in [*range(20), *range(10, 20), *range(5, 30)]:
-        value = {"kind": "event", "id": str(i), "key": None, "ts": 0, "src": ["e", 0, i], **rows[i]}
-        twice.step(value, offset)
+        twice.step(labels[i], offset)
         offset += 1
     assert twice.n_duplicates == 10 + 15
     live_once, live_twice = once.models[spec.name], twice.models[spec.name]
-    assert live_twice.n_learned == live_twice.n_predicted == 30
+    assert live_twice.n_learned == live_twice.n_predicted == live_twice.n_scored == 30
     assert canonical(live_twice.model) == canonical(live_once.model)
+    assert live_twice.metric_values() == live_once.metric_values()
     restored = ShardModels.restore(0, [spec], twice.snapshot())
-    assert restored.origins == {"e0": 29} and restored.n_duplicates == 25
+    assert restored.origins == {"j0": 29} and restored.n_duplicates == 25
