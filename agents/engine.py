@@ -35,7 +35,7 @@ from aiokafka.partitioner import murmur2
 from mode import Service
 
 from agents.rekey import KEY_HEADER, ORIGIN_HEADER
-from agents.shards import Shards, assigned_shards, shards, worker_figures
+from agents.shards import Shards, shards, worker_figures
 from app import raw_fetch
 from app.faust_app import app
 from app.intake import Intake
@@ -45,7 +45,6 @@ from app.label_rules import label_check
 from app.mapping import Origin
 from app.outbox import Outbox, Slot
 from app.raw_fetch import RAW
-from app.recipe import DISTINCT_CAPPED, STATE_RESET, TOO_LATE
 from app.settings import Settings, settings
 from app.step import Refused, Step
 from app.topics import (
@@ -62,7 +61,6 @@ from app.transform import configured as configured_transform
 from tables.anchor import writing_to
 from tables.counters import count, refuse
 from tables.live_shard import LiveShard
-from tables.windows import window_state
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +106,6 @@ class Engine(Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.outbox: Outbox | None = None
-        self.owned: set[int] = set()
         self.partitions: dict[str, int] = {}
         self.ready = asyncio.Event()
         #: the topic the engine reads: the events topic, or the re-keyed one
@@ -125,12 +122,8 @@ class Engine(Service):
         )
         #: the per-event logic (app/step.py); the engine routes records through it
         self.step = Step(self.intake)
-        #: the features keyed events get; the keeper's shards compute them
-        self.recipe = self.keeper.recipe = config.recipe
         #: how a message of a team's own shape maps to an event (None: streamlearn's shape)
         self.mapping = self.intake.mapping
-        #: shards that met key windows stored by other features (said once each)
-        self.reset_shards: set[int] = set()
         #: records read, and events taken by a model shard
         self.n_received = 0
         self.n_events = 0
@@ -138,8 +131,6 @@ class Engine(Service):
         #: wall-clock time the engine first took an event, and last finished a batch
         self.first_taken: float | None = None
         self.last_taken: float | None = None
-        #: events not read yet, per (topic, partition) read
-        self.lag: dict[tuple[str, int], int] = {}
 
     async def on_start(self) -> None:
         # The worker has started: the objects it holds now (Faust, River, the tables' caches)
@@ -182,32 +173,29 @@ class Engine(Service):
 
     async def on_stop(self) -> None:
         # the last checkpoints, before the producer they go through stops
-        self.owned = set()
         await self.keeper.stop()
         if self.consumer is not None:
             await self.consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
 
-    async def own(self, owned: set[int]) -> None:
-        """Read exactly ``owned`` from now on, each from the first offset its models lack.
-
-        Before the engine is ready (topics checked), nothing: it owns what is assigned then."""
+    async def read(self, offsets: dict[int, int]) -> None:
+        """Read exactly the shards of ``offsets`` from now on, each from its offset (the first
+        its models lack). Before the engine is ready (topics checked), nothing: it reads what
+        the keeper holds then."""
         if not self.ready.is_set():
             return
-        self.owned = set(owned) & set(self.keeper.live)
-        tps = [TopicPartition(self.source, p) for p in sorted(self.owned)]
-        self.consumer.assign(tps)
-        for tp in tps:
-            self.consumer.seek(tp, self.keeper.live[tp.partition].events_offset + 1)
-        if self.owned:
-            log.info("engine: reading %s partitions %s", self.source, sorted(self.owned))
+        tps = {TopicPartition(self.source, shard): offset for shard, offset in offsets.items()}
+        self.consumer.assign(list(tps))
+        for tp, offset in tps.items():
+            self.consumer.seek(tp, offset)
+        if offsets:
+            log.info("engine: reading %s partitions %s", self.source, sorted(offsets))
 
-    def release(self, released: set[int]) -> None:
-        """Stop taking events of ``released`` shards (revoked); their checkpoint is next."""
-        self.owned -= released
-        for shard in released:
-            self.lag.pop((self.source, shard), None)
+    @property
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Events not read yet, per (topic, partition) read."""
+        return {(self.source, shard): lag for shard, lag in self.keeper.lags().items()}
 
     def stats(self) -> dict:
         """What ``GET /stats/`` shows of the engine."""
@@ -216,25 +204,13 @@ class Engine(Service):
             "first_taken": self.first_taken,
             "last_taken": self.last_taken,
             "misrouted": self.n_misrouted,
-            "partitions": sorted(self.owned),
+            "partitions": self.keeper.reading(),
             "source": self.source,
         }
 
     def received(self) -> dict[str, int]:
         """Records read per topic."""
         return {self.source: self.n_received}
-
-    def features(self, key: str) -> dict | None:
-        """One key's windows at its latest event (``GET /features/{key}/``), or None."""
-        for live in self.keeper.live.values():
-            state = live.windows.cache.get(key)
-            if state is not None:
-                break
-        else:
-            state = window_state(key, self.recipe)
-        if state is None:
-            return None
-        return {"key": key, "last_seen": state["t"], "features": self.recipe.latest(state)}
 
     @Service.task
     async def _checkpoints(self) -> None:
@@ -251,10 +227,10 @@ class Engine(Service):
             await app.crash(exc)
             return
         self.ready.set()
-        # Faust recovered the tables before this start; own what is assigned now
-        await self.own(assigned_shards())
+        # Faust recovered the tables before this start: read what the keeper holds now
+        await self.read(self.keeper.read_offsets())
         while not self.should_stop:
-            if not self.owned:
+            if not self.keeper.reading():
                 await asyncio.sleep(0.05)
                 continue
             # No pause while Faust rebalances: a revoked shard is released (and checkpointed)
@@ -271,14 +247,14 @@ class Engine(Service):
                     try:
                         await self.outbox.send()
                     except Exception as exc:  # the producer refused batches: output is lost
-                        lost = self.keeper.checkpoints.output_lost(tp.partition, exc)
+                        lost = self.keeper.output_lost(tp.partition, exc)
                         log.critical("%s", lost)
                         await app.crash(lost)
                         return
                     await asyncio.sleep(0)  # the producer's and the fetcher's turn
-                highwater = self.consumer.highwater(tp)
-                if highwater is not None:
-                    self.lag[(tp.topic, tp.partition)] = max(0, highwater - records[-1].offset - 1)
+                live = self.keeper.read_by_engine(tp.partition)
+                if live is not None:
+                    live.read_to(records[-1].offset, self.consumer.highwater(tp))
             if batch:
                 self.last_taken = time.time()
 
@@ -310,12 +286,10 @@ class Engine(Service):
         """Step ``records`` (of partition ``shard`` of the source topic) into the shard's models;
         records it took already, and records of a shard not owned, are skipped. Returns how many
         it took."""
-        live = self.keeper.live.get(shard)
-        if live is None or shard not in self.owned:
+        live = self.keeper.read_by_engine(shard)
+        if live is None:
             return 0  # revoked while these were read
-        models = live.models
-        origin = f"e{shard}"
-        last = taken_upto = models.origins.get(origin, -1)
+        last = taken_upto = live.events_offset
         topic = self.config.predictions_topic
         out = self.outbox.slot(topic, shard % self.partitions[topic])
         step = self._step_rekeyed if self.rekeyed else self._step
@@ -330,11 +304,8 @@ class Engine(Service):
                     taken_upto = offset
                     taken += 1
             finally:  # (an error stops the engine: what was taken is still counted right)
-                if taken:
-                    models.origins[origin] = taken_upto
-                    live.taken += taken
-                    self.n_events += taken
-        live.last_taken = time.monotonic()
+                live.took(taken_upto, taken)
+                self.n_events += taken
         return taken
 
     def _step_rekeyed(self, live: LiveShard, record, out: Slot) -> None:
@@ -344,12 +315,8 @@ class Engine(Service):
             self._step(live, record, out)
             return
         partition, offset, key = origin
-        origins = live.models.origins
-        name = f"r{partition}"
-        if offset <= origins.get(name, -1):
-            live.models.n_duplicates += 1
+        if not live.first_copy(partition, offset):
             return
-        origins[name] = offset
         self._step(live, record, out, (self.config.events_topic, partition, offset, key))
 
     def _step(self, live: LiveShard, record, out: Slot, source: tuple | None = None) -> None:
@@ -368,7 +335,7 @@ class Engine(Service):
         t_in = record.timestamp / 1000.0
         taken = self.step.take(record.value, origin, now, live.windows, live.models, t_in)
         if taken.flags:
-            self._flags(live.shard, taken.flags)
+            live.count_flags(taken.flags)
         if type(taken) is Refused:
             if taken.reason is None:
                 count(taken.counter, live.shard)  # dropped by the transform
@@ -394,28 +361,6 @@ class Engine(Service):
             topic = self.config.enriched_topic
             partition = live.shard % self.partitions[topic]
             self.outbox.add(topic, partition, record.key, orjson.dumps(event))
-
-    def _flags(self, shard: int, flags: int) -> None:
-        """Count what a key's windows said of an event (``app.recipe``'s flags)."""
-        if flags & TOO_LATE:
-            count("too_late", shard)
-        if flags & DISTINCT_CAPPED:
-            count("distinct_capped", shard)
-        if flags & STATE_RESET:
-            self._state_reset(shard)
-
-    def _state_reset(self, shard: int) -> None:
-        """A key's stored windows were made by other features: it starts again (counted; said
-        once per shard)."""
-        if shard not in self.reset_shards:
-            self.reset_shards.add(shard)
-            log.warning(
-                "shard %d: key windows stored by other features (the config file's [windows] "
-                "and [[aggregate]] changed): each such key starts again at its next event, "
-                "counted in windows_reset",
-                shard,
-            )
-        count("windows_reset", shard)
 
     def _park(self, park: dict) -> None:
         """Send an unlabelled event's features to the label join, keyed by event id."""

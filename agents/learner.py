@@ -35,7 +35,11 @@ async def learn(stream):
         while not engine.ready.is_set():  # the engine is starting: its outbox next
             await asyncio.sleep(0.05)
         message = event.message
-        live = shards.get(message.partition)
+        live = shards.owned(message.partition)
+        if live is None:
+            # not (or no longer) held here: left unacknowledged, the owner reads it (a shard is
+            # created when its assignment's tables are recovered, never by a message)
+            continue
         if live.models.covers(message.offset):
             live.n_skipped += 1
             if live.covered_by_checkpoint(message.offset):

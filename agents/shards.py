@@ -4,17 +4,18 @@ checkpoint loop and stop.
 Faust decides who owns what: a worker owns model shard ``p`` when Faust assigns it partition
 ``p`` of ``scoring`` (co-partitioned with the events topic the engine reads, ``join`` and the
 tables). :data:`shards` (a :class:`Shards`) is the only owner of the worker's
-``tables.live_shard.LiveShard`` objects:
+``tables.live_shard.LiveShard`` objects, and the engine and the learner ask it for them:
 
-* once Faust has recovered the tables for an assignment, :meth:`Shards.load` restores each newly
-  owned shard from its checkpoint (or starts it fresh) and tells the reader (the engine) to read
-  exactly those shards;
-* when partitions are revoked, :meth:`Shards.revoke` stops the reader taking them, writes their
+* once Faust has recovered the tables for an assignment, :meth:`Shards.load` creates each newly
+  owned shard (restored from its checkpoint, or fresh), marks exactly those as read, and tells
+  the reader (the engine) where to read each from; a ``scoring`` message never creates a shard;
+* when partitions are revoked, :meth:`Shards.revoke` stops the engine taking them, writes their
   checkpoints and drops each shard in one call;
 * :meth:`Shards.run_checkpoints` (a task of the engine service) checkpoints shards that owe one
   and reads ``scoring`` again where Faust skipped offsets; :meth:`Shards.stop` writes the last
   checkpoints when the engine stops.
 
+What the shards need of Faust's consumer and assignor goes through one :class:`FaustConsumer`.
 It also registers the worker's figures for the web views (``app/figures.py``).
 """
 
@@ -39,7 +40,7 @@ from app.topics import scoring
 from tables.checkpoints import Checkpoints, OutputLost, shard_checkpoints
 from tables.counters import recent, totals
 from tables.live_shard import LiveShard
-from tables.windows import RECIPE
+from tables.windows import RECIPE, window_state
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +51,71 @@ SLOW_CHECKPOINT = 15.0
 class Reader(Protocol):
     """What reads the owned shards' events (the engine)."""
 
-    async def own(self, shards: set[int]) -> None: ...
+    async def read(self, offsets: dict[int, int]) -> None:
+        """Read exactly these shards' events partitions, each from its offset."""
+        ...
 
-    def release(self, shards: set[int]) -> None: ...
+
+class FaustConsumer:
+    """The one place the shards touch Faust's consumer and assignor."""
+
+    def assigned(self) -> set[int]:
+        """The shards this worker owns now: its active partitions of ``scoring``.
+
+        Faust's assignor keeps the last assignment until a new one is complete, so a partition
+        also has to be in the consumer's current assignment: after a revocation it is not, and a
+        recovery finishing late for an assignment already revoked loads nothing it no longer
+        owns.
+        """
+        topic = scoring.get_topic_name()
+        current = app.consumer.assignment()
+        return {
+            tp.partition
+            for tp in app.assignor.assigned_actives()
+            if tp.topic == topic and tp in current
+        }
+
+    def highwater(self, tp: TP) -> int | None:
+        """The end of ``tp`` as Faust's consumer last fetched it (None: not known)."""
+        try:
+            return app.consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - not fetched or not assigned yet
+            return None
+
+    async def seek_back(self, tp: TP, covered: int) -> None:
+        """Read ``tp`` again from ``covered + 1``.
+
+        Faust marks offsets it saw skipped as done and lets its commit pass them; the learner
+        reads them again instead, so the commit must wait for them: Faust's record of those gaps
+        is dropped.
+        """
+        gaps = app.consumer._gap.get(tp)
+        if gaps:
+            gaps.chop(covered + 1, 2**62)
+        await app.consumer.seek(tp, covered + 1)
+
+    def forget(self, message: Any) -> None:
+        """Stop waiting for ``message``'s acknowledgement (the next owner reads it again)."""
+        app.consumer._unacked_messages.discard(message)
+
+    def leaving(self) -> bool:
+        """Whether a rebalance or the worker's stop is under way."""
+        return bool(app.rebalancing or app.should_stop)
 
 
 class Shards:
     """The shards this worker owns, by shard number, and what happens to them."""
 
-    def __init__(self, spec_text: str, every: int, seconds: float, secret: str) -> None:
+    def __init__(
+        self,
+        spec_text: str,
+        every: int,
+        seconds: float,
+        secret: str,
+        recipe: Recipe = RECIPE,
+        consumer: FaustConsumer | None = None,
+        key_cache: int | None = None,
+    ) -> None:
         self.specs = parse_specs(spec_text)
         self.every = every
         self.seconds = seconds
@@ -67,19 +124,22 @@ class Shards:
         self.reader: Reader | None = None
         self.n_restored = 0
         self.n_reread = 0
-        #: the features keyed events get (the engine sets its own before taking a shard)
-        self.recipe: Recipe = RECIPE
+        #: the features keyed events get
+        self.recipe = recipe
+        self.consumer = consumer
+        self.key_cache = settings.key_cache if key_cache is None else key_cache
 
     # -- life -----------------------------------------------------------------------------
 
-    def get(self, shard: int) -> LiveShard:
-        """The live shard ``shard``: in memory, else restored from its checkpoint, else fresh."""
+    def adopt(self, shard: int) -> LiveShard:
+        """The live shard ``shard``: in memory, else restored from its checkpoint, else fresh
+        (an assigned shard, once the tables are recovered)."""
         live = self.live.get(shard)
         if live is None:
             models, restored = self.checkpoints.read(shard)
             self.n_restored += restored
             live = self.live[shard] = LiveShard(
-                models, self.checkpoints, settings.key_cache, self.recipe
+                models, self.checkpoints, self.key_cache, self.recipe, self.consumer
             )
         return live
 
@@ -89,20 +149,65 @@ class Shards:
         self.checkpoints.outbox = outbox
 
     async def load(self, owned: set[int]) -> None:
-        """Own exactly ``owned`` (tables recovered): load new shards, drop stale ones."""
+        """Own exactly ``owned`` (tables recovered), and have the reader read exactly those."""
+        self.own(owned)
+        if self.reader is not None:
+            await self.reader.read(self.read_offsets())
+
+    def own(self, owned: set[int]) -> None:
+        """Hold exactly ``owned``, each read by the engine: new shards are created (restored or
+        fresh), the others dropped."""
         # shards loaded for an assignment revoked before its recovery finished are not ours
         stale = set(self.live) - owned
         if stale:
             self._drop(stale)
         for shard in sorted(owned):
-            self.get(shard)
-        if self.reader is not None:
-            await self.reader.own(owned)
+            self.adopt(shard).reading = True
+
+    def read_offsets(self) -> dict[int, int]:
+        """Where to read each shard the engine reads: right after the last event it took."""
+        return {s: live.events_offset + 1 for s, live in self.live.items() if live.reading}
+
+    def reading(self) -> list[int]:
+        """The shards whose events the engine reads, in order."""
+        return sorted(s for s, live in self.live.items() if live.reading)
+
+    def read_by_engine(self, shard: int) -> LiveShard | None:
+        """Shard ``shard`` if the engine is to take its events (None: not owned, or revoked
+        while its records were read)."""
+        live = self.live.get(shard)
+        return live if live is not None and live.reading else None
+
+    def owned(self, shard: int) -> LiveShard | None:
+        """Shard ``shard`` if this worker holds it (None: not loaded, or dropped)."""
+        return self.live.get(shard)
+
+    def lags(self) -> dict[int, int]:
+        """Events not read yet, per shard the engine reads (as of its last read)."""
+        return {
+            s: live.lag for s, live in self.live.items() if live.reading and live.lag is not None
+        }
+
+    def output_lost(self, shard: int, exc: BaseException) -> OutputLost:
+        """Kafka refused output of ``shard``: no checkpoint of this process may be written."""
+        return self.checkpoints.output_lost(shard, exc)
+
+    def features(self, key: str) -> dict | None:
+        """One key's windows at its latest event (``GET /features/{key}/``), or None."""
+        for live in self.live.values():
+            state = live.windows.cache.get(key)
+            if state is not None:
+                break
+        else:
+            state = window_state(key, self.recipe)
+        if state is None:
+            return None
+        return {"key": key, "last_seen": state["t"], "features": self.recipe.latest(state)}
 
     async def revoke(self, revoked: set[int]) -> None:
         """Checkpoint and drop ``revoked`` shards (a rebalance has drained Faust's streams)."""
-        if self.reader is not None:
-            self.reader.release(revoked)
+        for shard in revoked & set(self.live):
+            self.live[shard].reading = False  # the engine takes none of their records now
         lost = None
         try:
             for shard in sorted(revoked & set(self.live)):
@@ -127,8 +232,8 @@ class Shards:
     async def stop(self) -> None:
         """The engine stops: write what every shard has not checkpointed, then let go of the
         outbox (its producer stops next)."""
-        if self.reader is not None:
-            self.reader.release(set(self.live))
+        for live in self.live.values():
+            live.reading = False
         for shard, live in sorted(self.live.items()):
             try:
                 await live.checkpoint(wait=True)
@@ -184,10 +289,7 @@ class Shards:
         topic = scoring.get_topic_name()
         for shard, live in list(self.live.items()):
             tp = TP(topic, shard)
-            try:
-                highwater = app.consumer.highwater(tp)
-            except Exception:  # noqa: BLE001 - not fetched or not assigned yet
-                continue
+            highwater = self.consumer.highwater(tp) if self.consumer is not None else None
             if live.stalled(highwater, now) and live.should_seek():
                 offset = live.models.offset
                 log.warning(
@@ -200,17 +302,9 @@ class Shards:
                 await self.seek_back(tp, offset)
 
     async def seek_back(self, tp, covered: int) -> None:
-        """Read ``tp`` of ``scoring`` again from ``covered + 1`` (counted in ``rereads``).
-
-        Faust marks offsets it saw skipped as done and lets its commit pass them; the learner
-        reads them again instead, so the commit must wait for them: Faust's record of those gaps
-        is dropped.
-        """
+        """Read ``tp`` of ``scoring`` again from ``covered + 1`` (counted in ``rereads``)."""
         self.n_reread += 1
-        gaps = app.consumer._gap.get(tp)
-        if gaps:
-            gaps.chop(covered + 1, 2**62)
-        await app.consumer.seek(tp, covered + 1)
+        await self.consumer.seek_back(tp, covered)
 
     def slow_checkpoints(self, now: float, after: float) -> list[tuple[int, str, float]]:
         """Checkpoints in progress for ``after`` seconds or more: (shard, stage, seconds)."""
@@ -227,27 +321,13 @@ async def stop_worker(exc: CheckpointError) -> None:
     await app.crash(exc)
 
 
-def assigned_shards() -> set[int]:
-    """The shards this worker owns now: its active partitions of ``scoring``.
-
-    Faust's assignor keeps the last assignment until a new one is complete, so a partition
-    also has to be in the consumer's current assignment: after a revocation it is not, and a
-    recovery finishing late for an assignment already revoked loads nothing it no longer owns.
-    """
-    topic = scoring.get_topic_name()
-    current = app.consumer.assignment()
-    return {
-        tp.partition
-        for tp in app.assignor.assigned_actives()
-        if tp.topic == topic and tp in current
-    }
-
-
 shards = Shards(
     settings.model,
     settings.checkpoint_every,
     settings.checkpoint_seconds,
     settings.checkpoint_secret,
+    recipe=RECIPE,
+    consumer=FaustConsumer(),
 )
 
 
@@ -255,7 +335,7 @@ shards = Shards(
 async def load_assigned_shards() -> None:
     """Once tables are recovered, load the models of every shard this worker now owns."""
     try:
-        await shards.load(assigned_shards())
+        await shards.load(shards.consumer.assigned())
     except CheckpointError as exc:
         await stop_worker(exc)
 
@@ -339,9 +419,7 @@ class WorkerFigures:
         return out
 
     def features(self, key: str) -> dict[str, Any] | None:
-        if self.engine is None:
-            return None
-        return self.engine.features(key)
+        return self.keeper.features(key)
 
 
 worker_figures = WorkerFigures(shards)

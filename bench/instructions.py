@@ -98,8 +98,7 @@ def child(mode: str, events: int, keys: int) -> None:
         engine.outbox = Outbox(AIOKafkaProducer(bootstrap_servers="127.0.0.1:1"))  # never sends
         for topic in (engine.source, *OUTPUT_TOPICS, engine.join_topic):
             engine.partitions[topic] = 1
-        engine.keeper.get(0)  # fresh models (the store is in memory and empty)
-        engine.owned = {0}
+        engine.keeper.own({0})  # fresh models (the store is in memory and empty)
 
         async def take(rows: list) -> None:
             for start in range(0, len(rows), PUBLISH_EVERY):

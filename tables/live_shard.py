@@ -1,9 +1,12 @@
 """One model shard this worker owns: everything the worker knows of it, in one object.
 
 A :class:`LiveShard` holds the shard's live models (``app.shard.ShardModels``), the windows of its
-keys (``tables.windows.ShardWindows``), the ``scoring`` messages (joined labels) it took but may
-not acknowledge yet, its checkpoint state and its lock. ``agents/shards.py`` creates one when the
-shard is assigned and drops it in one call when it is revoked.
+keys (``tables.windows.ShardWindows``), whether the engine reads its events and how far behind it
+is, the ``scoring`` messages (joined labels) it took but may not acknowledge yet, its checkpoint
+state and its lock. ``agents/shards.py`` creates one when the shard is assigned and drops it in
+one call when it is revoked; the engine and the learner ask it (:meth:`LiveShard.took`,
+:meth:`LiveShard.first_copy`, :meth:`LiveShard.count_flags`, ...) rather than read its fields.
+What it needs of Faust's consumer comes through a :class:`Consumer` (``agents/shards.py``).
 
 Checkpoints: pickling a River model per event would cost more than learning it, so a shard's
 checkpoint (tables/checkpoints.py) is written every ``STREAMLEARN_CHECKPOINT_EVERY`` events or
@@ -19,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any, Protocol
 
 from app.codec import CheckpointError
-from app.faust_app import app
-from app.recipe import Recipe
+from app.recipe import DISTINCT_CAPPED, STATE_RESET, TOO_LATE, Recipe
 from app.settings import settings
 from app.shard import ShardModels
 from tables.anchor import writing_to
@@ -43,17 +46,41 @@ SNAPSHOT_SHARE_INVERSE = 100
 MAX_CHECKPOINT_SPACING = 30.0
 
 
+class Consumer(Protocol):
+    """What a shard needs of Faust's consumer (``agents/shards.py`` gives it)."""
+
+    def leaving(self) -> bool:
+        """Whether a rebalance or the worker's stop is under way."""
+        ...
+
+    def forget(self, message: Any) -> None:
+        """Stop waiting for ``message``'s acknowledgement (it is read again by the next owner)."""
+        ...
+
+
 class LiveShard:
-    """A shard this worker owns: models, windows, held messages, checkpoint state, lock."""
+    """A shard this worker owns: models, windows, reading state, held messages, checkpoints."""
 
     def __init__(
-        self, models: ShardModels, checkpoints: Checkpoints, key_cache: int, recipe: Recipe = RECIPE
+        self,
+        models: ShardModels,
+        checkpoints: Checkpoints,
+        key_cache: int,
+        recipe: Recipe = RECIPE,
+        consumer: Consumer | None = None,
     ) -> None:
         self.shard = models.shard
         self.models = models
         self.checkpoints = checkpoints
+        self.consumer = consumer
         #: windowed activity of the shard's keys, saved with its checkpoints
         self.windows = ShardWindows(self.shard, self.events_offset, key_cache, recipe)
+        #: whether the engine reads the shard's events partition (owned and loaded)
+        self.reading = False
+        #: events of its partition not read yet, as of the engine's last read (None: unknown)
+        self.lag: int | None = None
+        #: whether key windows stored by other features were met (said once)
+        self.reset_said = False
         #: ``scoring`` messages (Faust events) taken and not acknowledged yet
         self.held: list = []
         #: events the engine stepped since the last checkpoint
@@ -82,6 +109,49 @@ class LiveShard:
     def events_offset(self) -> int:
         """The last offset of the shard's events partition its models took (-1: none)."""
         return self.models.origins.get(f"e{self.shard}", -1)
+
+    # -- events (the engine reads the shard's partition) -------------------------------------
+
+    def took(self, upto: int, n: int) -> None:
+        """The engine took ``n`` events, the last at offset ``upto`` of the shard's partition."""
+        if n:
+            self.models.origins[f"e{self.shard}"] = upto
+            self.taken += n
+        self.last_taken = time.monotonic()
+
+    def first_copy(self, raw_partition: int, offset: int) -> bool:
+        """Whether a re-keyed event from ``offset`` of raw ``raw_partition`` is new; a copy the
+        re-key stage sent again after a crash is counted and not taken again."""
+        origins = self.models.origins
+        name = f"r{raw_partition}"
+        if offset <= origins.get(name, -1):
+            self.models.n_duplicates += 1
+            return False
+        origins[name] = offset
+        return True
+
+    def count_flags(self, flags: int) -> None:
+        """Count what the key windows said of an event (``app.recipe``'s flags); call while
+        handling an event of the shard (``tables.anchor.writing_to``)."""
+        if flags & TOO_LATE:
+            count("too_late", self.shard)
+        if flags & DISTINCT_CAPPED:
+            count("distinct_capped", self.shard)
+        if flags & STATE_RESET:
+            if not self.reset_said:
+                self.reset_said = True
+                log.warning(
+                    "shard %d: key windows stored by other features (the config file's "
+                    "[windows] and [[aggregate]] changed): each such key starts again at its next "
+                    "event, counted in windows_reset",
+                    self.shard,
+                )
+            count("windows_reset", self.shard)
+
+    def read_to(self, last_offset: int, highwater: int | None) -> None:
+        """The engine read up to ``last_offset``; its partition ends at ``highwater``."""
+        if highwater is not None:
+            self.lag = max(0, highwater - last_offset - 1)
 
     # -- joined labels (the ``scoring`` partition of the shard) -----------------------------
 
@@ -275,16 +345,18 @@ class LiveShard:
         for event in self.held:
             if event.message.offset <= covered:
                 event.ack()
-        if ahead and (app.rebalancing or app.should_stop):
+        if ahead and self.consumer is not None and self.consumer.leaving():
             # Never acknowledged (Kafka's commit must not pass the hole before them), but no
             # longer awaited either: the next owner reads them again.
             for event in ahead:
-                app.consumer._unacked_messages.discard(event.message)
+                self.consumer.forget(event.message)
             ahead = []
         self.held[:] = ahead
 
     def drop(self) -> None:
         """Forget the shard (revoked): its checkpoint is in the table."""
+        self.reading = False
+        self.lag = None
         if self.held:
             log.warning(
                 "shard %d revoked with %d messages not checkpointed: the next owner "

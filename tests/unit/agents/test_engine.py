@@ -25,14 +25,13 @@ def make_engine(app, monkeypatch):
 
     def make(**settings) -> Engine:
         config = Settings(model=MODEL, id="unit", **settings)
-        keeper = Shards(MODEL, every=1000, seconds=2.0, secret="s")
+        keeper = Shards(MODEL, every=1000, seconds=2.0, secret="s", recipe=config.recipe)
         keeper.checkpoints.table = fake_table("shard-checkpoints")
         engine = Engine(keeper, config=config)
         engine.outbox = RecordingOutbox()
         for topic in (engine.source, "predictions", "events-dlq", "unit-join"):
             engine.partitions[topic] = 1
-        keeper.get(0)
-        engine.owned = {0}
+        keeper.own({0})
         return engine
 
     return make
@@ -145,10 +144,11 @@ def test_keyed_events_get_their_windows_unkeyed_ones_none(make_engine):
 
 def test_records_of_a_revoked_shard_are_not_taken(make_engine):
     engine = make_engine()
-    engine.release({0})
+    live = shard(engine)
+    engine.keeper.own(set())  # revoked: dropped
     assert engine.take(0, [record(0, event(0))]) == 0
-    assert engine.outbox.messages == [] and learned(engine) == 0
-    assert shard(engine).events_offset == -1
+    assert engine.outbox.messages == [] and live.models.models[NAME].n_learned == 0
+    assert live.events_offset == -1 and not live.reading
 
 
 def test_copies_the_rekey_stage_sent_again_are_dropped_by_their_origin(make_engine):

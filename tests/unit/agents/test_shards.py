@@ -1,0 +1,99 @@
+"""The keeper of a worker's shards (agents/shards.py): what it holds, what the engine reads,
+and what a revocation changes, without a broker (tables as dicts)."""
+
+from types import SimpleNamespace
+
+import pytest
+
+import tables.windows as windows_module
+from agents.shards import Shards
+from tests.unit.fakes import fake_table
+
+MODEL = "LogisticRegression"
+
+
+class Reader:
+    def __init__(self) -> None:
+        self.reads: list[dict[int, int]] = []
+
+    async def read(self, offsets: dict[int, int]) -> None:
+        self.reads.append(offsets)
+
+
+class Leaving:
+    """Faust's consumer while a rebalance is under way."""
+
+    def __init__(self) -> None:
+        self.forgotten: list = []
+
+    def leaving(self) -> bool:
+        return True
+
+    def forget(self, message) -> None:
+        self.forgotten.append(message)
+
+
+@pytest.fixture
+def keeper(app, monkeypatch):
+    monkeypatch.setattr(windows_module, "key_windows", fake_table("key-windows"))
+    shards = Shards(MODEL, every=1000, seconds=2.0, secret="s", consumer=Leaving())
+    shards.checkpoints.table = fake_table("shard-checkpoints")
+    return shards
+
+
+async def test_an_assignment_creates_its_shards_and_the_engine_reads_exactly_those(keeper):
+    reader = Reader()
+    keeper.reader = reader
+    assert keeper.owned(0) is None and keeper.read_by_engine(0) is None  # nothing before
+    await keeper.load({0, 2})
+    assert reader.reads == [{0: 0, 2: 0}] and keeper.reading() == [0, 2]
+    keeper.live[2].took(41, 42)  # the engine took offsets 0..41 of partition 2
+    await keeper.load({2, 3})  # a rebalance: 0 went elsewhere, 3 came
+    assert keeper.owned(0) is None and keeper.read_by_engine(2) is keeper.owned(2)
+    assert reader.reads[-1] == {2: 42, 3: 0}
+    assert keeper.n_restored == 0  # no checkpoint in the table: fresh models
+
+
+async def test_a_revoked_shard_is_not_read_then_dropped(keeper):
+    keeper.own({0})
+    live = keeper.owned(0)
+    live.read_to(last_offset=9, highwater=25)
+    assert keeper.lags() == {0: 15}
+    await keeper.revoke({0})
+    assert not live.reading and live.lag is None and keeper.owned(0) is None
+    assert keeper.lags() == {} and keeper.reading() == []
+
+
+def test_a_copy_the_rekey_stage_sent_again_is_counted_not_taken(keeper):
+    keeper.own({1})
+    live = keeper.owned(1)
+    assert live.first_copy(3, 7) and not live.first_copy(3, 7) and not live.first_copy(3, 2)
+    assert live.first_copy(0, 2)
+    assert live.models.origins == {"r3": 7, "r0": 2} and live.models.n_duplicates == 2
+
+
+def test_messages_past_a_hole_are_let_go_while_the_worker_leaves(keeper):
+    keeper.own({0})
+    live = keeper.owned(0)
+    past = SimpleNamespace(message=SimpleNamespace(offset=5), ack=lambda: None)
+    live.hold(past)
+    live._ack_covered(covered=-1)
+    assert keeper.consumer.forgotten == [past.message] and live.held == []
+
+
+async def test_window_flags_are_counted_and_a_reset_said_once(keeper, caplog):
+    from app.recipe import DISTINCT_CAPPED, STATE_RESET, TOO_LATE
+    from tables.anchor import writing_to
+    from tables.counters import pipeline_counts
+
+    keeper.own({0})
+    live = keeper.owned(0)
+    names = ("too_late", "distinct_capped", "windows_reset")
+    before = {n: pipeline_counts[f"{n}:0"] for n in names}
+    with writing_to(0):
+        live.count_flags(TOO_LATE | STATE_RESET)
+        live.count_flags(DISTINCT_CAPPED | STATE_RESET)
+    after = {n: pipeline_counts[f"{n}:0"] - before[n] for n in names}
+    assert after == {"too_late": 1, "distinct_capped": 1, "windows_reset": 2}
+    said = [r for r in caplog.records if "stored by other features" in r.getMessage()]
+    assert len(said) == 1
