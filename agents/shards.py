@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from faust.types import TP
 
-from app import figures
+from app import compat, figures
 from app.codec import CheckpointError
 from app.faust_app import app
 from app.model_spec import parse_specs
@@ -89,14 +89,12 @@ class FaustConsumer:
         reads them again instead, so the commit must wait for them: Faust's record of those gaps
         is dropped.
         """
-        gaps = app.consumer._gap.get(tp)
-        if gaps:
-            gaps.chop(covered + 1, 2**62)
+        compat.forget_gaps(app.consumer, tp, covered + 1)
         await app.consumer.seek(tp, covered + 1)
 
     def forget(self, message: Any) -> None:
         """Stop waiting for ``message``'s acknowledgement (the next owner reads it again)."""
-        app.consumer._unacked_messages.discard(message)
+        compat.forget_unacked(app.consumer, message)
 
     def leaving(self) -> bool:
         """Whether a rebalance or the worker's stop is under way."""

@@ -14,7 +14,7 @@ import sys
 
 import faust
 
-from app import codec
+from app import codec, compat
 from app.kafka_auth import faust_credentials
 from app.model_spec import ModelSpecError, parse_specs
 from app.settings import DEV_SECRET, SettingsError, settings
@@ -23,12 +23,10 @@ from app.transform import configured as configured_transform
 __all__ = ["StartRefused", "StreamlearnApp", "StreamlearnWorker", "app"]
 
 
+@compat.raise_autodiscovery_errors
 class StreamlearnApp(faust.App):
     """Faust's app, except that a module of ours that fails to import stops the start-up: Faust
     logs a warning and runs on without that module's agents, a worker that reads nothing."""
-
-    def _on_autodiscovery_error(self, name: str) -> None:
-        raise ImportError(f"autodiscovery: importing {name} failed") from sys.exc_info()[1]
 
 
 class StartRefused(RuntimeError):

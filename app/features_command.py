@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 from faust.cli import AppCommand, argument, option
 from tqdm import tqdm
 
+from app.compat import refresh_metadata
 from app.faust_app import app
 from app.kafka_admin import bootstrap_servers
 from app.kafka_auth import client_options
@@ -128,7 +129,7 @@ async def topic_rows(offline: OfflineFeatures, topic: str) -> AsyncIterator[dict
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
-            await consumer._client.force_metadata_update()
+            await refresh_metadata(consumer)  # a topic created after the consumer started
             partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             raise click.ClickException(f"topic {topic!r} does not exist on {settings.broker}")

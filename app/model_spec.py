@@ -14,6 +14,8 @@ from functools import cache, cached_property
 
 from river import base, compose, metrics
 
+from app.compat import is_multiclass
+
 #: River modules searched, in order, for the names a spec uses.
 RIVER_MODULES = (
     "preprocessing",
@@ -75,7 +77,7 @@ class ModelSpec:
         >>> parse_spec("LogisticRegression").multiclass, parse_spec("GaussianNB").multiclass
         (False, True)
         """
-        return self.is_classifier and bool(getattr(self.build(), "_multiclass", False))
+        return self.is_classifier and is_multiclass(self.build())
 
     def new_metrics(self) -> metrics.base.Metrics:
         """The metrics for this model's task, updated prequentially.

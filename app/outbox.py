@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from app.compat import append_to_batch
+
 
 class FlushTimeout(Exception):
     """Kafka did not acknowledge a flush's batches in time."""
@@ -38,9 +40,8 @@ class Slot:
         """Append one message (``value`` None: a tombstone)."""
         batch = self.batch
         # aiokafka's BatchBuilder.append, without its keyword parsing and serializer calls
-        # (the producer has none): the C builder's own append, at the batch's next offset
-        if batch._builder.append(batch._relative_offset, None, key, value, headers) is not None:
-            batch._relative_offset += 1
+        # (the producer has none): the C builder's own append (app/compat.py)
+        if append_to_batch(batch, key, value, headers):
             return
         batch.close()
         self.full.append(batch)

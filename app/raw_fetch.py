@@ -7,15 +7,13 @@ thousands of records several megabytes larger. A consumer created with
 ``key_deserializer=RAW`` gets the C records themselves from ``getmany``, keys and values as the
 bytes Kafka holds; every other consumer of the process (Faust's) is untouched.
 
-This replaces one method of aiokafka's ``PartitionRecords`` (aiokafka is pinned);
-tests/unit/test_raw_fetch.py checks it against the installed version.
+This replaces one method of aiokafka's ``PartitionRecords``: :func:`app.compat.return_raw_records`,
+which tests/unit/test_compat.py checks against the installed version.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from aiokafka.consumer import fetcher
+from app import compat
 
 
 class _Raw:
@@ -31,15 +29,7 @@ class _Raw:
 #: Pass as ``key_deserializer`` to get aiokafka's C records from ``getmany``.
 RAW = _Raw()
 
-_consumer_record = fetcher.PartitionRecords._consumer_record
-
-
-def _raw_or_consumer_record(self: fetcher.PartitionRecords, tp: Any, record: Any) -> Any:
-    if self._key_deserializer is RAW:
-        return record
-    return _consumer_record(self, tp, record)
-
 
 def install() -> None:
     """Make consumers created with ``key_deserializer=RAW`` return C records (idempotent)."""
-    fetcher.PartitionRecords._consumer_record = _raw_or_consumer_record
+    compat.return_raw_records(RAW)

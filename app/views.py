@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 from faust.web import Request, Response, View
 
-from app import figures
+from app import compat, figures
 from app.faust_app import app, settings_warnings
 from app.metrics import CONTENT_TYPE, exposition
 from app.shard import ShardModels
@@ -202,18 +202,13 @@ def drop_faust_index() -> None:
     """Leave Faust's own ``/`` (:data:`FAUST_INDEX`) out of the web server, so that only
     :func:`root` answers ``/``.
 
-    faust-streaming 0.15.3 (the version checked) mounts that blueprint at ``/`` whenever its
-    statistics pages are off (``faust.web.base.Web._enabled_blueprints``), with no setting to
-    leave it out; the web server applies the blueprints it lists when it starts
-    (``Web.init_server``). This removes it from that list, ``BlueprintManager._enabled``, a
-    private name. Without it (another Faust version) ``/`` is still :func:`root`'s: aiohttp
-    answers with the first route added for a path, and ours is added when this module is
-    imported, before the server starts.
+    Faust mounts that blueprint at ``/`` whenever its statistics pages are off, with no setting
+    to leave it out: :func:`app.compat.drop_blueprint` removes it from the blueprints the web
+    server applies when it starts (a private list of Faust's). Without it (another Faust
+    version) ``/`` is still :func:`root`'s: aiohttp answers with the first route added for a
+    path, and ours is added when this module is imported, before the server starts.
     """
-    manager = app.web.blueprints
-    enabled = getattr(manager, "_enabled", None)
-    if isinstance(enabled, list):
-        enabled[:] = [(prefix, bp) for prefix, bp in enabled if bp != FAUST_INDEX]
+    compat.drop_blueprint(app.web, FAUST_INDEX)
 
 
 drop_faust_index()

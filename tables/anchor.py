@@ -7,12 +7,10 @@ behalf of a model shard, so they name the partition themselves.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from faust.streams import _current_event
-
+from app.compat import as_current_event
 from app.topics import scoring
 
 
@@ -38,9 +36,5 @@ class _Anchor:
 def writing_to(partition: int) -> Iterator[None]:
     """Within this block, table writes go to ``partition`` (store and changelog) as if made
     while handling a message of that partition of ``scoring``."""
-    anchor = _Anchor(scoring.get_topic_name(), partition)
-    token = _current_event.set(weakref.ref(anchor))
-    try:
+    with as_current_event(_Anchor(scoring.get_topic_name(), partition)):
         yield
-    finally:
-        _current_event.reset(token)

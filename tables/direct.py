@@ -16,6 +16,7 @@ from typing import Any
 
 from faust.types import TP
 
+from app.compat import partition_db, store_encoders
 from app.outbox import Outbox
 from tables.anchor import writing_to
 
@@ -25,7 +26,7 @@ def to_changelog(table: Any, shard: int, values: Mapping[Any, bytes | None], out
     ``shard``. Nothing is in Kafka until ``out`` is flushed."""
     store = table.data
     topic = table.changelog_topic.get_topic_name()
-    encode_key, encode_value = store._encode_key, store._encode_value
+    encode_key, encode_value = store_encoders(store)
     for key, value in values.items():
         out.add(topic, shard, encode_key(key), None if value is None else encode_value(value))
 
@@ -63,13 +64,13 @@ def stored(
     the hot keys out of it). Nothing (and the end) for a store not kept per partition
     (``memory://``) or not read through rocksdict (Faust's python-rocksdb fallback)."""
     store = table.data
-    open_partition = getattr(store, "_db_for_partition", None)
-    if open_partition is None or not getattr(store, "use_rocksdict", False):
+    db = partition_db(store, shard)
+    if db is None:
         return [], True
     skip = {store.offset_key, after}  # (Faust keeps its changelog offset in each partition)
     entries: list[tuple[bytes, bytes]] = []
     size = 0
-    for raw_key, raw_value in open_partition(shard).items(from_key=after, read_opt=_SCAN):
+    for raw_key, raw_value in db.items(from_key=after, read_opt=_SCAN):
         if raw_key in skip:
             continue
         if len(entries) >= limit or size >= max_bytes:

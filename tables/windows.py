@@ -24,6 +24,7 @@ import logging
 
 import orjson
 
+from app import compat
 from app.faust_app import app
 from app.recipe import STATE_RESET, Recipe
 from app.settings import settings
@@ -194,10 +195,10 @@ class ShardWindows:
         busy = (self.cache, self.clean, self.expired)
         for raw_key, raw_value in entries:
             try:
-                key = store._decode_key(raw_key)
+                key = compat.decode_key(store, raw_key)
                 if any(key in keys for keys in busy):
                     continue  # in memory: the cache decides
-                forget = self._idle(orjson.loads(store._decode_value(raw_value)))
+                forget = self._idle(orjson.loads(compat.decode_value(store, raw_value)))
             except Exception:  # noqa: BLE001 - not a value of ours: left alone, said once
                 if not self.unreadable:
                     log.warning(

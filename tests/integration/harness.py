@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.codec import RiverCodec
+from app.compat import refresh_metadata
 from app.kafka_admin import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -360,7 +361,7 @@ async def consume_all(bootstrap: str, topic: str) -> list:
     try:
         partitions = consumer.partitions_for_topic(topic)
         if partitions is None:
-            await consumer._client.force_metadata_update()
+            await refresh_metadata(consumer)
             partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not tps:

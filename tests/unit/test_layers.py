@@ -2,6 +2,7 @@
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,88 @@ def test_app_imports_neither_agents_nor_tables():
                 f"{path.name}: {n}" for n in names if n.split(".")[0] in ("agents", "tables")
             ]
     assert offenders == []
+
+
+#: the private names of faust, mode, aiokafka and river that app/compat.py wraps
+LIBRARIES = ("faust", "mode", "aiokafka", "river")
+COMPAT_NAMES = (
+    "_consumer_record",
+    "_key_deserializer",
+    "_builder",
+    "_relative_offset",
+    "_client",
+    "_on_autodiscovery_error",
+    "_enabled",
+    "_gap",
+    "_unacked_messages",
+    "_encode_key",
+    "_encode_value",
+    "_decode_key",
+    "_decode_value",
+    "_db_for_partition",
+    "_current_event",
+    "_multiclass",
+)
+
+
+def outside_compat() -> list[Path]:
+    """The modules of app/, agents/ and tables/ but app/compat.py."""
+    paths = [p for folder in ("app", "agents", "tables") for p in (ROOT / folder).rglob("*.py")]
+    return sorted(p for p in paths if p != ROOT / "app" / "compat.py")
+
+
+def private_name(name: str) -> bool:
+    return name.startswith("_") and not name.endswith("__")
+
+
+def test_the_library_internals_app_compat_wraps_appear_nowhere_else():
+    known = re.compile(r"\b(" + "|".join(COMPAT_NAMES) + r")\b")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in outside_compat()
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if known.search(line)
+    ]
+    assert offenders == [], "a library's private name: use (or add) a function of app/compat.py"
+
+
+def test_no_private_name_is_imported_from_a_library_or_read_by_its_name_but_in_compat():
+    offenders = []
+    for path in outside_compat():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                parts = node.module.split(".")
+                names = parts[1:] + [alias.name for alias in node.names]
+                private = parts[0] in LIBRARIES and any(private_name(n) for n in names)
+            elif isinstance(node, ast.Import):
+                private = any(
+                    n.name.split(".")[0] in LIBRARIES
+                    and any(private_name(p) for p in n.name.split("."))
+                    for n in node.names
+                )
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "setattr", "hasattr", "delattr")
+                and len(node.args) > 1
+                and isinstance(node.args[1], ast.Constant)
+            ):
+                private = private_name(str(node.args[1].value))
+            else:
+                continue
+            if private:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == [], "a private name: use (or add) a function of app/compat.py"
+
+
+def test_app_compat_imports_no_library_and_builds_nothing():
+    script = (
+        "import sys, app.compat\n"
+        "loaded = ('faust', 'mode', 'aiokafka', 'river', 'app.faust_app', 'agents', 'tables')\n"
+        "loaded = [m for m in loaded if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
