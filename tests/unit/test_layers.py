@@ -98,7 +98,10 @@ def test_the_library_internals_app_compat_wraps_appear_nowhere_else():
     assert offenders == [], "a library's private name: use (or add) a function of app/compat.py"
 
 
-def test_no_private_name_is_imported_from_a_library_or_read_by_its_name_but_in_compat():
+def test_no_other_module_imports_or_reads_a_private_name():
+    """A library's private name imported, read by ``getattr`` and the like, or read as another
+    object's attribute (nothing of ours is read so: a private attribute of an object not
+    ``self`` or ``cls`` is a library's)."""
     offenders = []
     for path in outside_compat():
         for node in ast.walk(ast.parse(path.read_text())):
@@ -120,10 +123,14 @@ def test_no_private_name_is_imported_from_a_library_or_read_by_its_name_but_in_c
                 and isinstance(node.args[1], ast.Constant)
             ):
                 private = private_name(str(node.args[1].value))
+            elif isinstance(node, ast.Attribute):
+                private = private_name(node.attr) and not (
+                    isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+                )
             else:
                 continue
             if private:
-                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
     assert offenders == [], "a private name: use (or add) a function of app/compat.py"
 
 
