@@ -1,4 +1,5 @@
-"""Layers run one way: the pure core imports alone, and app/ imports neither agents/ nor tables/."""
+"""Layers run one way: the pure core imports alone (no faust, mode or aiokafka), app/ imports
+neither agents/ nor tables/, and tables/ does not import agents/."""
 
 import ast
 import os
@@ -7,18 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app import PURE_MODULES as PURE  # the one list
+
 ROOT = Path(__file__).resolve().parents[2]
-PURE = [
-    "app.records",
-    "app.windows",
-    "app.features",
-    "app.shard",
-    "app.model_spec",
-    "app.label_rules",
-    "app.join",
-    "app.settings",
-    "app.figures",
-]
 
 
 def test_the_pure_core_imports_without_the_faust_app_the_environment_or_a_data_dir(tmp_path):
@@ -28,6 +20,7 @@ def test_the_pure_core_imports_without_the_faust_app_the_environment_or_a_data_d
         "import app.settings as s\n"
         "assert 'settings' not in vars(s), 'settings read at import'\n"
         "wiring = ('app.faust_app', 'app.topics', 'agents', 'tables')\n"
+        "wiring += ('faust', 'mode', 'aiokafka')\n"
         "built = [m for m in wiring if m in sys.modules]\n"
         "assert not built, built\n"
     )
@@ -40,18 +33,42 @@ def test_the_pure_core_imports_without_the_faust_app_the_environment_or_a_data_d
     assert not datadir.exists()
 
 
+def imported(path: Path) -> list[str]:
+    """The modules ``path`` imports."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return names
+
+
+def imports_of(folder: str, forbidden: tuple[str, ...]) -> list[str]:
+    """The imports of ``forbidden`` top-level packages in the modules of ``folder``."""
+    return [
+        f"{path.name}: {n}"
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for n in imported(path)
+        if n.split(".")[0] in forbidden
+    ]
+
+
 def test_app_imports_neither_agents_nor_tables():
-    offenders = []
-    for path in sorted((ROOT / "app").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [
-                f"{path.name}: {n}" for n in names if n.split(".")[0] in ("agents", "tables")
-            ]
+    assert imports_of("app", ("agents", "tables")) == []
+
+
+def test_tables_do_not_import_agents():
+    assert imports_of("tables", ("agents",)) == []
+
+
+def test_the_pure_modules_name_neither_faust_mode_nor_aiokafka():
+    offenders = [
+        f"{module}: {n}"
+        for module in PURE
+        for n in imported(ROOT / (module.replace(".", "/") + ".py"))
+        if n.split(".")[0] in ("faust", "mode", "aiokafka")
+    ]
     assert offenders == []
 
 
