@@ -1,6 +1,7 @@
 """What the web views and the Prometheus collector read of the worker: an interface, no state.
 
-The engine (``agents/shards.py``) registers a :class:`Figures` at import; ``app/views.py`` and
+The shard keeper's ``WorkerFigures`` (``agents/shards.py``) registers a :class:`Figures` at
+import; ``app/views.py`` and
 ``app/metrics.py`` call :func:`current` when asked, so ``app/`` never imports ``agents/`` or
 ``tables/``. Before anything registers (a process that only replays data), :class:`NoFigures`
 answers with empty figures.
