@@ -1,7 +1,8 @@
-"""Declared features of one key: its state and the arithmetic (pure: no Faust, no Kafka).
+"""The features of a spec for one key: its state and the arithmetic (pure: no Faust, no Kafka).
 
-Reads a :class:`app.feature_spec.FeatureSpec`; keeps nothing but what a key's state holds. A
-state is a plain JSON value, written to the key-windows table as it is::
+Reads a :class:`app.feature_spec.FeatureSpec`, a config file's or the default one; keeps nothing
+but what a key's state holds. A state is a plain JSON value, written to the key-windows table as
+it is. A spec whose fields are named (every config file's) keeps::
 
     {"t": the key's newest event time,
      "w": [one per declared window, in the spec's order],
@@ -22,15 +23,29 @@ state is a plain JSON value, written to the key-windows table as it is::
 Buckets older than ``expires`` before the key's newest event are dropped (late events within
 ``expires`` still find theirs); :mod:`app.recipe` forgets keys idle longer than that and refuses
 events older than that.
+
+The default spec (:func:`app.feature_spec.default_spec`: count, sum and mean of every numeric
+field, :class:`app.feature_spec.Numeric`, over one tumbling and one hopping window) keeps only
+each field's sum per bucket, in the layout of :mod:`app.windows`: the one the fixed recipe of
+earlier versions stored, so that their states are read as they are and its features are theirs to
+the bit. Hence its ``mean`` is the sum per event of the window, and a late event's hopping window
+holds only the buckets within ``expires`` of the key's newest event.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from bisect import bisect_left, bisect_right
 
-from app.feature_spec import FeatureSpec
-from app.windows import SUM_HIGH, SUM_LOW
+import orjson
+
+from app.feature_spec import FeatureSpec, Numeric, WindowDef
+from app.features import add_aggregates, window_values
+from app.windows import SUM_HIGH, SUM_LOW, Windows, copy_state
+
+#: the version of the layout of a named-fields spec's state, part of its fingerprint
+STATE_LAYOUT = 2
 
 _COUNT, _SUM, _MEAN, _MIN, _MAX, _STD, _DISTINCT, _EWM = range(8)
 _CODES = {
@@ -79,13 +94,31 @@ def value_key(value: object) -> str | None:
 
 
 class Aggregates:
-    """The declared features of a spec: :meth:`add` an event to a key's state, and write the
-    features of an event into its ``x``."""
+    """The features of a spec: :meth:`add` an event to a key's state, and write the features of
+    an event into its ``x``."""
 
     def __init__(self, spec: FeatureSpec, expires: float, distinct_max: int) -> None:
         self.spec = spec
         self.expires = expires
         self.distinct_max = distinct_max
+        numeric = spec.numeric
+        if numeric is not None:  # the default spec: sums in app/windows.py's layout
+            tumbling, hopping = _default_windows(spec)
+            self.sums = Windows(tumbling.size, hopping.size, hopping.step, expires)
+            self.labels = (tumbling.name, hopping.name)
+            self.only = numeric.only
+            only = ",".join(sorted(numeric.only)) if numeric.only is not None else "*"
+            #: what a stored state must have been made by (see :attr:`app.recipe.Recipe.
+            #: fingerprint`): the fixed recipe's, as earlier versions stored it
+            self.fingerprint = (
+                f"fixed:{tumbling.size:g}:{hopping.size:g}:{hopping.step:g}:{only}:{expires:g}"
+            )
+            # its own add, write and copy (an event's call does not enter, nor set up the
+            # frame of, the named fields' longer ones)
+            self.add, self.write, self.copy = self._add_sums, self._write_sums, copy_state
+            return
+        made_of = repr((STATE_LAYOUT, spec, expires, distinct_max))
+        self.fingerprint = "declared:" + hashlib.sha256(made_of.encode()).hexdigest()[:16]
         #: per window: (kind, size, step, buckets per hopping window, numeric fields,
         #: distinct fields)
         self.windows = []
@@ -222,6 +255,26 @@ class Aggregates:
                 x[name] = total / weights
         return capped
 
+    def copy(self, state: dict) -> dict:
+        """A copy of ``state`` that shares nothing mutable with it."""
+        return orjson.loads(orjson.dumps(state))
+
+    def _add_sums(self, state: dict | None, ts: float, x: dict) -> tuple[dict, bool]:
+        """:meth:`add` of the default spec."""
+        state, tumbling, hopping = self.sums.step(state, ts, window_values(x, self.only))
+        tumbling_name, hopping_name = self.labels
+        add_aggregates(x, tumbling_name, tumbling)
+        add_aggregates(x, hopping_name, hopping)
+        return state, False
+
+    def _write_sums(self, state: dict, ts: float, x: dict) -> bool:
+        """:meth:`write` of the default spec."""
+        tumbling, hopping = self.sums.aggregates(state, ts)
+        tumbling_name, hopping_name = self.labels
+        add_aggregates(x, tumbling_name, tumbling)
+        add_aggregates(x, hopping_name, hopping)
+        return False
+
     def _count(self, bucket: list, x: dict, numeric: tuple, distinct: tuple) -> bool:
         """Count one event with features ``x`` in ``bucket``; whether a distinct value was
         refused (the bucket holds ``distinct_max`` + 1 values of that field already)."""
@@ -313,6 +366,18 @@ class Aggregates:
         for bucket in chosen:
             _fold(window, bucket)
         return window
+
+
+def _default_windows(spec: FeatureSpec) -> tuple[WindowDef, WindowDef]:
+    """The tumbling and the hopping window of the default spec, checked: its :class:`Numeric`
+    fields are summed in :mod:`app.windows`'s layout, which holds these two windows and their
+    ``count``, and the ``sum`` and ``mean`` of those fields, only."""
+    kinds = tuple(w.kind for w in spec.windows)
+    outputs = sorted((o.window, o.aggregation, isinstance(o.field, Numeric)) for o in spec.outputs)
+    expected = sorted((w, a, a != "count") for w in (0, 1) for a in ("count", "sum", "mean"))
+    if kinds != ("tumbling", "hopping") or outputs != expected:
+        raise ValueError(f"numeric fields are the default spec's only, not of {spec}")
+    return spec.windows[0], spec.windows[1]
 
 
 def _fold(into: list, bucket: list) -> None:

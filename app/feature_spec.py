@@ -1,9 +1,12 @@
-"""Declared features: the ``[windows]`` and ``[[aggregate]]`` tables of the config file, checked.
+"""What features keyed events get, as windows and aggregations: a :class:`FeatureSpec`.
 
-Reads the two tables as parsed TOML (plain dicts and lists); keeps frozen definitions
-(:class:`FeatureSpec`) and the feature names they give. No state, no Faust, no settings: the
-arithmetic is in :mod:`app.aggregates`, the choice between these and today's fixed recipe in
-:mod:`app.recipe`. docs/features.md is the reference of the format and of every name.
+Two ways to one: :func:`parse` checks the ``[windows]`` and ``[[aggregate]]`` tables of the
+config file (parsed TOML: plain dicts and lists); :func:`default_spec` gives the features of an
+app whose file has no ``[[aggregate]]`` (the fixed recipe of earlier versions), from
+``STREAMLEARN_WINDOW``, ``HOP_WINDOW``, ``HOP_STEP`` and ``WINDOW_FEATURES``. Keeps frozen
+definitions and the feature names they give. No state, no Faust, no settings: the arithmetic is
+in :mod:`app.aggregates`, the rules every spec shares in :mod:`app.recipe`. docs/features.md is
+the reference of the format and of every name.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from app.features import window_label
+from app.features import window_label, window_names
 
 #: window kinds and the keys each one takes besides ``kind``
 KINDS: dict[str, tuple[str, ...]] = {
@@ -41,36 +44,92 @@ class WindowDef:
 
 
 @dataclass(frozen=True)
+class Numeric:
+    """The fields of the default spec's ``sum`` and ``mean``: every numeric field of an event's
+    ``x`` (an int or a float; not a bool), or only those of them named in ``only``
+    (``STREAMLEARN_WINDOW_FEATURES``). A window gives one feature per field it holds a value of,
+    in the order it first took them, and ``mean`` is the field's sum per event of the window (an
+    event without a value of the field counts, as 0). A config file names its fields instead.
+    """
+
+    only: frozenset[str] | None = None
+
+    def __str__(self) -> str:
+        return "*"
+
+
+@dataclass(frozen=True)
 class Output:
     """One feature: its name, the window it is computed over (index into the spec's windows;
-    -1 for ``ewm_mean``), the field (``""`` for ``count``) and the aggregation."""
+    -1 for ``ewm_mean``), the field (``""`` for ``count``; :class:`Numeric` for each numeric
+    field, ``*`` in the name) and the aggregation."""
 
     name: str
     window: int
-    field: str
+    field: str | Numeric
     aggregation: str
     half_life: float = 0.0
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """The declared windows and the features computed over them, in declaration order."""
+    """The windows and the features computed over them, in the order they are written."""
 
     windows: tuple[WindowDef, ...]
     outputs: tuple[Output, ...]
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Every feature name the spec adds (``secs_since_last`` besides)."""
+        """Every feature name the spec adds (``secs_since_last`` besides; ``*`` stands for
+        each numeric field, see :class:`Numeric`)."""
         return tuple(o.name for o in self.outputs)
+
+    @property
+    def numeric(self) -> Numeric | None:
+        """The :class:`Numeric` fields of the default spec (None: the fields are named)."""
+        return next((o.field for o in self.outputs if isinstance(o.field, Numeric)), None)
+
+
+def default_spec(
+    window: float, hop_window: float, hop_step: float, only: frozenset[str] | None = None
+) -> FeatureSpec:
+    """The features of an app whose config file has no ``[[aggregate]]``: count, sum and mean
+    of every numeric field (or of those in ``only``) over a tumbling window of ``window``
+    seconds and a hopping one of ``hop_window`` seconds every ``hop_step``, named after their
+    sizes (``STREAMLEARN_WINDOW``, ``HOP_WINDOW``, ``HOP_STEP``, ``WINDOW_FEATURES``; the sizes
+    are checked by ``app/settings.py``).
+
+    >>> spec = default_spec(3600, 3600, 600)
+    >>> [(w.name, w.kind, w.size, w.step) for w in spec.windows]
+    [('tumbling_1h', 'tumbling', 3600.0, 0.0), ('hopping_1h', 'hopping', 3600.0, 600.0)]
+    >>> spec.names
+    ('count_tumbling_1h', '*_sum_tumbling_1h', '*_mean_tumbling_1h', \
+'count_hopping_1h', '*_sum_hopping_1h', '*_mean_hopping_1h')
+    >>> default_spec(60, 20, 10, frozenset({"amount"})).numeric
+    Numeric(only=frozenset({'amount'}))
+    """
+    fields = Numeric(only)
+    windows = window_names(window, hop_window)
+    outputs = []
+    for index, name in enumerate(windows):
+        outputs.append(Output(f"count_{name}", index, "", "count"))
+        for aggregation in ("sum", "mean"):
+            outputs.append(Output(f"{fields}_{aggregation}_{name}", index, fields, aggregation))
+    return FeatureSpec(
+        (
+            WindowDef(windows[0], "tumbling", float(window)),
+            WindowDef(windows[1], "hopping", float(hop_window), float(hop_step)),
+        ),
+        tuple(outputs),
+    )
 
 
 def parse(
     windows: dict | None, aggregates: list | None, where: str, expires: float | None = None
 ) -> FeatureSpec | None:
     """The spec of a config file's ``[windows]`` and ``[[aggregate]]`` tables; None without any
-    ``[[aggregate]]`` (today's fixed recipe). ``where`` starts every error message; ``expires``
-    (``STREAMLEARN_WINDOW_EXPIRES``), when given, bounds the window sizes.
+    ``[[aggregate]]`` (the app then has :func:`default_spec`). ``where`` starts every error
+    message; ``expires`` (``STREAMLEARN_WINDOW_EXPIRES``), when given, bounds the window sizes.
 
     >>> spec = parse({"last_10m": {"kind": "sliding", "size": 600}},
     ...              [{"fields": ["amount"], "aggregations": ["count", "max"],

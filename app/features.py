@@ -1,7 +1,10 @@
-"""Feature engineering: names, one-hot encoding, window aggregates (pure, no Faust, no settings).
+"""Feature engineering: window names, one-hot encoding, the default spec's aggregates as features
+(pure, no Faust, no settings).
 
-Pure functions of plain dicts; ``agents/engine.py`` applies them to every event, the bench and
-the tests to rows in memory.
+Pure functions of plain dicts, keeping nothing (but caches of names): :mod:`app.step` one-hot
+encodes every event, :mod:`app.feature_spec` names the default spec's windows, and
+:mod:`app.aggregates` picks the values the default spec aggregates and writes its windows'
+``[n, sums]`` into ``x``.
 """
 
 from __future__ import annotations
@@ -94,29 +97,22 @@ def _aggregate_names(name: str, label: str) -> tuple[str, str]:
     return f"{name}_sum_{label}", f"{name}_mean_{label}"
 
 
-def enrich(x: dict, windows: dict[str, list], previous_ts: float | None, ts: float) -> dict:
-    """Return ``x`` plus the ``[n, sums]`` of each window under names that say what they are.
-
-    >>> enrich({"amount": 3.0}, {"tumbling_1h": [2, {"amount": 5.0}]}, 10.0, 25.0)
-    {'amount': 3.0, 'count_tumbling_1h': 2, 'amount_sum_tumbling_1h': 5.0, \
-'amount_mean_tumbling_1h': 2.5, 'secs_since_last': 15.0}
-    """
-    return add_aggregates(dict(x), windows, previous_ts, ts)
-
-
-def add_aggregates(x: dict, windows: dict[str, list], previous_ts: float | None, ts: float) -> dict:
-    """:func:`enrich` in place: add the aggregates to ``x`` itself and return it.
+def add_aggregates(x: dict, label: str, window: list) -> dict:
+    """Add to ``x`` (in place; returned) the ``[n, sums]`` of the window named ``label``, under
+    names that say what they are: ``count_<label>``, then ``<field>_sum_<label>`` and
+    ``<field>_mean_<label>`` (the sum per event) of each field, in the order of ``sums``.
 
     >>> x = {"amount": 3.0}
-    >>> add_aggregates(x, {"tumbling_1h": [0, {}]}, None, 25.0) is x, x
-    (True, {'amount': 3.0, 'count_tumbling_1h': 0})
+    >>> add_aggregates(x, "tumbling_1h", [2, {"amount": 5.0}]) is x, x
+    (True, {'amount': 3.0, 'count_tumbling_1h': 2, 'amount_sum_tumbling_1h': 5.0, \
+'amount_mean_tumbling_1h': 2.5})
+    >>> add_aggregates({}, "hopping_1h", [0, {}])
+    {'count_hopping_1h': 0}
     """
-    for label, (n, sums) in windows.items():
-        x[_count_name(label)] = n
-        for name, total in sums.items():
-            sum_name, mean_name = _aggregate_names(name, label)
-            x[sum_name] = total
-            x[mean_name] = total / n if n else 0.0
-    if previous_ts is not None:
-        x["secs_since_last"] = float(ts - previous_ts)
+    n, sums = window
+    x[_count_name(label)] = n
+    for name, total in sums.items():
+        sum_name, mean_name = _aggregate_names(name, label)
+        x[sum_name] = total
+        x[mean_name] = total / n if n else 0.0
     return x

@@ -1,11 +1,13 @@
-"""The features a keyed event gets: today's fixed recipe or the declared one, and the rules both
-share (pure: no Faust, no Kafka, no settings).
+"""The features a keyed event gets: the rules every feature spec shares (pure: no Faust, no Kafka).
 
-Reads a key's state (None: a new key), an event's time and its ``x``; writes the windowed
-features into ``x``; keeps nothing. The stream (``tables/windows.py``) and the offline
-``features`` command (``app/offline.py``) call the same :meth:`Recipe.step`, so that both give
-the same values to the bit. The rules of both recipes, for an event at ``ts`` of a key whose
-newest event time is ``t``:
+Reads a :class:`app.feature_spec.FeatureSpec` (the config file's ``[windows]`` and
+``[[aggregate]]``, or without ``[[aggregate]]`` the default one of ``STREAMLEARN_WINDOW``,
+``HOP_WINDOW``, ``HOP_STEP`` and ``WINDOW_FEATURES``), a key's state (None: a new key), an
+event's time and its ``x``; writes the windowed features into ``x``; keeps nothing. The
+arithmetic of every spec is :class:`app.aggregates.Aggregates`. The stream
+(``tables/windows.py``) and the offline ``features`` command (``app/offline.py``) call the same
+:meth:`Recipe.step`, so that both give the same values to the bit. The rules, for an event at
+``ts`` of a key whose newest event time is ``t``:
 
 * ``ts < t - expires``: too late; the event gets no windowed features and leaves the state as
   it was (the caller counts it);
@@ -16,17 +18,10 @@ newest event time is ``t``:
 
 from __future__ import annotations
 
-import hashlib
-
-import orjson
+from collections.abc import Callable
 
 from app.aggregates import Aggregates
-from app.feature_spec import FeatureSpec
-from app.features import add_aggregates, window_names, window_values
-from app.windows import Windows, copy_state
-
-#: the version of the declared state's layout (app/aggregates.py), part of its fingerprint
-STATE_LAYOUT = 2
+from app.feature_spec import FeatureSpec, default_spec
 
 #: flags :meth:`Recipe.step` returns
 TOO_LATE = 1
@@ -35,53 +30,32 @@ DISTINCT_CAPPED = 2
 STATE_RESET = 4
 
 
-class Fixed:
-    """Today's recipe: count, sum and mean of the numeric features over one tumbling and one
-    hopping window (``app/windows.py``)."""
-
-    def __init__(self, windows: Windows, only: frozenset[str] | None) -> None:
-        self.windows = windows
-        self.only = only
-        self.names = window_names(windows.window, windows.hop_window)
-        only = ",".join(sorted(only)) if only is not None else "*"
-        #: what a stored state must have been made by (see :attr:`Recipe.fingerprint`)
-        self.fingerprint = f"fixed:{windows.window:g}:{windows.hop_window:g}:{windows.hop_step:g}"
-        self.fingerprint += f":{only}"
-
-    def add(self, state: dict | None, ts: float, x: dict) -> tuple[dict, bool]:
-        state, tumbling, hopping = self.windows.step(state, ts, window_values(x, self.only))
-        tumbling_name, hopping_name = self.names
-        add_aggregates(x, {tumbling_name: tumbling, hopping_name: hopping}, None, ts)
-        return state, False
-
-    def write(self, state: dict, ts: float, x: dict) -> bool:
-        tumbling, hopping = self.windows.aggregates(state, ts)
-        add_aggregates(x, dict(zip(self.names, (tumbling, hopping), strict=True)), None, ts)
-        return False
-
-
 class Recipe:
     """What every keyed event gets: :meth:`step` is the one entry of the stream and of the
     offline command."""
 
-    def __init__(self, arithmetic: Fixed | Aggregates, expires: float, declared: bool) -> None:
-        self.arithmetic = arithmetic
+    def __init__(self, spec: FeatureSpec, expires: float, distinct_max: int = 1000) -> None:
+        self.spec = spec
         self.expires = expires
-        #: whether the features come from the config file's [[aggregate]] entries
-        self.declared = declared
+        self.arithmetic = Aggregates(spec, expires, distinct_max)
         #: a short text that changes whenever the layout of a key's state does: a state stored
         #: by other features is not read (the key starts again)
-        if declared:
-            made_of = repr((STATE_LAYOUT, arithmetic.spec, expires, arithmetic.distinct_max))
-            self.fingerprint = "declared:" + hashlib.sha256(made_of.encode()).hexdigest()[:16]
-        else:
-            self.fingerprint = f"{arithmetic.fingerprint}:{expires:g}"
+        self.fingerprint: str = self.arithmetic.fingerprint
+        #: ``copy(state)``: a copy of a key's state that shares nothing mutable with it (the
+        #: arithmetic's own function, called with nothing in between)
+        self.copy: Callable[[dict], dict] = self.arithmetic.copy
+
+    @property
+    def declared(self) -> bool:
+        """Whether the features are a config file's (read-only, for tests/unit/test_settings.py;
+        nothing in the code depends on it)."""
+        return self.spec.numeric is None
 
     def made_by(self, fingerprint: str | None) -> bool:
         """Whether a state stored with ``fingerprint`` was made by these features (None:
-        stored before fingerprints, by the fixed recipe)."""
+        stored before fingerprints, by the fixed recipe: the default spec's layout)."""
         if fingerprint is None:
-            return not self.declared
+            return self.spec.numeric is not None
         return fingerprint == self.fingerprint
 
     @classmethod
@@ -96,15 +70,28 @@ class Recipe:
         only: frozenset[str] | None = None,
         distinct_max: int = 1000,
     ) -> Recipe:
-        """The declared recipe of ``spec``, or today's fixed one if ``spec`` is None."""
+        """The recipe of ``spec``; if None, of the default spec of ``window``, ``hop_window``,
+        ``hop_step`` and ``only`` (:func:`app.feature_spec.default_spec`)."""
         if spec is None:
-            return cls(Fixed(Windows(window, hop_window, hop_step, expires), only), expires, False)
-        return cls(Aggregates(spec, expires, distinct_max), expires, True)
+            spec = default_spec(window, hop_window, hop_step, only)
+        return cls(spec, expires, distinct_max)
 
     def step(self, state: dict | None, ts: float, x: dict) -> tuple[dict, int]:
         """Count an event at ``ts`` in its key's ``state`` (None: a new key; changed in place)
         and write its features into ``x``: the key's state now, and the flags
-        (:data:`TOO_LATE`, :data:`DISTINCT_CAPPED`)."""
+        (:data:`TOO_LATE`, :data:`DISTINCT_CAPPED`).
+
+        >>> recipe = Recipe.build(None, window=60, hop_window=60, hop_step=30, expires=120)
+        >>> state, _ = recipe.step(None, 10.0, {"amount": 2.0})
+        >>> x = {"amount": 4.0}
+        >>> state, flags = recipe.step(state, 40.0, x)
+        >>> x
+        {'amount': 4.0, 'count_tumbling_1m': 2, 'amount_sum_tumbling_1m': 6.0, \
+'amount_mean_tumbling_1m': 3.0, 'count_hopping_1m': 2, 'amount_sum_hopping_1m': 6.0, \
+'amount_mean_hopping_1m': 3.0, 'secs_since_last': 30.0}
+        >>> recipe.step(state, -90.0, {"amount": 1.0})[1] == TOO_LATE
+        True
+        """
         previous = None
         if state is not None:
             newest = state["t"]
@@ -124,12 +111,6 @@ class Recipe:
         x: dict = {}
         self.arithmetic.write(state, state["t"], x)
         return x
-
-    def copy(self, state: dict) -> dict:
-        """A copy of ``state`` that shares nothing mutable with it."""
-        if self.declared:
-            return orjson.loads(orjson.dumps(state))
-        return copy_state(state)
 
     def forgettable(self, state: dict, now: float) -> bool:
         """Whether a key's state may be deleted at shard time ``now``: idle for twice

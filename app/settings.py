@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from app.feature_spec import FeatureSpec, FeatureSpecError
+from app.feature_spec import FeatureSpec, FeatureSpecError, default_spec
 from app.feature_spec import parse as parse_features
 from app.kafka_auth import SecurityError
 from app.kafka_auth import check as check_security
@@ -126,23 +126,26 @@ class Settings:
         return names or None
 
     @property
-    def feature_spec(self) -> FeatureSpec | None:
-        """The declared features (None: no ``[[aggregate]]``, today's fixed recipe)."""
+    def feature_spec(self) -> FeatureSpec:
+        """The features keyed events get: the config file's ``[windows]`` and ``[[aggregate]]``,
+        or without ``[[aggregate]]`` the default spec of ``WINDOW``, ``HOP_WINDOW``,
+        ``HOP_STEP`` and ``WINDOW_FEATURES`` (app/feature_spec.py).
+
+        >>> Settings(window_features="amount").feature_spec.names[:2]
+        ('count_tumbling_1h', '*_sum_tumbling_1h')
+        """
         where = f"config file {self.config_file}" if self.config_file else "config file"
-        return parse_features(self.windows_map, self.aggregate_list, where, self.window_expires)
+        spec = parse_features(self.windows_map, self.aggregate_list, where, self.window_expires)
+        if spec is None:
+            spec = default_spec(
+                self.window, self.hop_window, self.hop_step, self.window_feature_names
+            )
+        return spec
 
     @property
     def recipe(self) -> Recipe:
-        """The features keyed events get, declared or today's (app/recipe.py)."""
-        return Recipe.build(
-            self.feature_spec,
-            window=self.window,
-            hop_window=self.hop_window,
-            hop_step=self.hop_step,
-            expires=self.window_expires,
-            only=self.window_feature_names,
-            distinct_max=self.distinct_max,
-        )
+        """The recipe of :attr:`feature_spec` (app/recipe.py)."""
+        return Recipe(self.feature_spec, self.window_expires, self.distinct_max)
 
     @property
     def event_mapping(self) -> EventMapping | None:

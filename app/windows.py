@@ -1,7 +1,10 @@
-"""Per-key activity over event-time windows: the pure state and arithmetic (no Faust, no Kafka).
+"""The default spec's state of one key and its arithmetic: sums over a tumbling and a hopping
+window (pure: no Faust, no Kafka, no settings).
 
-A key's state is small and immutable (every update returns a new one), so a checkpoint can keep
-the state a key had when the last checkpoint was taken at no cost::
+The default spec (:func:`app.feature_spec.default_spec`: count, sum and mean of numeric fields
+over ``STREAMLEARN_WINDOW`` and ``STREAMLEARN_HOP_WINDOW`` / ``HOP_STEP``) keeps a key's state
+in this layout, byte for byte the one the fixed recipe of earlier versions stored, so that the
+key-windows values and checkpoints they wrote are read as they are::
 
     {"t": latest event time, "w": [[window index, n, {feature: sum}], ...],
                              "h": [[step index, n, {feature: sum}], ...]}
@@ -9,7 +12,9 @@ the state a key had when the last checkpoint was taken at no cost::
 ``w`` holds tumbling windows of ``window`` seconds; ``h`` holds buckets of ``hop_step`` seconds,
 and the hopping aggregate of an event is the sum of the buckets of the last ``hop_window``
 seconds up to the end of the event's step: the hopping window that holds the event and closes
-first. Buckets older than ``expires`` seconds before the key's latest event are dropped.
+first. Buckets that ended more than ``expires`` seconds before the key's latest event are dropped
+(those of a late event's hopping window too). Reads the values to count; changes the state in
+place (:func:`copy_state` keeps one); keeps nothing. :mod:`app.aggregates` calls it.
 """
 
 from __future__ import annotations
@@ -39,26 +44,18 @@ class Windows:
     def __post_init__(self) -> None:
         object.__setattr__(self, "hop_buckets", max(1, round(self.hop_window / self.hop_step)))
 
-    def add(self, state: dict | None, ts: float, values: dict) -> dict:
-        """``state`` with one more event at ``ts`` with numeric ``values`` (a new state).
-
-        >>> w = Windows(10, 10, 5, 100)
-        >>> s = w.add(None, 100.0, {"a": 1.0})
-        >>> s = w.add(s, 108.0, {"a": 2.0})
-        >>> s["w"], s["h"]
-        ([[10, 2, {'a': 3.0}]], [[20, 1, {'a': 1.0}], [21, 1, {'a': 2.0}]])
-        """
-        return self.step(copy_state(state) if state is not None else None, ts, values)[0]
-
     def step(self, state: dict | None, ts: float, values: dict) -> tuple[dict, list, list]:
-        """:meth:`add` in place (``state`` itself changes; a new one if None), then
-        :meth:`aggregates` at ``ts``, in one pass (the engine's per-event call): the state, and
-        the ``[n, sums]`` of the event's two windows.
+        """Count one event at ``ts`` with numeric ``values`` in ``state`` (in place; a new state
+        if None), then give :meth:`aggregates` at ``ts``, in one pass (the per-event call): the
+        state, and the ``[n, sums]`` of the event's two windows.
 
         The event's own buckets are the ones it was just counted in, so neither is searched for.
 
         >>> w = Windows(10, 10, 5, 100)
-        >>> state, tumbling, hopping = w.step(w.add(None, 100.0, {"a": 1.0}), 108.0, {"a": 2.0})
+        >>> state, _, _ = w.step(None, 100.0, {"a": 1.0})
+        >>> state, tumbling, hopping = w.step(state, 108.0, {"a": 2.0})
+        >>> state
+        {'t': 108.0, 'w': [[10, 2, {'a': 3.0}]], 'h': [[20, 1, {'a': 1.0}], [21, 1, {'a': 2.0}]]}
         >>> tumbling, hopping, (tumbling, hopping) == w.aggregates(state, 108.0)
         ([2, {'a': 3.0}], [2, {'a': 3.0}], True)
         """
@@ -76,8 +73,10 @@ class Windows:
         """``[n, sums]`` of the tumbling window and of the hopping window of an event at ``ts``.
 
         >>> w = Windows(10, 10, 5, 100)
-        >>> w.aggregates(w.add(w.add(None, 100.0, {"a": 1.0}), 108.0, {"a": 2.0}), 108.0)
-        ([2, {'a': 3.0}], [2, {'a': 3.0}])
+        >>> state, _, _ = w.step(None, 100.0, {"a": 1.0})
+        >>> state, _, _ = w.step(state, 108.0, {"a": 2.0})
+        >>> w.aggregates(state, 100.0)
+        ([2, {'a': 3.0}], [1, {'a': 1.0}])
         """
         index = math.floor(ts / self.window)
         tumbling = [0, {}]

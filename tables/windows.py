@@ -2,14 +2,15 @@
 
 Key: entity key. Value: bytes, ``orjson`` of
 ``{"u": U, "s": state, "pu": E, "ps": previous, "r": the recipe's fingerprint}`` (a state of
-:mod:`app.windows` or :mod:`app.aggregates`): the key's state after every events offset <= U of
-its shard, and, for a crash before the checkpoint at U was written, its state at the checkpoint
-before (offset E). Values are written only by a checkpoint, after the model snapshot at U is
-taken and before the checkpoint itself; each checkpoint is flushed before the next one writes
-values. On restore with checkpoint offset C, a value with ``u <= C`` gives ``s``, else ``ps``
-(then E = C), so the windows restart exactly at the checkpoint and the replay counts each event
-once. A value whose ``r`` is not the running recipe's (the features changed) is not read: the
-key starts again.
+:mod:`app.aggregates`; the default spec's in the layout of :mod:`app.windows`): the key's state
+after every events offset <= U of its shard, and, for a crash before the checkpoint at U was
+written, its state at the checkpoint before (offset E). Values are written only by a checkpoint,
+after the model snapshot at U is taken and before the checkpoint itself; each checkpoint is
+flushed before the next one writes values. On restore with checkpoint offset C, a value with
+``u <= C`` gives ``s``, else ``ps`` (then E = C), so the windows restart exactly at the
+checkpoint and the replay counts each event once. A value whose ``r`` is not the running
+recipe's (the features changed) is not read: the key starts again; one without ``r`` (written
+before fingerprints, by the fixed recipe) is read by the default spec's (``Recipe.made_by``).
 
 Deleting: a key idle long enough (``Recipe.forgettable``) is deleted from the store and its
 changelog (a tombstone) by a checkpoint: found when it leaves the cache, or, for a key that left
@@ -51,7 +52,7 @@ key_windows = app.Table(
     help="Windowed activity per entity key (str to orjson bytes, see tables/windows.py).",
 )
 
-#: the features keyed events get (the config file's [[aggregate]] entries, or today's recipe)
+#: the features keyed events get (the config file's [[aggregate]] entries, or the default spec)
 RECIPE: Recipe = settings.recipe
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,7 @@ class ShardWindows:
         #: and the shard's event time when its last pass started (None: none yet)
         self.sweep_after: bytes | None = None
         self.sweep_started: float | None = None
-        #: keys the sweep found forgettable (deleted with the next checkpoint), and entries
-        #: it could not read (kept)
-        self.swept = 0
+        #: entries the sweep could not read (kept)
         self.unreadable = 0
 
     def _load(self, key: str) -> dict | None:
@@ -210,7 +209,6 @@ class ShardWindows:
                 continue
             if forget:
                 self.expired.add(key)
-                self.swept += 1
 
     def _idle(self, value: dict) -> bool:
         """Whether a stored value's state is forgettable at the shard's time. A state of other

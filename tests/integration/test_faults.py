@@ -9,9 +9,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from river import datasets, evaluate
 
 from app.datasets import encode_x
-from app.features import enrich, window_label, window_values
 from app.model_spec import parse_spec
-from app.windows import Windows
+from app.settings import Settings
 from tests.integration.harness import consume_all, ensure_topics, run, wait_for
 from tests.model_state import canonical, first_difference
 
@@ -52,20 +51,20 @@ def keyed_events(n, seed=5):
     return rows
 
 
+def recipe_of(windowed):
+    """The features a worker started with the settings ``windowed`` gives (app/recipe.py)."""
+    return Settings.from_env(
+        {f"STREAMLEARN_{k.upper()}": str(v) for k, v in windowed.items()}
+    ).recipe
+
+
 def with_windows(rows):
     """``rows`` with the windowed features the worker adds under WINDOWED, per key, in order."""
-    windows = Windows(50, 50, 10, 200)
-    labels = (f"tumbling_{window_label(50)}", f"hopping_{window_label(50)}")
+    recipe = recipe_of(WINDOWED)
     states, out = {}, []
     for row in rows:
-        state = states.get(row["key"])
-        previous = state["t"] if state is not None else None
-        values = window_values(row["x"], frozenset({"0", "1"}))
-        state = states[row["key"]] = windows.add(state, row["ts"], values)
-        tumbling, hopping = windows.aggregates(state, row["ts"])
-        x = enrich(
-            row["x"], dict(zip(labels, (tumbling, hopping), strict=True)), previous, row["ts"]
-        )
+        x = dict(row["x"])
+        states[row["key"]], _ = recipe.step(states.get(row["key"]), row["ts"], x)
         out.append({**row, "x": x})
     return out
 
@@ -234,19 +233,14 @@ def test_sigkill_with_rekeyed_round_robin_events_learns_and_counts_each_once(pip
     assert sorted(r["id"] for rows_of in order.values() for r in rows_of) == sorted(
         r["id"] for r in rows
     )  # every event once
-    windows = Windows(10000, 10000, 1000, 20000)
-    labels = (f"tumbling_{window_label(10000)}", f"hopping_{window_label(10000)}")
+    recipe = recipe_of(WIDE_WINDOWS)
+    tumbling = recipe.spec.windows[0].name
     expected = {}
     for shard, taken in order.items():
         states, data = {}, []
         for row in taken:
-            state = states.get(row["key"])
-            previous = state["t"] if state is not None else None
-            state = states[row["key"]] = windows.add(
-                state, row["ts"], window_values(row["x"], frozenset({"0", "1"}))
-            )
-            aggregates = dict(zip(labels, windows.aggregates(state, row["ts"]), strict=True))
-            x = enrich(row["x"], aggregates, previous, row["ts"])
+            x = dict(row["x"])
+            states[row["key"]], _ = recipe.step(states.get(row["key"]), row["ts"], x)
             data.append((orjson.loads(orjson.dumps(x)), row["y"]))
         model, metric = LR.build(), LR.new_metrics()
         evaluate.progressive_val_score(data, model, metric)
@@ -256,7 +250,7 @@ def test_sigkill_with_rekeyed_round_robin_events_learns_and_counts_each_once(pip
     for row in rows:
         per_key[row["key"]] = per_key.get(row["key"], 0) + 1
     for key, n in per_key.items():
-        assert worker.get(f"/features/{key}/")["features"][f"count_{labels[0]}"] == n, key
+        assert worker.get(f"/features/{key}/")["features"][f"count_{tumbling}"] == n, key
     # each copy the re-key stage sent again was dropped, and counted once (in the checkpoints)
     assert worker.stats()["duplicates_dropped"] == copies
     assert "Traceback" not in worker.log()

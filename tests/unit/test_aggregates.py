@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import orjson
 import pytest
 
-from app.feature_spec import parse
+from app.feature_spec import Numeric, default_spec, parse
 from app.recipe import DISTINCT_CAPPED, TOO_LATE, Recipe
 
 EXPIRES = 400.0
@@ -446,13 +447,14 @@ def test_latest_is_the_features_of_the_newest_event():
     assert checked > 300
 
 
-def test_without_aggregate_the_fixed_recipe_names():
+def test_without_aggregate_the_default_spec_names():
     assert parse(WINDOWS, None, "test.toml", 7200.0) is None
     assert parse(None, [], "test.toml") is None
     r = Recipe.build(
         parse(WINDOWS, None, "test.toml"), window=3600, hop_window=3600, hop_step=600, expires=7200
     )
-    assert not r.declared
+    assert r.spec == default_spec(3600, 3600, 600) and r.spec.numeric == Numeric(None)
+    assert r.fingerprint == "fixed:3600:3600:600:*:7200"  # as the fixed recipe's states carry
     state, _ = r.step(None, 100.0, {"a": 1.0, "b": 2, "s": "x"})
     x = {"a": 3.0, "b": 4, "s": "x"}
     state, flags = r.step(state, 160.0, x)
@@ -521,3 +523,21 @@ def test_ewm_mean_keeps_its_value_across_any_gap():
         x = {"b": 1}
         under_test.step(state, gap, x)
         assert x["a_ewm_mean_1s"] == 0.3, gap
+
+
+def test_a_config_file_s_states_keep_their_fingerprint():
+    # the one states stored by 84d09b2 carry: they are still read
+    assert recipe().fingerprint == "declared:8d7356da6fec14fd"
+    assert recipe(distinct_max=3).fingerprint != recipe().fingerprint
+    assert recipe().made_by("declared:8d7356da6fec14fd") and not recipe().made_by(None)
+
+
+def test_numeric_fields_are_the_default_spec_s_shape_only():
+    spec = default_spec(60, 60, 30)
+    for other in (
+        replace(spec, windows=spec.windows[::-1]),
+        replace(spec, outputs=spec.outputs[:-1]),
+        replace(spec, outputs=(*spec.outputs, replace(spec.outputs[1], aggregation="max"))),
+    ):
+        with pytest.raises(ValueError, match="default spec's only"):
+            Recipe(other, 120)

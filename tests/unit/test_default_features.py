@@ -37,6 +37,7 @@ import orjson
 import pytest
 
 import tables.windows as windows_module
+from app.recipe import STATE_RESET
 from app.settings import Settings
 from tables.direct import to_store
 from tables.windows import ShardWindows, window_state
@@ -267,6 +268,38 @@ def test_each_shard_writes_the_same_bytes(fixture, case, partitions):
         assert have["latest"] == want["latest"], where
     assert any(deleted for s in expected.values() for _, _, deleted in s["writes"])  # tombstones
     assert any(e[0] == "crash" for s in expected.values() for e in s["events"])
+
+
+@pytest.mark.parametrize("fingerprinted", [True, False], ids=["r", "before-fingerprints"])
+@pytest.mark.parametrize("case", list(CONFIGS))
+def test_the_table_84d09b2_wrote_is_read_back(fixture, monkeypatch, case, fingerprinted):
+    """The key-windows values 84d09b2 wrote (the fixture's final table of one shard, as it is;
+    or without "r", as written before fingerprints) are read by the default spec's recipe: each
+    key's state is the one its events made, its latest() view the one 84d09b2 showed, and its
+    next event carries on from it. Features declared in a config file do not read them."""
+    recipe = recipe_of(case)
+    shard = fixture[case]["shards"]["1"]["0"]
+    table = fake_table("key-windows")
+    monkeypatch.setattr(windows_module, "key_windows", table)
+    for key, value in shard["table"]:
+        stored = orjson.loads(value)
+        if not fingerprinted:
+            del stored["r"]
+        table.data[key] = orjson.dumps(stored)
+    assert len(table.data) >= 5
+    windows = ShardWindows(0, base=shard["writes"][-1][0], cache_size=CACHE, recipe=recipe)
+    for key in table.data:
+        state = window_state(key, recipe)
+        assert _bytes(state) == fixture[case]["steps"]["states"][key]
+        assert _bytes(recipe.latest(state)) == shard["latest"][key]
+        x = {"a": 1.0}
+        assert windows.update(key, state["t"], x) == 0 and "secs_since_last" in x
+    declared = Settings(
+        windows_map={"w": {"kind": "tumbling", "size": 60}},
+        aggregate_list=[{"fields": ["a"], "aggregations": ["count"], "windows": ["w"]}],
+    ).recipe
+    other = ShardWindows(0, base=shard["writes"][-1][0], cache_size=CACHE, recipe=declared)
+    assert all(other.update(key, 0.0, {}) == STATE_RESET for key in table.data)
 
 
 def test_the_fingerprints_are_the_ones_stored_states_carry(fixture):

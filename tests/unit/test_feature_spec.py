@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from app.feature_spec import FeatureSpecError, parse
+from app.feature_spec import FeatureSpecError, Numeric, WindowDef, default_spec, parse
 from app.features import window_label
 
 WHERE = "cfg.toml"
@@ -19,10 +19,43 @@ GOOD_WINDOWS = {
 GOOD_ENTRY = {"fields": ["amount"], "aggregations": ["sum"], "windows": ["hour"]}
 
 
-def test_no_aggregate_is_the_fixed_recipe():
+def test_no_aggregate_is_the_default_spec():
     assert parse(None, None, WHERE) is None
     assert parse(GOOD_WINDOWS, None, WHERE, 86400.0) is None
     assert parse(GOOD_WINDOWS, [], WHERE) is None
+
+
+@pytest.mark.parametrize(
+    ("sizes", "only", "names"),
+    [
+        ((3600, 3600, 600), None, ("tumbling_1h", "hopping_1h")),
+        ((7.0, 20.0, 5.0), frozenset({"a", "b"}), ("tumbling_7s", "hopping_20s")),
+        ((1.5, 4.5, 1.5), frozenset({"a"}), ("tumbling_1.5s", "hopping_4.5s")),
+    ],
+)
+def test_the_default_spec_is_the_fixed_recipe_in_windows_and_aggregations(sizes, only, names):
+    window, hop_window, hop_step = sizes
+    spec = default_spec(window, hop_window, hop_step, only)
+    tumbling, hopping = names
+    assert spec.windows == (
+        WindowDef(tumbling, "tumbling", window),
+        WindowDef(hopping, "hopping", hop_window, hop_step),
+    )
+    assert spec.numeric == Numeric(only)
+    assert spec.names == (
+        f"count_{tumbling}",
+        f"*_sum_{tumbling}",
+        f"*_mean_{tumbling}",
+        f"count_{hopping}",
+        f"*_sum_{hopping}",
+        f"*_mean_{hopping}",
+    )
+    assert all(o.field == Numeric(only) for o in spec.outputs if o.aggregation != "count")
+
+
+def test_a_config_file_names_its_fields_a_star_too():
+    spec = parse(GOOD_WINDOWS, [{**GOOD_ENTRY, "fields": ["*"]}], WHERE)
+    assert spec.numeric is None and spec.names == ("*_sum_hour",)  # a field named "*"
 
 
 def test_names_count_once_per_window_then_field_aggregation_window():

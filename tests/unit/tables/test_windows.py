@@ -23,11 +23,15 @@ def land(values):
     to_changelog(windows_module.key_windows, 0, values, FakeOutbox())
 
 
+#: the default spec's tumbling window (the settings' recipe: no config file)
+TUMBLING = RECIPE.spec.windows[0].name
+
+
 def count(windows, key, ts):
-    """The tumbling count an event of ``key`` at ``ts`` gets (today's recipe)."""
+    """The tumbling count an event of ``key`` at ``ts`` gets (the default spec)."""
     x = {"a": 1.0}
     windows.update(key, ts, x)
-    return x[f"count_{RECIPE.arithmetic.names[0]}"]
+    return x[f"count_{TUMBLING}"]
 
 
 def checkpoint(windows, upto):
@@ -47,8 +51,7 @@ def test_a_replay_after_a_crash_counts_each_event_once(table):
     after_crash = ShardWindows(0, base=1, cache_size=100)
     x = {"a": 1.0}
     after_crash.update("k", 30.0, x)  # offset 2, replayed
-    tumbling = RECIPE.arithmetic.names[0]
-    assert (x[f"count_{tumbling}"], x[f"a_sum_{tumbling}"], x["secs_since_last"]) == (3, 3.0, 10.0)
+    assert (x[f"count_{TUMBLING}"], x[f"a_sum_{TUMBLING}"], x["secs_since_last"]) == (3, 3.0, 10.0)
     # had the checkpoint at offset 2 landed, the stored state is the newer one
     landed = ShardWindows(0, base=2, cache_size=100)
     assert count(landed, "k", 40.0) == 4
@@ -91,7 +94,7 @@ def test_a_key_stored_by_other_features_starts_again_and_is_flagged(table):
         "test",
     )
     declared = Recipe.build(spec, window=3600, hop_window=3600, hop_step=600, expires=7200)
-    fixed = ShardWindows(0, base=-1, cache_size=100)  # today's recipe
+    fixed = ShardWindows(0, base=-1, cache_size=100)  # the default spec
     count(fixed, "k", 10.0)
     checkpoint(fixed, upto=0)
     legacy = orjson.loads(table["k"])
@@ -103,7 +106,7 @@ def test_a_key_stored_by_other_features_starts_again_and_is_flagged(table):
     assert x == {"a": 2.0, "count_w": 1, "a_max_w": 2.0}  # no secs_since_last: a new key
     x = {"a": 1.0}
     assert after.update("k", 30.0, x) == 0 and x["count_w"] == 2
-    # a value stored before fingerprints (no "r") was made by the fixed recipe
+    # a value stored before fingerprints (no "r") was made by the fixed recipe: the default spec
     del legacy["r"]
     table["k"] = orjson.dumps(legacy)
     assert count(ShardWindows(0, base=0, cache_size=100), "k", 20.0) == 2
@@ -118,12 +121,12 @@ def test_the_sweep_deletes_keys_that_left_the_cache_before_they_were_idle_long(t
     for i in range(10):
         count(windows, f"k{i}", float(i))
     checkpoint(windows, upto=9)  # k0..k7 leave the cache, recent still: kept in the table
-    assert sorted(windows.cache) == ["k8", "k9"] and len(table) == 10 and windows.swept == 0
+    assert sorted(windows.cache) == ["k8", "k9"] and len(table) == 10 and not windows.expired
     later = 2 * RECIPE.expires + 100.0
     count(windows, "new", later)  # the shard's time moves on: k0..k9 are forgettable now
     checkpoint(windows, upto=10)
     # k8 leaves the cache now (deleted as before); the sweep finds k0..k7 in the table
-    assert windows.swept == 8 and windows.expired == {f"k{i}" for i in range(9)}
+    assert windows.expired == {f"k{i}" for i in range(9)}
     assert len(table) == 11  # deleted by the next checkpoint, as an expired key is
     checkpoint(windows, upto=10)
     assert sorted(table) == ["k9", "new"] and not windows.expired
@@ -147,11 +150,11 @@ def test_the_sweep_reads_a_batch_at_a_time_and_spares_a_key_that_comes_back(tabl
     windows.cache = {"new": windows.cache["new"]}
     windows.sweep(limit=3)
     windows.sweep(limit=3)
-    assert windows.swept == 6 and windows.sweep_after == b"k5"
+    assert windows.expired == {f"k{i}" for i in range(6)} and windows.sweep_after == b"k5"
     windows.sweep(limit=3)  # k6, k7 and "new" (in the cache: spared), the end: the pass ends
-    assert windows.swept == 8 and windows.sweep_after is None
+    assert windows.expired == {f"k{i}" for i in range(8)} and windows.sweep_after is None
     windows.sweep(limit=3)  # the shard's time has not moved since the pass began: none starts
-    assert windows.swept == 8 and windows.sweep_after is None
+    assert windows.sweep_after is None  # (a pass would have read 3 keys and stopped after k2)
     count(windows, "k3", later + 1.0)  # k3 comes back before the next checkpoint
     checkpoint(windows, upto=9)
     assert sorted(table) == ["k3", "new"]
@@ -169,11 +172,11 @@ def test_the_sweep_deletes_a_key_stored_by_other_features_once_it_is_idle_as_lon
     windows = ShardWindows(0, base=1, cache_size=10)
     count(windows, "n", 10.0)
     checkpoint(windows, upto=2)
-    assert windows.swept == 0  # not idle long: its next event starts it again, counted
+    assert not windows.expired  # not idle long: its next event starts it again, counted
     assert windows.update("a", 20.0, {"a": 1.0}) == STATE_RESET
     count(windows, "n", 2 * RECIPE.expires + 100.0)
     checkpoint(windows, upto=4)
-    assert windows.swept == 1 and windows.expired == {"b"}
+    assert windows.expired == {"b"}
     checkpoint(windows, upto=4)
     assert sorted(table) == ["a", "n"]
 
