@@ -45,12 +45,6 @@ class Recipe:
         #: arithmetic's own function, called with nothing in between)
         self.copy: Callable[[dict], dict] = self.arithmetic.copy
 
-    @property
-    def declared(self) -> bool:
-        """Whether the features are a config file's (read-only, for tests/unit/test_settings.py;
-        nothing in the code depends on it)."""
-        return self.spec.numeric is None
-
     def made_by(self, fingerprint: str | None) -> bool:
         """Whether a state stored with ``fingerprint`` was made by these features (None:
         stored before fingerprints, by the fixed recipe: the default spec's layout)."""

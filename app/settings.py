@@ -61,7 +61,7 @@ class Settings:
     hop_step: float = 600.0
     window_expires: float = 7200.0
     #: numeric features to aggregate over windows, comma-separated; empty: every numeric one
-    #: (today's fixed recipe only: declared features name their fields)
+    #: (the default spec only: a config file's features name their fields)
     window_features: str = ""
     #: most distinct values a ``distinct`` feature keeps per key and window
     distinct_max: int = 1000

@@ -5,7 +5,7 @@
 # DEMO_RATE (events/s, default 20), DEMO_LIMIT (events, default 100000), DEMO_PORT (5000).
 # Features: the worker reads docs/examples/fraud.toml, features declared for this stream (a card's
 # last 30 s and its typical amount; docs/features.md); STREAMLEARN_CONFIG, if you set it, wins.
-# DEMO_FEATURES=fixed runs today's fixed recipe instead (count, sum, mean over 1 h windows; no
+# DEMO_FEATURES=fixed runs the default features instead (count, sum, mean over 1 h windows; no
 # config file is read), to compare the two:   DEMO_FEATURES=fixed make demo
 # Switching while the broker runs is fine: each card's windows start again at its next event
 # (counted in /stats/ as windows_reset); `make demo-stop` first to start everything afresh.
@@ -24,7 +24,7 @@ elif [[ "$features" == "declared" ]]; then
     features="declared in $STREAMLEARN_CONFIG"
 elif [[ "$features" == "fixed" ]]; then
     export STREAMLEARN_CONFIG=/dev/null  # an empty config file: not even ./streamlearn.toml
-    features="the fixed recipe (count, sum, mean over tumbling_1h and hopping_1h)"
+    features="the default spec (count, sum, mean over tumbling_1h and hopping_1h)"
 else
     echo "demo.sh: DEMO_FEATURES must be 'declared' (the default) or 'fixed', got '$features'" >&2
     exit 2

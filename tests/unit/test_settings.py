@@ -2,6 +2,7 @@
 
 import pytest
 
+from app.feature_spec import default_spec
 from app.settings import Settings, SettingsError
 
 
@@ -103,5 +104,6 @@ def test_declared_features_are_read_from_the_file_and_bounded_by_the_environment
     )
     s = Settings.load({"STREAMLEARN_CONFIG": path, "STREAMLEARN_WINDOW_EXPIRES": "90000"})
     assert s.feature_spec.names == ("amount_max_day",)
-    assert s.recipe.declared
-    assert not Settings().recipe.declared  # no [[aggregate]]: the fixed recipe
+    assert s.recipe.spec.numeric is None  # the file's fields, not every numeric one
+    # no [[aggregate]]: the default spec (the fixed recipe of earlier versions)
+    assert Settings().feature_spec == default_spec(3600.0, 3600.0, 600.0)
