@@ -118,7 +118,7 @@ class Engine(Service):
             config.event_mapping,
             configured_transform(config),
             config.max_future,
-            label_check(self.keeper.specs),
+            label_check(config.specs),
         )
         #: the per-event logic (app/step.py); the engine routes records through it
         self.step = Step(self.intake)

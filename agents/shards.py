@@ -31,7 +31,7 @@ from faust.types import TP
 from app import compat, figures
 from app.codec import CheckpointError
 from app.faust_app import app
-from app.model_spec import parse_specs
+from app.model_spec import ModelSpec
 from app.outbox import Outbox
 from app.recipe import Recipe
 from app.settings import settings
@@ -106,7 +106,7 @@ class Shards:
 
     def __init__(
         self,
-        spec_text: str,
+        specs: list[ModelSpec],
         every: int,
         seconds: float,
         secret: str,
@@ -114,7 +114,7 @@ class Shards:
         consumer: FaustConsumer | None = None,
         key_cache: int | None = None,
     ) -> None:
-        self.specs = parse_specs(spec_text)
+        self.specs = specs
         self.every = every
         self.seconds = seconds
         self.checkpoints = Checkpoints(self.specs, secret)
@@ -320,7 +320,7 @@ async def stop_worker(exc: CheckpointError) -> None:
 
 
 shards = Shards(
-    settings.model,
+    settings.specs,
     settings.checkpoint_every,
     settings.checkpoint_seconds,
     settings.checkpoint_secret,

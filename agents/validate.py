@@ -16,7 +16,6 @@ import time
 from app.faust_app import app
 from app.label_rules import label_check
 from app.mapping import Origin
-from app.model_spec import parse_specs
 from app.records import Malformed, ahead_of_clock, parse_label
 from app.settings import settings
 from app.topics import declare, join, labels, labels_dlq
@@ -25,7 +24,7 @@ from tables.counters import refuse
 log = logging.getLogger(__name__)
 
 #: what is wrong with a label for the configured models (app/label_rules.py)
-check_label = label_check(parse_specs(settings.model))
+check_label = label_check(settings.specs)
 #: how a label of a team's own shape maps to one (None: streamlearn's shape)
 mapping = settings.label_mapping
 

@@ -29,7 +29,6 @@ from app.fraud import FraudStream
 from app.kafka_admin import bootstrap_servers, ensure_topics
 from app.kafka_auth import client_options
 from app.label_rules import task_problem
-from app.model_spec import parse_specs
 from app.settings import settings
 
 DEFAULT_UNBOUNDED_LIMIT = 10_000
@@ -117,7 +116,7 @@ def _check_dataset(ctx: click.Context, param: click.Parameter, name: str) -> str
     names = available()
     if name not in names:
         raise click.BadParameter(f"unknown dataset {name!r}; choose one of: {', '.join(names)}")
-    problem = task_problem(task(name), parse_specs(settings.model))
+    problem = task_problem(task(name), settings.specs)
     if problem is not None:
         raise click.BadParameter(f"{name!r} is {problem} ({settings.named('model')})")
     return name

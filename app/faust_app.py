@@ -16,8 +16,7 @@ import faust
 
 from app import codec, compat
 from app.kafka_auth import faust_credentials
-from app.model_spec import ModelSpecError, parse_specs
-from app.settings import DEV_SECRET, SettingsError, settings
+from app.settings import DEV_SECRET, settings
 from app.transform import configured as configured_transform
 
 __all__ = ["StartRefused", "StreamlearnApp", "StreamlearnWorker", "app"]
@@ -57,16 +56,9 @@ class StreamlearnWorker(faust.Worker):
         raise SystemExit(2)
 
 
-def check_models() -> None:
-    """Raise a ``SettingsError`` if the models the settings name cannot be built (the agents
-    build them), before anything starts."""
-    try:
-        parse_specs(settings.model)
-    except ModelSpecError as exc:
-        raise SettingsError(f"{settings.named('model')}: {exc}") from None
-
-
-check_models()
+# the models the settings name are parsed once, here, before anything starts: a model that
+# cannot be built is a start-up error (a SettingsError naming the setting)
+settings.specs  # noqa: B018
 codec.register()
 #: one directory per app id: a store holds one changelog offset per partition, whatever the
 #: topic, so another app id's store would be taken as this app's, stale windows and models

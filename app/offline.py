@@ -17,7 +17,6 @@ from collections import Counter
 from app.intake import TRANSFORM_DROPPED, Intake
 from app.label_rules import label_check
 from app.mapping import Origin
-from app.model_spec import parse_specs
 from app.recipe import DISTINCT_CAPPED, TOO_LATE, Recipe
 from app.settings import Settings
 from app.step import MemoryWindows, Refused, Step
@@ -35,7 +34,7 @@ class OfflineFeatures:
             config.event_mapping,
             configured_transform(config),
             config.max_future,
-            label_check(parse_specs(config.model)),
+            label_check(config.specs),
         )
         self.recipe: Recipe = config.recipe
         #: the stream's per-event step, and each key's window state (``windows.states``)

@@ -16,6 +16,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 
 from app.feature_spec import FeatureSpec, FeatureSpecError, default_spec
@@ -23,6 +24,7 @@ from app.feature_spec import parse as parse_features
 from app.kafka_auth import SecurityError
 from app.kafka_auth import check as check_security
 from app.mapping import EventMapping, LabelMapping, MappingError
+from app.model_spec import ModelSpec, ModelSpecError, parse_specs
 from app.recipe import Recipe
 
 PREFIX = "STREAMLEARN_"
@@ -115,7 +117,7 @@ class Settings:
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
 
-    @property
+    @cached_property
     def window_feature_names(self) -> frozenset[str] | None:
         """The features windows aggregate, or None for every numeric feature.
 
@@ -125,7 +127,7 @@ class Settings:
         names = frozenset(n.strip() for n in self.window_features.split(",") if n.strip())
         return names or None
 
-    @property
+    @cached_property
     def feature_spec(self) -> FeatureSpec:
         """The features keyed events get: the config file's ``[windows]`` and ``[[aggregate]]``,
         or without ``[[aggregate]]`` the default spec of ``WINDOW``, ``HOP_WINDOW``,
@@ -142,12 +144,12 @@ class Settings:
             )
         return spec
 
-    @property
+    @cached_property
     def recipe(self) -> Recipe:
         """The recipe of :attr:`feature_spec` (app/recipe.py)."""
         return Recipe(self.feature_spec, self.window_expires, self.distinct_max)
 
-    @property
+    @cached_property
     def event_mapping(self) -> EventMapping | None:
         """How the events topic's messages map to events (None: streamlearn's own shape)."""
         if self.events_map is None:
@@ -155,13 +157,26 @@ class Settings:
         table = {**self.events_map, "topic": self.events_topic}
         return EventMapping.from_config(table, self.events_topic, "[events]")
 
-    @property
+    @cached_property
     def label_mapping(self) -> LabelMapping | None:
         """How the labels topic's messages map to labels (None: streamlearn's own shape)."""
         if self.labels_map is None:
             return None
         table = {**self.labels_map, "topic": self.labels_topic}
         return LabelMapping.from_config(table, self.labels_topic, "[labels]")
+
+    @cached_property
+    def specs(self) -> list[ModelSpec]:
+        """The models :attr:`model` names, parsed (a ``SettingsError`` naming the setting where
+        the user wrote it if they cannot be built).
+
+        >>> [s.name for s in Settings(model="LogisticRegression; GaussianNB").specs]
+        ['LogisticRegression', 'GaussianNB']
+        """
+        try:
+            return parse_specs(self.model)
+        except ModelSpecError as exc:
+            raise SettingsError(f"{self.named('model')}: {exc}") from None
 
     def named(self, name: str) -> str:
         """Setting ``name`` and its value as the user wrote it, for an error message: the

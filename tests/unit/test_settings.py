@@ -107,3 +107,18 @@ def test_declared_features_are_read_from_the_file_and_bounded_by_the_environment
     assert s.recipe.spec.numeric is None  # the file's fields, not every numeric one
     # no [[aggregate]]: the default spec (the fixed recipe of earlier versions)
     assert Settings().feature_spec == default_spec(3600.0, 3600.0, 600.0)
+
+
+def test_what_the_settings_derive_is_built_once():
+    s = Settings(model="LogisticRegression; GaussianNB", window_features="amount")
+    assert s.recipe is s.recipe and s.feature_spec is s.feature_spec
+    assert s.specs is s.specs and [spec.name for spec in s.specs] == [
+        "LogisticRegression",
+        "GaussianNB",
+    ]
+    assert s.event_mapping is None and s.label_mapping is None
+
+
+def test_models_that_cannot_be_built_name_the_setting():
+    with pytest.raises(SettingsError, match=r"STREAMLEARN_MODEL='Nope': unknown River estimator"):
+        Settings(model="Nope").specs  # noqa: B018

@@ -25,7 +25,7 @@ def make_engine(app, monkeypatch):
 
     def make(**settings) -> Engine:
         config = Settings(model=MODEL, id="unit", **settings)
-        keeper = Shards(MODEL, every=1000, seconds=2.0, secret="s", recipe=config.recipe)
+        keeper = Shards(config.specs, every=1000, seconds=2.0, secret="s", recipe=config.recipe)
         keeper.checkpoints.table = fake_table("shard-checkpoints")
         engine = Engine(keeper, config=config)
         engine.outbox = RecordingOutbox()

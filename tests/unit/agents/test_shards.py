@@ -7,6 +7,7 @@ import pytest
 
 import tables.windows as windows_module
 from agents.shards import Shards
+from app.model_spec import parse_specs
 from tests.unit.fakes import fake_table
 
 MODEL = "LogisticRegression"
@@ -36,7 +37,7 @@ class Leaving:
 @pytest.fixture
 def keeper(app, monkeypatch):
     monkeypatch.setattr(windows_module, "key_windows", fake_table("key-windows"))
-    shards = Shards(MODEL, every=1000, seconds=2.0, secret="s", consumer=Leaving())
+    shards = Shards(parse_specs(MODEL), every=1000, seconds=2.0, secret="s", consumer=Leaving())
     shards.checkpoints.table = fake_table("shard-checkpoints")
     return shards
 
