@@ -18,8 +18,9 @@ PORT = 28092
 RUN = ROOT / ".cache/kafka/run-pause"
 #: longer than aiokafka's default request timeout (40 s), after which it drops unsent batches
 PAUSE = 50.0
-#: enough that the worker is still learning (and writing predictions) when the broker freezes
-N = 30000
+#: a backlog the worker takes seconds to learn on any machine (about 5 s here, at 40k events/s),
+#: so that it is still learning (and writing predictions) when the broker freezes
+N = 200_000
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,14 @@ def test_a_broker_frozen_for_50_s_mid_stream_loses_nothing_and_the_worker_goes_o
         worker = pipeline.start_worker()
         pipeline.send(pipeline.events, [orjson.dumps(r) for r in rows[:1000]])
         wait_for(lambda: learned([worker])[0]["n_learned"] == 1000, what="1000 learned")
-        pipeline.send(pipeline.events, [orjson.dumps(r) for r in rows[1000:]])
+        # The rest goes in while the worker is stopped: a backlog it starts on all at once, so
+        # that however fast the machine, the broker freezes while it learns and writes (sent
+        # while it reads, the worker would keep up with the sender and be done by the freeze).
+        os.kill(worker.process.pid, signal.SIGSTOP)
+        try:
+            pipeline.send(pipeline.events, [orjson.dumps(r) for r in rows[1000:]])
+        finally:
+            os.kill(worker.process.pid, signal.SIGCONT)
         wait_for(lambda: learned([worker])[0]["n_learned"] > 1000, what="learning under way")
         assert learned([worker])[0]["n_learned"] < N  # (else there is no output in flight)
         # frozen, not dead: connections stay open and requests go unanswered
