@@ -23,6 +23,9 @@ Then ``--pairs`` pairs of back-to-back drains of streamlearn and Quix Streams (a
 [lr]) on the same backlog, the order swapped from pair to pair: the events/s ratio of each pair
 and a sign test (bench/duel.py), which a table of ratios to a limit this noisy cannot settle.
 
+Beside the worker's [lr] row, the same worker with the metrics a user gets by default
+(Accuracy, ROCAUC and LogLoss, each checked against River's): what they cost.
+
 Also measured: streamlearn with windowed features on keyed events (today's fixed recipe), and
 with a rich declared feature set on the same keyed events plus a small-cardinality int field
 (``bench/rich_features.toml``: a sliding, a tumbling and a hopping window, the six numeric
@@ -77,6 +80,10 @@ PEAK_RSS_MB: dict[str, float] = {}
 LIMIT = peers.LABELS[peers.LIMIT]
 IN_MEMORY = "River plain loop, in memory (no Kafka, no output)"
 PLAIN_ROW = "streamlearn worker, no windows"
+#: the worker of PLAIN_ROW [lr] with the metrics a user gets by default (Accuracy, ROCAUC and
+#: LogLoss) instead of Accuracy alone: what the defaults cost, beside it in the same run
+DEFAULTS_ROW = "streamlearn worker, no windows, default metrics"
+DEFAULTS_MODEL = "lr-defaults"
 WINDOWS_ROW = "streamlearn worker, windows on keyed events"
 RICH_ROW = "streamlearn worker, rich declared features on keyed events"
 #: the sections of a run, in the order they run (``--only``)
@@ -287,6 +294,20 @@ def _worker(
     return drained.events_s, _checked(name, drained.accuracy, expected, drained.predictions, n)
 
 
+def _defaults_worker(workload: Workload, expected: dict[str, float]) -> tuple[float, bool]:
+    """One fresh worker draining ``workload`` with [lr]'s default metrics: events/s, and whether
+    each of its metrics is River's (``expected``) and it wrote one prediction per event."""
+    drained = worker.drain(workload, DEFAULTS_MODEL)
+    PEAK_RSS_MB["no windows, default metrics [lr]"] = drained.peak_rss_mb
+    n = len(workload.rows)
+    name = f"{DEFAULTS_ROW} [lr]"
+    ok = _checked(name, drained.accuracy, expected["Accuracy"], drained.predictions, n)
+    if drained.metrics != expected:
+        print(f"  {name}: INVALID: metrics {drained.metrics} where River has {expected}")
+        ok = False
+    return drained.events_s, ok
+
+
 def references(workload: Workload, topic: str, model: str) -> tuple[Callable, Callable]:
     """The limit's and the in-memory loop's one run on ``workload`` (in ``topic``)."""
     expected = raw_accuracy(workload, model)
@@ -309,6 +330,9 @@ def throughput(
             for system in (peers.SYSTEMS if with_peers else [])
         }
         systems[PLAIN_ROW] = partial(_worker, workload, model, accuracy, "no windows")
+        if model == "lr":
+            defaults = workloads.offline_metrics(workload, DEFAULTS_MODEL)
+            systems[DEFAULTS_ROW] = partial(_defaults_worker, workload, defaults)
         rows += interleaved(model, systems, reps, *references(workload, topic, model))
     return rows
 

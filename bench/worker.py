@@ -25,7 +25,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -58,6 +58,8 @@ class Drained:
     peak_rss_mb: float
     #: prediction messages the worker wrote (one per event when it is right)
     predictions: int = 0
+    #: every final metric of the model, by class name (Accuracy among them)
+    metrics: dict = field(default_factory=dict)
 
 
 def wait_count(
@@ -135,11 +137,13 @@ def drain(workload: Workload, model: str, config: Path | None = None) -> Drained
         wait_count(partial(_learned, worker, name), n, "events learned", [worker])
         (engine,) = _drained([worker], n)
         elapsed = engine["last_taken"] - engine["first_taken"]
+        final = worker.model(name)["metrics"]
         return Drained(
             events_s=n / elapsed,
-            accuracy=worker.model(name)["metrics"]["Accuracy"],
+            accuracy=final["Accuracy"],
             peak_rss_mb=_rss_mb(worker.process.pid, "VmHWM"),
             predictions=_predictions_written(pipeline, n),
+            metrics=final,
         )
     finally:
         pipeline.stop()

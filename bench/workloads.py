@@ -30,6 +30,9 @@ from app.windows import Windows
 MODELS = {
     "lr": parse_spec("StandardScaler | LogisticRegression @ Accuracy"),
     "tree": parse_spec("HoeffdingTreeClassifier @ Accuracy"),
+    # [lr] with the metrics a user gets when naming none: Accuracy, ROCAUC and LogLoss (the
+    # worker of the default-metrics row; checked against River on all three)
+    "lr-defaults": parse_spec("StandardScaler | LogisticRegression"),
 }
 #: The windows of the keyed workload: streamlearn's defaults, on feature "0" only.
 WINDOWS = Windows(3600.0, 3600.0, 600.0, 7200.0)
@@ -130,6 +133,15 @@ def offline_accuracy(workload: Workload, model: str, recipe: Recipe | None = Non
     metric = metrics.Accuracy()
     evaluate.progressive_val_score(as_model_sees(workload, recipe), spec.build(), metric)
     return metric.get()
+
+
+def offline_metrics(workload: Workload, model: str) -> dict[str, float]:
+    """River's ``progressive_val_score`` of every metric of ``MODELS[model]`` (its defaults
+    when it names none), by class name, over what the worker's model sees."""
+    spec = MODELS[model]
+    metric = spec.new_metrics()
+    evaluate.progressive_val_score(as_model_sees(workload), spec.build(), metric)
+    return {type(m).__name__: m.get() for m in metric}
 
 
 def featured_loop(workload: Workload, model: str, recipe: Recipe) -> tuple[float, float]:
