@@ -20,6 +20,7 @@ from typing import Any
 
 from river import base
 
+from app import metric_batch
 from app.model_spec import ModelSpec
 
 HISTORY_POINTS = 500
@@ -27,32 +28,78 @@ HISTORY_POINTS = 500
 ROLLING_WINDOW = 1000
 #: Seconds the "recent" metrics may be behind the shard (they are recomputed when asked for).
 ROLLING_REFRESH = 0.5
+#: Scored events a model keeps for its batched metrics before it applies them anyway
+#: (app/metric_batch.py): a bound on their memory; reading the metrics applies them too.
+PENDING_MAX = 1024
 
 
-@dataclass
 class LiveModel:
-    """One model of a shard: the River estimator, its metrics and its counters."""
+    """One model of a shard: the River estimator, its metrics and its counters.
 
-    spec: ModelSpec
-    model: base.Estimator
-    metric: Any
-    n_learned: int = 0
-    n_predicted: int = 0
-    n_scored: int = 0
-    #: the last ROLLING_WINDOW ``(y, y_pred)`` scored, for the "recent" metrics of the web view
-    #: (computed when asked for, so that the per-event cost is one append)
-    recent: deque = field(default_factory=lambda: deque(maxlen=ROLLING_WINDOW))
-    _rolling_cache: tuple[int, float, dict] = (-1, float("-inf"), {})
+    The metrics are River's own objects, up to date whenever they are read: Accuracy, ROCAUC
+    and LogLoss (:mod:`app.metric_batch`) are not updated per event but per batch of the scored
+    events they are due, in exactly the state River's per-event updates leave; the batch is
+    applied whenever ``metric`` (or :meth:`metric_values`, :meth:`rolling_values`) is read,
+    and every PENDING_MAX scored events. Other metrics are updated per event.
+    """
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        model: base.Estimator,
+        metric: Any,
+        n_learned: int = 0,
+        n_predicted: int = 0,
+        n_scored: int = 0,
+        recent: deque | None = None,
+    ) -> None:
+        self.spec = spec
+        self.model = model
+        self.n_learned = n_learned
+        self.n_predicted = n_predicted
+        self.n_scored = n_scored
+        #: the last ROLLING_WINDOW ``(y, y_pred)`` scored, for the "recent" metrics of the web
+        #: view (computed when asked for, so that the per-event cost is one append)
+        self.recent = deque(maxlen=ROLLING_WINDOW) if recent is None else recent
+        self._rolling_cache: tuple[int, float, dict] = (-1, float("-inf"), {})
+        #: scored ``(y, y_pred)`` the batched metrics have not taken yet (see :meth:`flush`)
+        self._pending: list = []
+        self._metric = metric
+        self.bind()
+
+    def __repr__(self) -> str:
+        return (
+            f"LiveModel({self.spec.text!r}, n_learned={self.n_learned}, "
+            f"n_predicted={self.n_predicted}, n_scored={self.n_scored})"
+        )
+
+    @property
+    def metric(self) -> Any:
+        """The River metrics (a ``metrics.base.Metrics``), every scored event applied."""
+        self.flush()
+        return self._metric
+
+    @metric.setter
+    def metric(self, metric: Any) -> None:
+        self.flush()  # (what the metrics replaced were due, they get)
+        self._metric = metric
         self.bind()
 
     def bind(self) -> None:
-        """Look up once what every event needs (call again after replacing ``metric``)."""
+        """Look up once what every event needs (done again when ``metric`` is replaced)."""
+        self.flush()
         #: whether River's progressive validation would predict probabilities for the metrics
-        self.uses_proba = self.spec.is_classifier and not self.metric.requires_labels
+        self.uses_proba = self.spec.is_classifier and not self._metric.requires_labels
         self._predict = self.model.predict_proba_one if self.uses_proba else self.model.predict_one
-        self._updates = [(m.update, getattr(m, "requires_labels", False)) for m in self.metric]
+        self._updates, self._batched = metric_batch.plan(self._metric)
+
+    def flush(self) -> None:
+        """Apply the scored events the batched metrics have not taken yet."""
+        pending = self._pending
+        if pending:
+            # (taken first: a batch that raised is not applied twice)
+            self._pending = []
+            metric_batch.apply(self._batched, pending)
 
     @classmethod
     def fresh(cls, spec: ModelSpec) -> LiveModel:
@@ -64,14 +111,21 @@ class LiveModel:
         return self._predict(x)
 
     def score_and_learn(self, x: dict, y: Any, y_pred: Any) -> None:
-        """Update the metrics with ``y_pred`` (if there was one), then learn ``(x, y)``."""
+        """Score ``y_pred`` (if there was one), then learn ``(x, y)``."""
         if y_pred is not None and y_pred != {}:
-            # as river.metrics.base.Metrics.update: label metrics get the likeliest label
-            label = label_of(y_pred) if isinstance(y_pred, dict) else y_pred
-            for update, wants_label in self._updates:
-                update(y, label if wants_label else y_pred)
+            scored = (y, y_pred)
+            if self._updates:
+                # as river.metrics.base.Metrics.update: label metrics get the likeliest label
+                label = label_of(y_pred) if isinstance(y_pred, dict) else y_pred
+                for update, wants_label in self._updates:
+                    update(y, label if wants_label else y_pred)
+            if self._batched:
+                pending = self._pending
+                pending.append(scored)
+                if len(pending) >= PENDING_MAX:
+                    self.flush()
             self.n_scored += 1
-            self.recent.append((y, y_pred))
+            self.recent.append(scored)
         self.model.learn_one(x, y)
         self.n_learned += 1
 
@@ -83,18 +137,20 @@ class LiveModel:
         """Each metric over the last ROLLING_WINDOW scored labels, by class name.
 
         Recomputed at most every ROLLING_REFRESH seconds (a dashboard polled while the shard
-        learns thousands of events a second would otherwise replay the window on every request).
+        learns thousands of events a second would otherwise replay the window on every request),
+        by fresh metrics of the same classes, batched as the totals are (each checkpoint asks).
         """
         seen, at, values = self._rolling_cache
         now = time.monotonic()
         if seen != self.n_scored and now - at >= ROLLING_REFRESH:
-            values = {}
-            for metric in self.metric:
-                fresh = type(metric)()
-                wants_label = getattr(fresh, "requires_labels", False)
-                for y, y_pred in self.recent:
-                    fresh.update(y, label_of(y_pred) if wants_label else y_pred)
-                values[type(metric).__name__] = fresh.get()
+            fresh = [type(metric)() for metric in self._metric]
+            per_event, batched = metric_batch.plan(fresh)
+            scored = list(self.recent)
+            metric_batch.apply(batched, scored)
+            for update, wants_label in per_event:
+                for y, y_pred in scored:
+                    update(y, label_of(y_pred) if wants_label else y_pred)
+            values = {type(m).__name__: m.get() for m in fresh}
             self._rolling_cache = (self.n_scored, now, values)
         return values
 
@@ -105,6 +161,9 @@ def label_of(y_pred: Any) -> Any:
     >>> label_of({False: 0.2, True: 0.8}), label_of({}), label_of(3.5)
     (True, None, 3.5)
     """
+    if type(y_pred) is dict and len(y_pred) == 2:  # (app.metric_batch.likeliest, inline)
+        first, second = y_pred
+        return second if y_pred[second] > y_pred[first] else first
     if isinstance(y_pred, dict):
         return max(y_pred, key=y_pred.get) if y_pred else None
     return y_pred
@@ -118,6 +177,9 @@ def to_pairs(y_pred: Any) -> Any:
     >>> to_pairs({False: 0.25, True: 0.75}), to_pairs(1.5)
     ([[False, 0.25], [True, 0.75]], 1.5)
     """
+    if type(y_pred) is dict and len(y_pred) == 2:  # (a binary classifier's, without a loop)
+        (first, p), (second, q) = y_pred.items()
+        return [[first, p], [second, q]]
     return [[k, v] for k, v in y_pred.items()] if isinstance(y_pred, dict) else y_pred
 
 
