@@ -41,7 +41,6 @@ from app.faust_app import app
 from app.intake import Intake
 from app.kafka_admin import bootstrap_servers
 from app.kafka_auth import client_options
-from app.label_rules import label_check
 from app.mapping import Origin
 from app.outbox import Outbox, Slot
 from app.raw_fetch import RAW
@@ -57,7 +56,6 @@ from app.topics import (
     predictions,
     rekeyed,
 )
-from app.transform import configured as configured_transform
 from tables.anchor import writing_to
 from tables.counters import count, refuse
 from tables.live_shard import LiveShard
@@ -114,12 +112,7 @@ class Engine(Service):
         #: where unlabelled events' features are parked (``app.topics.join``)
         self.join_topic = f"{config.id}-join"
         #: what a message goes through before windows and models (app/intake.py)
-        self.intake = Intake(
-            config.event_mapping,
-            configured_transform(config),
-            config.max_future,
-            label_check(config.specs),
-        )
+        self.intake = Intake.configured(config)
         #: the per-event logic (app/step.py); the engine routes records through it
         self.step = Step(self.intake)
         #: how a message of a team's own shape maps to an event (None: streamlearn's shape)

@@ -10,7 +10,6 @@ nothing crashes them.
 
 from __future__ import annotations
 
-import logging
 import time
 
 from app.faust_app import app
@@ -20,8 +19,6 @@ from app.records import Malformed, ahead_of_clock, parse_label
 from app.settings import settings
 from app.topics import declare, join, labels, labels_dlq
 from tables.counters import refuse
-
-log = logging.getLogger(__name__)
 
 #: what is wrong with a label for the configured models (app/label_rules.py)
 check_label = label_check(settings.specs)

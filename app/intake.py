@@ -10,12 +10,17 @@ and the label checks (docs/contracts.md).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import orjson
 
-from app.label_rules import LabelCheck
+from app.label_rules import LabelCheck, label_check
 from app.mapping import EventMapping, Origin
 from app.records import Malformed, ahead_of_clock, check_event, parse_event
+from app.transform import configured as configured_transform
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 #: counters of what :meth:`Intake.event` refuses
 DEAD_LETTERS = "dead_letters"
@@ -37,6 +42,17 @@ class Intake:
         self.transform = transform
         self.max_future = max_future
         self.check_label = check_label
+
+    @classmethod
+    def configured(cls, config: Settings) -> Intake:
+        """The checks ``config`` sets: its ``[events]`` mapping, its transform (imported), its
+        clock tolerance and its models' labels (the engine's and the offline command's)."""
+        return cls(
+            config.event_mapping,
+            configured_transform(config),
+            config.max_future,
+            label_check(config.specs),
+        )
 
     def event(
         self, raw: bytes | None, origin: Origin | None, now: float

@@ -15,12 +15,10 @@ import time
 from collections import Counter
 
 from app.intake import TRANSFORM_DROPPED, Intake
-from app.label_rules import label_check
 from app.mapping import Origin
-from app.recipe import DISTINCT_CAPPED, TOO_LATE, Recipe
+from app.recipe import Recipe, flag_counters
 from app.settings import Settings
 from app.step import MemoryWindows, Refused, Step
-from app.transform import configured as configured_transform
 
 #: reasons kept for the summary, per counter
 KEEP_REASONS = 3
@@ -30,12 +28,7 @@ class OfflineFeatures:
     """The features of a stream of events messages, as the engine computes them."""
 
     def __init__(self, config: Settings) -> None:
-        self.intake = Intake(
-            config.event_mapping,
-            configured_transform(config),
-            config.max_future,
-            label_check(config.specs),
-        )
+        self.intake = Intake.configured(config)
         self.recipe: Recipe = config.recipe
         #: the stream's per-event step, and each key's window state (``windows.states``)
         self.step = Step(self.intake)
@@ -54,10 +47,7 @@ class OfflineFeatures:
         ``topic[partition]@offset``."""
         self.n_read += 1
         taken = self.step.take(raw, origin, time.time(), self.windows)
-        if taken.flags & TOO_LATE:
-            self.counts["too_late"] += 1
-        if taken.flags & DISTINCT_CAPPED:
-            self.counts["distinct_capped"] += 1
+        self.counts.update(flag_counters(taken.flags))
         if type(taken) is Refused:
             counter, reason = taken.counter, taken.reason
             self.counts[counter] += 1

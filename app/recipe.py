@@ -28,6 +28,21 @@ TOO_LATE = 1
 DISTINCT_CAPPED = 2
 #: (set by the store, not the recipe) the key's stored state was made by other features
 STATE_RESET = 4
+#: the counter each flag is counted in (the stream's ``/stats/``, the offline summary)
+FLAG_COUNTERS = (
+    (TOO_LATE, "too_late"),
+    (DISTINCT_CAPPED, "distinct_capped"),
+    (STATE_RESET, "windows_reset"),
+)
+
+
+def flag_counters(flags: int) -> list[str]:
+    """The counters ``flags`` are counted in.
+
+    >>> flag_counters(TOO_LATE | STATE_RESET), flag_counters(0)
+    (['too_late', 'windows_reset'], [])
+    """
+    return [counter for flag, counter in FLAG_COUNTERS if flags & flag]
 
 
 class Recipe:

@@ -25,7 +25,7 @@ import time
 from typing import Any, Protocol
 
 from app.codec import CheckpointError
-from app.recipe import DISTINCT_CAPPED, STATE_RESET, TOO_LATE, Recipe
+from app.recipe import STATE_RESET, Recipe, flag_counters
 from app.settings import settings
 from app.shard import ShardModels
 from tables.anchor import writing_to
@@ -133,20 +133,16 @@ class LiveShard:
     def count_flags(self, flags: int) -> None:
         """Count what the key windows said of an event (``app.recipe``'s flags); call while
         handling an event of the shard (``tables.anchor.writing_to``)."""
-        if flags & TOO_LATE:
-            count("too_late", self.shard)
-        if flags & DISTINCT_CAPPED:
-            count("distinct_capped", self.shard)
-        if flags & STATE_RESET:
-            if not self.reset_said:
-                self.reset_said = True
-                log.warning(
-                    "shard %d: key windows stored by other features (the config file's "
-                    "[windows] and [[aggregate]] changed): each such key starts again at its next "
-                    "event, counted in windows_reset",
-                    self.shard,
-                )
-            count("windows_reset", self.shard)
+        for counter in flag_counters(flags):
+            count(counter, self.shard)
+        if flags & STATE_RESET and not self.reset_said:
+            self.reset_said = True
+            log.warning(
+                "shard %d: key windows stored by other features (the config file's [windows] "
+                "and [[aggregate]] changed): each such key starts again at its next event, "
+                "counted in windows_reset",
+                self.shard,
+            )
 
     def read_to(self, last_offset: int, highwater: int | None) -> None:
         """The engine read up to ``last_offset``; its partition ends at ``highwater``."""
