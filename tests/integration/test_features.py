@@ -222,8 +222,15 @@ def test_the_offline_command_equals_the_enriched_topic_after_kills(pipeline_fact
     # since then (once9, sleepy0-2) while too recent to forget, so only the sweep can delete
     # them (without it the test fails: in a run, they and 6 other keys busy once were left).
     checkpointed(pipeline)
-    time.sleep(1)  # (the cache is trimmed once the checkpoint is written)
-    expires = tomllib.loads(CONFIG)["window_expires"]
+    config = tomllib.loads(CONFIG)
+    # (the worker trims the cache right after the checkpoint is in Kafka: the sum of its shards'
+    # caches falls to key_cache each, or below)
+    wait_for(
+        lambda: sum(w.stats().get("feature_keys", 10**9) for w in pipeline.workers if w.alive)
+        <= 2 * config["key_cache"],
+        what="each shard's key cache trimmed after the checkpoint",
+    )
+    expires = config["window_expires"]
     newest: dict[str, float] = {}
     for r in rows:
         newest[r["key"]] = max(r["ts"], newest.get(r["key"], r["ts"]))
