@@ -36,17 +36,15 @@ from mode import Service
 
 from agents.rekey import KEY_HEADER, ORIGIN_HEADER
 from agents.shards import Shards, shards, worker_figures
-from app import raw_fetch
+from app.contracts.intake import Intake
+from app.contracts.mapping import Origin
 from app.faust_app import app
-from app.intake import Intake
-from app.kafka_admin import bootstrap_servers
-from app.kafka_auth import client_options
-from app.mapping import Origin
-from app.outbox import Outbox, Slot
-from app.raw_fetch import RAW
-from app.settings import Settings, settings
-from app.step import Refused, Step
-from app.topics import (
+from app.kafka import raw_fetch
+from app.kafka.admin import bootstrap_servers
+from app.kafka.auth import client_options
+from app.kafka.outbox import Outbox, Slot
+from app.kafka.raw_fetch import RAW
+from app.kafka.topics import (
     declare,
     enriched,
     events,
@@ -56,6 +54,8 @@ from app.topics import (
     predictions,
     rekeyed,
 )
+from app.settings import Settings, settings
+from app.step import Refused, Step
 from tables.anchor import writing_to
 from tables.counters import count, refuse
 from tables.live_shard import LiveShard
@@ -109,9 +109,9 @@ class Engine(Service):
         #: the topic the engine reads: the events topic, or the re-keyed one
         self.source = f"{config.id}-rekeyed" if config.rekey else config.events_topic
         self.rekeyed = config.rekey
-        #: where unlabelled events' features are parked (``app.topics.join``)
+        #: where unlabelled events' features are parked (``app.kafka.topics.join``)
         self.join_topic = f"{config.id}-join"
-        #: what a message goes through before windows and models (app/intake.py)
+        #: what a message goes through before windows and models (app/contracts/intake.py)
         self.intake = Intake.configured(config)
         #: the per-event logic (app/step.py); the engine routes records through it
         self.step = Step(self.intake)

@@ -23,7 +23,7 @@ from aiokafka.errors import (
 from faust.sensors import Sensor
 
 from app.faust_app import StartRefused, app
-from app.kafka_auth import preflight
+from app.kafka.auth import preflight
 from app.settings import settings
 
 log = logging.getLogger(__name__)

@@ -5,12 +5,12 @@ predictions, shard) and ``{"kind": "label"}`` from agents/validate.py.
 Writes: ``<id>-scoring`` (the joined label, partition = the event's shard) for agents/learner.py.
 Keeps: tables.pending (whichever half arrived first, then a ``joined`` marker for the TTL) and
 tables.counters (duplicate labels, features parked again, expired events, orphan labels). The
-rules are ``app/join.py``'s. Waiting entries older than STREAMLEARN_LABEL_TTL seconds of event
-time are dropped and counted: ``expired_events`` (never labelled) and ``orphan_labels`` (a label
-whose event never came); what moves the join's clock is said in ``app/join.py``. A sweep costs
-what expires: an index of the entries' times per partition (``app.join.Expiry``) is built from
-the table once per partition this worker is assigned, and kept as entries are written; each
-message sweeps its partition.
+rules are ``app/models/join.py``'s. Waiting entries older than STREAMLEARN_LABEL_TTL seconds of
+event time are dropped and counted: ``expired_events`` (never labelled) and ``orphan_labels`` (a
+label whose event never came); what moves the join's clock is said in ``app/models/join.py``. A
+sweep costs what expires: an index of the entries' times per partition (``app.models.join.Expiry``)
+is built from the table once per partition this worker is assigned, and kept as entries are written;
+each message sweeps its partition.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from __future__ import annotations
 import logging
 
 from app.faust_app import app
-from app.join import Expiry, join
+from app.kafka.topics import declare, scoring
+from app.kafka.topics import join as join_topic
+from app.models.join import Expiry, join
 from app.settings import settings
-from app.topics import declare, scoring
-from app.topics import join as join_topic
 from tables.counters import count
 from tables.pending import pending_by_id
 

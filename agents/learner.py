@@ -20,8 +20,8 @@ import orjson
 from agents.engine import engine
 from agents.shards import shards
 from app.faust_app import app
+from app.kafka.topics import scoring
 from app.settings import settings
-from app.topics import scoring
 from tables.anchor import writing_to
 from tables.counters import refuse
 from tables.live_shard import LiveShard

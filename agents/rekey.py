@@ -30,14 +30,14 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from mode import Service
 
 from agents.shards import worker_figures
-from app import raw_fetch
+from app.contracts.mapping import Origin
 from app.faust_app import app
-from app.kafka_admin import bootstrap_servers
-from app.kafka_auth import client_options
-from app.mapping import Origin
-from app.raw_fetch import RAW
+from app.kafka import raw_fetch
+from app.kafka.admin import bootstrap_servers
+from app.kafka.auth import client_options
+from app.kafka.raw_fetch import RAW
+from app.kafka.topics import declare, events, rekeyed
 from app.settings import Settings, settings
-from app.topics import declare, events, rekeyed
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class Rekey(Service):
             bootstrap_servers=servers,
             **client_options(self.config),
             group_id=f"{self.config.id}-rekey",
-            key_deserializer=RAW,  # aiokafka's own records (app/raw_fetch.py)
+            key_deserializer=RAW,  # aiokafka's own records (app/kafka/raw_fetch.py)
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,

@@ -16,7 +16,7 @@ tables). :data:`shards` (a :class:`Shards`) is the only owner of the worker's
   checkpoints when the engine stops.
 
 What the shards need of Faust's consumer and assignor goes through one :class:`FaustConsumer`.
-It also registers the worker's figures for the web views (``app/figures.py``).
+It also registers the worker's figures for the web views (``app/web/figures.py``).
 """
 
 from __future__ import annotations
@@ -28,15 +28,16 @@ from typing import Any, Protocol
 
 from faust.types import TP
 
-from app import compat, figures
-from app.codec import CheckpointError
+from app import compat
 from app.faust_app import app
-from app.model_spec import ModelSpec
-from app.outbox import Outbox
-from app.recipe import Recipe
+from app.features.recipe import Recipe
+from app.kafka.outbox import Outbox
+from app.kafka.topics import scoring
+from app.models.codec import CheckpointError
+from app.models.shard import ShardModels
+from app.models.spec import ModelSpec
 from app.settings import settings
-from app.shard import ShardModels
-from app.topics import scoring
+from app.web import figures
 from tables.checkpoints import Checkpoints, OutputLost, shard_checkpoints
 from tables.counters import recent, totals
 from tables.live_shard import LiveShard
@@ -353,7 +354,7 @@ async def report_slow_checkpoints() -> None:
 
 
 class WorkerFigures:
-    """The figures of this worker for ``app/figures.py``: its shards, counters and engine."""
+    """The figures of this worker for ``app/web/figures.py``: its shards, counters and engine."""
 
     def __init__(self, keeper: Shards) -> None:
         self.keeper = keeper

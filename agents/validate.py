@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import time
 
+from app.contracts.mapping import Origin
+from app.contracts.records import Malformed, ahead_of_clock, parse_label
 from app.faust_app import app
-from app.label_rules import label_check
-from app.mapping import Origin
-from app.records import Malformed, ahead_of_clock, parse_label
+from app.kafka.topics import declare, join, labels, labels_dlq
+from app.models.label_rules import label_check
 from app.settings import settings
-from app.topics import declare, join, labels, labels_dlq
 from tables.counters import refuse
 
-#: what is wrong with a label for the configured models (app/label_rules.py)
+#: what is wrong with a label for the configured models (app/models/label_rules.py)
 check_label = label_check(settings.specs)
 #: how a label of a team's own shape maps to one (None: streamlearn's shape)
 mapping = settings.label_mapping

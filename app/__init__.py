@@ -1,4 +1,17 @@
-"""streamlearn's ``app`` package: the pure core beside the wiring of the Faust app.
+"""streamlearn's ``app`` package: the pure core, in rooms by concern, beside the wiring.
+
+Rooms (each package's docstring says what it holds):
+
+* ``app/contracts/``: the event and label contracts, a team's mapping, the transform, the intake;
+* ``app/features/``: the feature spec, the recipe, a key's aggregates, one-hot, the offline path;
+* ``app/models/``: model specs, a shard's models and metrics, label rules, the join's rules,
+  the checkpoint codec;
+* ``app/kafka/``: client options, topics, the outbox of record batches, the raw fetch;
+* ``app/web/``: the pages, the dashboard, ``/metrics``;
+* ``app/commands/``: ``replay`` and ``features``.
+
+At the top: ``settings`` (every setting), ``step`` (one event through intake, windows and
+models), ``compat`` (every private name of the libraries) and ``faust_app`` (the Faust app).
 
 ``faust -A app worker -l info`` runs the worker: the Faust app object is built by
 ``app/faust_app.py`` when ``app.app`` is first asked for, not when this package is imported, so
@@ -15,31 +28,34 @@ from typing import Any
 
 #: the pure core: no faust, mode or aiokafka, no app built, no environment read at import
 PURE_MODULES = (
-    "app.records",
-    "app.mapping",
-    "app.transform",
-    "app.intake",
-    "app.step",
-    "app.feature_spec",
-    "app.recipe",
-    "app.aggregates",
-    "app.windows",
-    "app.features",
-    "app.shard",
-    "app.model_spec",
-    "app.label_rules",
-    "app.join",
     "app.settings",
-    "app.offline",
-    "app.figures",
+    "app.step",
+    "app.contracts.records",
+    "app.contracts.mapping",
+    "app.contracts.transform",
+    "app.contracts.intake",
+    "app.features.spec",
+    "app.features.recipe",
+    "app.features.aggregates",
+    "app.features.windows",
+    "app.features.encode",
+    "app.features.offline",
+    "app.models.spec",
+    "app.models.shard",
+    "app.models.metric_batch",
+    "app.models.label_rules",
+    "app.models.join",
+    "app.web.figures",
 )
+#: the rooms of app/ whose every module is pure (the layer test checks it)
+PURE_ROOMS = ("app.contracts", "app.features")
 
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        from app.kafka_auth import SecurityError
+        from app.contracts.transform import TransformError
+        from app.kafka.auth import SecurityError
         from app.settings import SettingsError
-        from app.transform import TransformError
 
         try:
             from app.faust_app import app

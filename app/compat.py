@@ -8,7 +8,7 @@ agents/ or tables/ touches a private name of these libraries (tests/unit/test_la
 it). mode-streaming needs none today.
 
 Not here, as Faust documents them for subclasses: the ``_dumps`` / ``_loads`` methods of a
-``faust.serializers.codecs.Codec`` (app/codec.py).
+``faust.serializers.codecs.Codec`` (app/models/codec.py).
 
 Cheap to import: it imports none of these libraries at import time (pure modules import it), and
 nothing that builds the app; a function imports what it needs when called.
@@ -30,9 +30,9 @@ def return_raw_records(marker: object) -> None:
     ``timestamp``, ``headers``) to a consumer created with ``key_deserializer=marker``, instead
     of a Python ``ConsumerRecord`` per message; every other consumer is untouched. Idempotent.
 
-    Needed by app/raw_fetch.py: a ``ConsumerRecord`` costs about as much per message as decoding
-    its JSON. aiokafka 0.14.0 builds it in ``PartitionRecords._consumer_record(tp, record)``,
-    called per record, and keeps the consumer's key deserializer as
+    Needed by app/kafka/raw_fetch.py: a ``ConsumerRecord`` costs about as much per message as
+    decoding its JSON. aiokafka 0.14.0 builds it in ``PartitionRecords._consumer_record(tp,
+    record)``, called per record, and keeps the consumer's key deserializer as
     ``PartitionRecords._key_deserializer``; this wraps that method.
     """
     from aiokafka.consumer.fetcher import PartitionRecords
@@ -55,7 +55,7 @@ def append_to_batch(batch: Any, key: bytes | None, value: bytes | None, headers:
     ``producer.create_batch()``, no serializers): True, or False when it is full (and then left
     as it was).
 
-    Needed by app/outbox.py, once per message produced: ``BatchBuilder.append`` parses keyword
+    Needed by app/kafka/outbox.py, once per message produced: ``BatchBuilder.append`` parses keyword
     arguments and calls the (absent) serializers first. aiokafka 0.14.0's ``BatchBuilder`` keeps
     the C builder as ``_builder`` (``append(offset, timestamp, key, value, headers)``, None when
     full) and the next offset as ``_relative_offset``. A None timestamp is the time of the append.
@@ -70,7 +70,7 @@ def refresh_metadata(consumer: Any) -> Awaitable[Any]:
     """Ask the broker for the cluster's metadata again (await the result), so that
     ``consumer.partitions_for_topic`` sees a topic created after the consumer started.
 
-    Needed by app/features_command.py (``kafka:TOPIC`` input). aiokafka 0.14.0's
+    Needed by app/commands/features.py (``kafka:TOPIC`` input). aiokafka 0.14.0's
     ``AIOKafkaConsumer`` has no public call for it; its client, ``_client``, has
     ``force_metadata_update()``, which wakes the metadata task and returns a future.
     """
@@ -100,7 +100,7 @@ def drop_blueprint(web: Any, blueprint: str) -> bool:
     """Leave ``blueprint`` (its ``module:name``) out of the blueprints Faust's web server
     applies when it starts: whether the list was found.
 
-    Needed by app/views.py (``drop_faust_index``): faust-streaming 0.15.3 mounts its
+    Needed by app/web/views.py (``drop_faust_index``): faust-streaming 0.15.3 mounts its
     ``{"status": "OK"}`` index at ``/`` whenever its statistics pages are off, with no setting to
     leave it out. ``Web.init_server`` applies the ``(prefix, blueprint)`` pairs of
     ``web.blueprints._enabled`` (a ``BlueprintManager``); this removes it from that list.
@@ -206,7 +206,7 @@ def as_current_event(event: Any) -> Iterator[None]:
 def is_multiclass(model: Any) -> bool:
     """Whether a River classifier learns more than two classes.
 
-    Needed by app/model_spec.py to choose a classifier's metrics. River 0.26.1 says it in
+    Needed by app/models/spec.py to choose a classifier's metrics. River 0.26.1 says it in
     ``Classifier._multiclass`` (False by default, True for e.g. ``GaussianNB``, forwarded by a
     ``Pipeline`` from its last step); River's own checks read it, and there is no public name.
     """

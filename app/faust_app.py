@@ -14,10 +14,11 @@ import sys
 
 import faust
 
-from app import codec, compat
-from app.kafka_auth import faust_credentials
+from app import compat
+from app.contracts.transform import configured as configured_transform
+from app.kafka.auth import faust_credentials
+from app.models import codec
 from app.settings import DEV_SECRET, settings
-from app.transform import configured as configured_transform
 
 __all__ = ["StartRefused", "StreamlearnApp", "StreamlearnWorker", "app"]
 
@@ -73,10 +74,10 @@ app = StreamlearnApp(
     autodiscover=[
         "agents",
         "tables",
-        "app.topics",
-        "app.views",
-        "app.commands",
-        "app.features_command",
+        "app.kafka.topics",
+        "app.web.views",
+        "app.commands.replay",
+        "app.commands.features",
     ],
     origin="app",
     Worker=StreamlearnWorker,

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 
-from app.feature_spec import FeatureSpec, FeatureSpecError, default_spec
-from app.feature_spec import parse as parse_features
-from app.kafka_auth import SecurityError
-from app.kafka_auth import check as check_security
-from app.mapping import EventMapping, LabelMapping, MappingError
-from app.model_spec import ModelSpec, ModelSpecError, parse_specs
-from app.recipe import Recipe
+from app.contracts.mapping import EventMapping, LabelMapping, MappingError
+from app.features.recipe import Recipe
+from app.features.spec import FeatureSpec, FeatureSpecError, default_spec
+from app.features.spec import parse as parse_features
+from app.kafka.auth import SecurityError
+from app.kafka.auth import check as check_security
+from app.models.spec import ModelSpec, ModelSpecError, parse_specs
 
 PREFIX = "STREAMLEARN_"
 DEV_SECRET = "streamlearn-dev-secret"
@@ -68,7 +68,7 @@ class Settings:
     #: most distinct values a ``distinct`` feature keeps per key and window
     distinct_max: int = 1000
     #: the ``[windows]`` table and ``[[aggregate]]`` entries of the config file (declared
-    #: features, app/feature_spec.py); file only
+    #: features, app/features/spec.py); file only
     windows_map: dict | None = field(default=None, compare=False)
     aggregate_list: list | None = field(default=None, compare=False)
     #: the config file these settings were read from (None: none), for error messages
@@ -96,7 +96,7 @@ class Settings:
     enriched_topic: str = ""
     standby_replicas: int = 1
     session_timeout: float = 10.0
-    #: how every client connects (app/kafka_auth.py): PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+    #: how every client connects (app/kafka/auth.py): PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
     security_protocol: str = "PLAINTEXT"
     #: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)
     sasl_mechanism: str = "PLAIN"
@@ -106,9 +106,10 @@ class Settings:
     #: a file whose first line is the password (a secret mounted by an orchestrator)
     sasl_password_file: str = ""
     #: a function of the user's, ``package.module:function``: event dict in, event dict (or
-    #: None: dropped) out, after the mapping, before windows and models (app/transform.py)
+    #: None: dropped) out, after the mapping, before windows and models (app/contracts/transform.py)
     transform: str = ""
-    #: the ``[events]`` / ``[labels]`` tables of the config file (app/mapping.py); file only
+    #: the ``[events]`` / ``[labels]`` tables of the config file (app/contracts/mapping.py); file
+    #: only
     events_map: dict | None = field(default=None, compare=False)
     labels_map: dict | None = field(default=None, compare=False)
     #: the CA certificates that sign the brokers' (empty: the system's trusted CAs)
@@ -131,7 +132,7 @@ class Settings:
     def feature_spec(self) -> FeatureSpec:
         """The features keyed events get: the config file's ``[windows]`` and ``[[aggregate]]``,
         or without ``[[aggregate]]`` the default spec of ``WINDOW``, ``HOP_WINDOW``,
-        ``HOP_STEP`` and ``WINDOW_FEATURES`` (app/feature_spec.py).
+        ``HOP_STEP`` and ``WINDOW_FEATURES`` (app/features/spec.py).
 
         >>> Settings(window_features="amount").feature_spec.names[:2]
         ('count_tumbling_1h', '*_sum_tumbling_1h')
@@ -146,7 +147,7 @@ class Settings:
 
     @cached_property
     def recipe(self) -> Recipe:
-        """The recipe of :attr:`feature_spec` (app/recipe.py)."""
+        """The recipe of :attr:`feature_spec` (app/features/recipe.py)."""
         return Recipe(self.feature_spec, self.window_expires, self.distinct_max)
 
     @cached_property

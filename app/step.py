@@ -3,22 +3,23 @@ no Kafka clients, no settings).
 
 Reads one message's bytes (with where it came from and when it entered Kafka), the state it
 needs (its key's windows, through a :class:`KeyWindows`, and the shard's models, if any) and the
-deployment's :class:`app.intake.Intake`. Gives a :class:`Taken` (the event as the models saw it,
-their predictions, what to park until the label comes, the window flags) or a :class:`Refused`
-(a counter and a reason). Keeps nothing itself: the key's windows and the models change.
+deployment's :class:`app.contracts.intake.Intake`. Gives a :class:`Taken` (the event as the models
+saw it, their predictions, what to park until the label comes, the window flags) or a
+:class:`Refused` (a counter and a reason). Keeps nothing itself: the key's windows and the models
+change.
 
 The engine (``agents/engine.py``) routes every record through :meth:`Step.take` and writes what
-it gives; the offline ``features`` command (``app/offline.py``) calls it without models, so that
-both compute the same rows; the unit tests call it as production does.
+it gives; the offline ``features`` command (``app/features/offline.py``) calls it without
+models, so that both compute the same rows; the unit tests call it as production does.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from app.features import one_hot
-from app.intake import Intake
-from app.mapping import Origin
+from app.contracts.intake import Intake
+from app.contracts.mapping import Origin
+from app.features.encode import one_hot
 
 #: the counter of an event a model raised on (its dead letter says which and why)
 MODEL_ERRORS = "model_errors"
@@ -30,12 +31,12 @@ class KeyWindows(Protocol):
 
     def update(self, key: str, ts: float, x: dict) -> int:
         """Count an event at ``ts`` in ``key``'s windows, write its features into ``x``; the
-        flags of ``app.recipe`` (``TOO_LATE``, ``DISTINCT_CAPPED``, ``STATE_RESET``)."""
+        flags of ``app.features.recipe`` (``TOO_LATE``, ``DISTINCT_CAPPED``, ``STATE_RESET``)."""
         ...
 
 
 class Models(Protocol):
-    """A shard's models (``app.shard.ShardModels``)."""
+    """A shard's models (``app.models.shard.ShardModels``)."""
 
     def take_event(
         self, event: dict, now: float, t_in: float | None = None

@@ -16,9 +16,9 @@ cache misses), and a noise-free way to tell whether a change to the hot path mad
 in both loops).
 
 ``--per-aggregation`` counts the cost of each aggregation kind per event: instructions of
-:meth:`app.recipe.Recipe.step` alone (in-process, no Kafka, no model), the engine's per-key call,
-over keyed events (``--keys``, default 1000, as bench/run.py's keyed rows; ``ts`` = the event's
-index, so a key gets one event every ``keys`` seconds: fewer keys, denser windows), after
+:meth:`app.features.recipe.Recipe.step` alone (in-process, no Kafka, no model), the engine's per-key
+call, over keyed events (``--keys``, default 1000, as bench/run.py's keyed rows; ``ts`` = the
+event's index, so a key gets one event every ``keys`` seconds: fewer keys, denser windows), after
 ``--warm-up`` events (default 10,000: past the 7,200 s of WINDOW_EXPIRES, so states are as full
 as they get), for today's fixed recipe, one spec per aggregation on one tumbling window (a
 numeric one on field "0", ``distinct`` on the int field "category", ``ewm_mean`` alone), count +
@@ -83,7 +83,7 @@ def child(mode: str, events: int, keys: int) -> None:
     from aiokafka.structs import ConsumerRecord
 
     from agents.engine import PUBLISH_EVERY, engine
-    from app.outbox import Outbox
+    from app.kafka.outbox import Outbox
 
     # (a config file: declared features, which may count the rich row's "category")
     categories = workloads.CATEGORIES if os.environ.get("STREAMLEARN_CONFIG") else 0
@@ -135,15 +135,15 @@ KIND_WINDOWS = {
 
 
 def _declared(windows: dict, *aggregates: dict):
-    from app.feature_spec import parse
+    from app.features.spec import parse
 
     return workloads.declared_recipe(parse(windows, list(aggregates), "bench", 7200.0))
 
 
 def recipes() -> dict[str, Callable[[], object]]:
     """The measured recipes by label: a function building each (None: the no-op step)."""
-    from app.feature_spec import AGGREGATIONS
-    from app.recipe import Recipe
+    from app.features.recipe import Recipe
+    from app.features.spec import AGGREGATIONS
 
     out: dict[str, Callable[[], object]] = {
         "loop alone (a no-op step)": lambda: None,

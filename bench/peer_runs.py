@@ -23,7 +23,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.kafka_admin import ensure_topics
+from app.kafka.admin import ensure_topics
 from bench.workloads import Workload
 from tests.integration.harness import BOOTSTRAP, options, run
 

@@ -27,7 +27,7 @@ from river import datasets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.datasets import encode_x  # noqa: E402
+from app.commands.datasets import encode_x  # noqa: E402
 from bench.worker import STALL, wait_count  # noqa: E402
 from tests.integration.harness import Pipeline, wait_for  # noqa: E402
 from tests.integration.test_faults import LR  # noqa: E402

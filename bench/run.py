@@ -30,9 +30,9 @@ Also measured: streamlearn with windowed features on keyed events (today's fixed
 with a rich declared feature set on the same keyed events plus a small-cardinality int field
 (``bench/rich_features.toml``: a sliding, a tumbling and a hopping window, the six numeric
 aggregations on two fields, one ``distinct``, one ``ewm_mean``: 35 features), each checked
-against River offline on what the worker's model sees (``app.recipe.Recipe.step``, the worker's
-own code) and, for the log, River's plain loop with those features in memory; scale-out (the
-same backlog on two partitions drained by one worker and by two, in back-to-back pairs), the
+against River offline on what the worker's model sees (``app.features.recipe.Recipe.step``, the
+worker's own code) and, for the log, River's plain loop with those features in memory; scale-out
+(the same backlog on two partitions drained by one worker and by two, in back-to-back pairs), the
 latency from
 producing an event to reading its prediction at half the maximum rate (measured right before
 each run), the worker's memory from 100k to 1M distinct keys, and events/s at 10, 100 and 1,000
@@ -66,7 +66,7 @@ sys.path.insert(0, str(ROOT))
 
 from river import evaluate, metrics  # noqa: E402
 
-from app.recipe import Recipe  # noqa: E402
+from app.features.recipe import Recipe  # noqa: E402
 from bench import peer_runs as peers  # noqa: E402
 from bench import worker, workloads  # noqa: E402
 from bench.duel import duel  # noqa: E402
@@ -357,7 +357,7 @@ def windowed(
 def rich(workload: Workload, topic: str, models: list[str], reps: int, loops: dict) -> list[Row]:
     """The rich row per model: the worker with ``bench/rich_features.toml``'s declared
     features on keyed events (with a ``category`` field for its ``distinct``), checked against
-    River offline on the same features (``app.recipe``, the worker's code); its limit and
+    River offline on the same features (``app.features.recipe``, the worker's code); its limit and
     in-memory loop are those of every row, on these very rows. ``loops``: as :func:`windowed`."""
     spec = workloads.rich_spec()
     recipe = workloads.declared_recipe(spec)

@@ -33,7 +33,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
-from app import raw_fetch
+from app.kafka import raw_fetch
 from bench.peer_runs import count_messages, produce_parts
 from bench.workloads import MODELS, WINDOW_FEATURES, Workload
 from tests.integration.harness import Pipeline, Worker, ensure_topics, options, run, wait_for

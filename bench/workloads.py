@@ -3,7 +3,7 @@
 Rows are JSON events of the streamlearn contract made from River's
 ``synth.Hyperplane(seed=3, n_features=F)``. A keyed workload gives each event an entity key
 (``k<i % keys>``); the worker then adds windowed aggregates, and the offline reference adds the
-very same ones (the worker's own :meth:`app.recipe.Recipe.step`: the fixed recipe of the
+very same ones (the worker's own :meth:`app.features.recipe.Recipe.step`: the fixed recipe of the
 windows row, or the declared one of ``bench/rich_features.toml``) so that its metric is what the
 worker must reach. The rich row's events also carry a small-cardinality int field
 (:data:`CATEGORY`) for its ``distinct``.
@@ -19,12 +19,12 @@ from pathlib import Path
 import orjson
 from river import datasets, evaluate, metrics
 
-from app.datasets import encode_x
-from app.feature_spec import FeatureSpec, parse
-from app.features import one_hot, window_names
-from app.model_spec import parse_spec
-from app.recipe import Recipe
-from app.windows import Windows
+from app.commands.datasets import encode_x
+from app.features.encode import one_hot, window_names
+from app.features.recipe import Recipe
+from app.features.spec import FeatureSpec, parse
+from app.features.windows import Windows
+from app.models.spec import parse_spec
 
 #: The models of the benchmark, and the one metric they are checked by (as in the peers).
 MODELS = {

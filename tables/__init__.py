@@ -6,5 +6,6 @@ join's waiting halves), ``counters`` (dead letters and other counts, and what ev
 message goes through), with ``direct`` (writes straight to a store and a changelog, for
 checkpoints) and ``anchor`` (writes placed in a shard's partition). Keys and plain-dict values
 go through Faust's ``json`` codec; checkpoints and window values are bytes this package encodes
-itself (``app/codec.py``'s signed pickles, ``orjson``), so Faust's recovery never decodes them.
+itself (``app/models/codec.py``'s signed pickles, ``orjson``), so Faust's recovery never decodes
+them.
 """

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from app.compat import as_current_event
-from app.topics import scoring
+from app.kafka.topics import scoring
 
 
 class _Message:

@@ -1,11 +1,11 @@
 """Model checkpoints, one entry per model shard (= partition of the events topic the engine reads).
 
-Key: shard number. Value: bytes: :meth:`app.shard.ShardModels.snapshot` (every model of the shard,
-its metrics and counters, ``offset``: the last ``scoring`` offset it covers, and ``origins``: the
-last events offset it took, and per upstream partition the last origin offset of re-keyed events
-and joined labels), signed and pickled by ``app.codec.RiverCodec``. The table stores raw bytes so
-that Faust's recovery never unpickles anything: a checkpoint is verified and decoded here, and
-one that fails stops the worker with the reason instead of being replaced by a fresh model.
+Key: shard number. Value: bytes: :meth:`app.models.shard.ShardModels.snapshot` (every model of the
+shard, its metrics and counters, ``offset``: the last ``scoring`` offset it covers, and ``origins``:
+the last events offset it took, and per upstream partition the last origin offset of re-keyed events
+and joined labels), signed and pickled by ``app.models.codec.RiverCodec``. The table stores raw
+bytes so that Faust's recovery never unpickles anything: a checkpoint is verified and decoded here,
+and one that fails stops the worker with the reason instead of being replaced by a fresh model.
 
 :class:`Checkpoints` is what every shard's checkpoint goes through (``tables/live_shard.py``):
 the codec, the outbox its changelog writes are sent with, and whether output was lost.
@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 import pickle
 
-from app.codec import CheckpointError, RiverCodec
 from app.faust_app import app
-from app.model_spec import ModelSpec
-from app.outbox import FlushTimeout, Outbox
+from app.kafka.outbox import FlushTimeout, Outbox
+from app.models.codec import CheckpointError, RiverCodec
+from app.models.shard import ShardModels
+from app.models.spec import ModelSpec
 from app.settings import settings
-from app.shard import ShardModels
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 
+from app.contracts.records import dead_letter_headers
 from app.faust_app import app
-from app.records import dead_letter_headers
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Table writes that skip Faust's producer buffer: into a table's changelog as record batches of
-an :class:`~app.outbox.Outbox`, and into its local store; and a scan of one partition of the
+an :class:`~app.kafka.outbox.Outbox`, and into its local store; and a scan of one partition of the
 local store (:func:`stored`), which Faust's table API does not offer.
 
 Faust sends each table write through its producer buffer, and ``Producer.flush()`` returns
@@ -17,7 +17,7 @@ from typing import Any
 from faust.types import TP
 
 from app.compat import partition_db, store_encoders
-from app.outbox import Outbox
+from app.kafka.outbox import Outbox
 from tables.anchor import writing_to
 
 

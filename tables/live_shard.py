@@ -1,10 +1,10 @@
 """One model shard this worker owns: everything the worker knows of it, in one object.
 
-A :class:`LiveShard` holds the shard's live models (``app.shard.ShardModels``), the windows of its
-keys (``tables.windows.ShardWindows``), whether the engine reads its events and how far behind it
-is, the ``scoring`` messages (joined labels) it took but may not acknowledge yet, its checkpoint
-state and its lock. ``agents/shards.py`` creates one when the shard is assigned and drops it in
-one call when it is revoked; the engine and the learner ask it (:meth:`LiveShard.took`,
+A :class:`LiveShard` holds the shard's live models (``app.models.shard.ShardModels``), the windows
+of its keys (``tables.windows.ShardWindows``), whether the engine reads its events and how far
+behind it is, the ``scoring`` messages (joined labels) it took but may not acknowledge yet, its
+checkpoint state and its lock. ``agents/shards.py`` creates one when the shard is assigned and drops
+it in one call when it is revoked; the engine and the learner ask it (:meth:`LiveShard.took`,
 :meth:`LiveShard.first_copy`, :meth:`LiveShard.count_flags`, ...) rather than read its fields.
 What it needs of Faust's consumer comes through a :class:`Consumer` (``agents/shards.py``).
 
@@ -24,10 +24,10 @@ import logging
 import time
 from typing import Any, Protocol
 
-from app.codec import CheckpointError
-from app.recipe import STATE_RESET, Recipe, flag_counters
+from app.features.recipe import STATE_RESET, Recipe, flag_counters
+from app.models.codec import CheckpointError
+from app.models.shard import ShardModels
 from app.settings import settings
-from app.shard import ShardModels
 from tables.anchor import writing_to
 from tables.checkpoints import FLUSH_TIMEOUT, Checkpoints
 from tables.counters import count
@@ -131,7 +131,7 @@ class LiveShard:
         return True
 
     def count_flags(self, flags: int) -> None:
-        """Count what the key windows said of an event (``app.recipe``'s flags); call while
+        """Count what the key windows said of an event (``app.features.recipe``'s flags); call while
         handling an event of the shard (``tables.anchor.writing_to``)."""
         for counter in flag_counters(flags):
             count(counter, self.shard)

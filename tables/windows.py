@@ -2,11 +2,11 @@
 
 Key: entity key. Value: bytes, ``orjson`` of
 ``{"u": U, "s": state, "pu": E, "ps": previous, "r": the recipe's fingerprint}`` (a state of
-:mod:`app.aggregates`; the default spec's in the layout of :mod:`app.windows`): the key's state
-after every events offset <= U of its shard, and, for a crash before the checkpoint at U was
-written, its state at the checkpoint before (offset E). Values are written only by a checkpoint,
-after the model snapshot at U is taken and before the checkpoint itself; each checkpoint is
-flushed before the next one writes values. On restore with checkpoint offset C, a value with
+:mod:`app.features.aggregates`; the default spec's in the layout of :mod:`app.features.windows`):
+the key's state after every events offset <= U of its shard, and, for a crash before the checkpoint
+at U was written, its state at the checkpoint before (offset E). Values are written only by a
+checkpoint, after the model snapshot at U is taken and before the checkpoint itself; each checkpoint
+is flushed before the next one writes values. On restore with checkpoint offset C, a value with
 ``u <= C`` gives ``s``, else ``ps`` (then E = C), so the windows restart exactly at the
 checkpoint and the replay counts each event once. A value whose ``r`` is not the running
 recipe's (the features changed) is not read: the key starts again; one without ``r`` (written
@@ -27,7 +27,7 @@ import orjson
 
 from app import compat
 from app.faust_app import app
-from app.recipe import STATE_RESET, Recipe
+from app.features.recipe import STATE_RESET, Recipe
 from app.settings import settings
 from tables.direct import stored
 
@@ -125,7 +125,7 @@ class ShardWindows:
 
     def update(self, key: str, ts: float, x: dict) -> int:
         """Count an event of ``key`` at ``ts`` with features ``x`` and add its windowed
-        features to ``x``; the recipe's flags (``app.recipe.TOO_LATE``, ...)."""
+        features to ``x``; the recipe's flags (``app.features.recipe.TOO_LATE``, ...)."""
         state = self.cache.pop(key, _MISSING)
         reset = 0
         if state is _MISSING:

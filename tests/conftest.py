@@ -18,7 +18,7 @@ def app():
 @pytest.fixture
 def sent(monkeypatch):
     """Replace ``send`` of every topic the agents write with an AsyncMock, by topic name."""
-    from app import topics
+    from app.kafka import topics
 
     mocks = {}
     for name in ("scoring", "join", "rekeyed", "events_dlq", "labels_dlq", "predictions"):

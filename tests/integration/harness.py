@@ -22,9 +22,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.codec import RiverCodec
 from app.compat import refresh_metadata
-from app.kafka_admin import ensure_topics
+from app.kafka.admin import ensure_topics
+from app.models.codec import RiverCodec
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -56,7 +56,7 @@ def env_settings(path: Path) -> dict[str, str]:
 def use_security(env_file: Path, bootstrap: str = BOOTSTRAP) -> None:
     """Connect the pipelines' workers and the harness's own clients to ``bootstrap`` with the
     ``STREAMLEARN_*`` security settings of ``env_file`` (scripts/kafka.sh's ``client.env``)."""
-    from app.kafka_auth import client_options
+    from app.kafka.auth import client_options
     from app.settings import Settings
 
     values = {k: v for k, v in env_settings(env_file).items() if k != "broker"}

@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
 
 #: the warning of a worker whose checkpoint secret is the public default
 SECRET_WARNING = "STREAMLEARN_CHECKPOINT_SECRET is not set"
-#: the counters the dashboard always shows (app/views.py's DASHBOARD_COUNTERS), in order
+#: the counters the dashboard always shows (app/web/views.py's DASHBOARD_COUNTERS), in order
 COUNTERS = [
     "dead_letters",
     "dead_labels",

@@ -4,8 +4,8 @@ import orjson
 import pytest
 from river import datasets, evaluate
 
-from app.datasets import encode_x
-from app.model_spec import parse_specs
+from app.commands.datasets import encode_x
+from app.models.spec import parse_specs
 from tests.integration.harness import wait_for
 from tests.model_state import canonical, first_difference
 

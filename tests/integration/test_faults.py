@@ -8,8 +8,8 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from river import datasets, evaluate
 
-from app.datasets import encode_x
-from app.model_spec import parse_spec
+from app.commands.datasets import encode_x
+from app.models.spec import parse_spec
 from app.settings import Settings
 from tests.integration.harness import consume_all, ensure_topics, run, wait_for
 from tests.model_state import canonical, first_difference
@@ -52,7 +52,8 @@ def keyed_events(n, seed=5):
 
 
 def recipe_of(windowed):
-    """The features a worker started with the settings ``windowed`` gives (app/recipe.py)."""
+    """The features a worker started with the settings ``windowed`` gives
+    (app/features/recipe.py)."""
     return Settings.from_env(
         {f"STREAMLEARN_{k.upper()}": str(v) for k, v in windowed.items()}
     ).recipe

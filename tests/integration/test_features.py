@@ -9,8 +9,8 @@ import tomllib
 import orjson
 import pytest
 
-from app.feature_spec import parse
-from app.model_spec import parse_spec
+from app.features.spec import parse
+from app.models.spec import parse_spec
 from tests.integration.harness import consume_all, run, wait_for
 from tests.integration.test_forgetting import live_keys
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from river import datasets
 
-from app.model_spec import parse_spec
+from app.models.spec import parse_spec
 from tests.integration.harness import wait_for
 from tests.integration.reference import assert_worker_equals, with_delayed_labels
 

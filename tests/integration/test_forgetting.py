@@ -7,7 +7,7 @@ import time
 import orjson
 import pytest
 
-from app.model_spec import parse_spec
+from app.models.spec import parse_spec
 from tests.integration.harness import consume_all, run, wait_for
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from river import datasets
 
-from app.model_spec import parse_spec
+from app.models.spec import parse_spec
 from tests.integration.harness import ROOT, create_topic, ensure_topics, run, wait_for
 from tests.integration.test_exactness import reference
 from tests.model_state import canonical, first_difference

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from river import datasets
 
-from app.model_spec import parse_spec
+from app.models.spec import parse_spec
 from tests.integration.harness import (
     ARTIFACTS,
     CLIENT_OPTIONS,

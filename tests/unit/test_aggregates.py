@@ -1,4 +1,5 @@
-"""Declared features (app/aggregates.py through app/recipe.py) against a plain reference.
+"""Declared features (app/features/aggregates.py through app/features/recipe.py) against a plain
+reference.
 
 The reference keeps every event a key has taken and recomputes each feature from the definition
 of the issue (which events a window holds, sample std, ewm weights relative to the event's own
@@ -15,8 +16,8 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from app.feature_spec import Numeric, default_spec, parse
-from app.recipe import DISTINCT_CAPPED, TOO_LATE, Recipe
+from app.features.recipe import DISTINCT_CAPPED, TOO_LATE, Recipe
+from app.features.spec import Numeric, default_spec, parse
 
 EXPIRES = 400.0
 

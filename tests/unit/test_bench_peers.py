@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.shard import LiveModel, _prediction
+from app.models.shard import LiveModel, _prediction
 from bench.workloads import MODELS, make
 
 COMMON = Path(__file__).resolve().parents[2] / "bench" / "peers" / "common.py"

@@ -4,9 +4,9 @@ import pickle
 
 import pytest
 
-from app.codec import CheckpointError, RiverCodec, sign
-from app.model_spec import parse_specs
-from app.shard import ShardModels
+from app.models.codec import CheckpointError, RiverCodec, sign
+from app.models.shard import ShardModels
+from app.models.spec import parse_specs
 from tests.model_state import canonical
 
 

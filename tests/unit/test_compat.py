@@ -18,7 +18,7 @@ from faust.types import TP, Message
 from river import linear_model, naive_bayes, preprocessing
 
 from app import compat
-from app.raw_fetch import RAW
+from app.kafka.raw_fetch import RAW
 
 FAUST_INDEX = "faust.web.apps.production_index:blueprint"
 

@@ -37,7 +37,7 @@ import orjson
 import pytest
 
 import tables.windows as windows_module
-from app.recipe import STATE_RESET
+from app.features.recipe import STATE_RESET
 from app.settings import Settings
 from tables.direct import to_store
 from tables.windows import ShardWindows, window_state

@@ -1,4 +1,4 @@
-"""app/feature_spec.py: the feature names a config gives, and an error naming each bad entry."""
+"""app/features/spec.py: the feature names a config gives, and an error naming each bad entry."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from app.feature_spec import FeatureSpecError, Numeric, WindowDef, default_spec, parse
-from app.features import window_label
+from app.features.encode import window_label
+from app.features.spec import FeatureSpecError, Numeric, WindowDef, default_spec, parse
 
 WHERE = "cfg.toml"
 GOOD_WINDOWS = {

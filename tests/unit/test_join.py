@@ -1,6 +1,6 @@
-"""The label join's rules (app/join.py): every order its two halves can arrive in."""
+"""The label join's rules (app/models/join.py): every order its two halves can arrive in."""
 
-from app.join import Expiry, join
+from app.models.join import Expiry, join
 
 
 def park(event_id="e1", ts=10.0, shard=3) -> dict:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from app import PURE_MODULES as PURE  # the one list
+from app import PURE_ROOMS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +20,7 @@ def test_the_pure_core_imports_without_the_faust_app_the_environment_or_a_data_d
         f"import sys; import {', '.join(PURE)}\n"
         "import app.settings as s\n"
         "assert 'settings' not in vars(s), 'settings read at import'\n"
-        "wiring = ('app.faust_app', 'app.topics', 'agents', 'tables')\n"
+        "wiring = ('app.faust_app', 'app.kafka.topics', 'agents', 'tables')\n"
         "wiring += ('faust', 'mode', 'aiokafka')\n"
         "built = [m for m in wiring if m in sys.modules]\n"
         "assert not built, built\n"
@@ -70,6 +71,26 @@ def test_the_pure_modules_name_neither_faust_mode_nor_aiokafka():
         if n.split(".")[0] in ("faust", "mode", "aiokafka")
     ]
     assert offenders == []
+
+
+def test_every_module_of_a_pure_room_is_in_the_one_list():
+    rooms = [ROOT / room.replace(".", "/") for room in PURE_ROOMS]
+    modules = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for room in rooms
+        for path in room.glob("*.py")
+        if path.name != "__init__.py"
+    }
+    assert modules and modules - set(PURE) == set()
+
+
+def test_app_keeps_its_modules_in_rooms():
+    """A new module goes into the room of its concern (app/__init__.py lists them); only the
+    settings, the step, compat and the wiring sit at the top."""
+    top = {p.name for p in (ROOT / "app").glob("*.py")}
+    allowed = {"__init__.py", "settings.py", "config.py", "step.py", "compat.py"}
+    allowed |= {"faust_app.py", "worker.py"}
+    assert top - allowed == set()
 
 
 #: the private names of faust, mode, aiokafka and river that app/compat.py wraps

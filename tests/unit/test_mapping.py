@@ -1,10 +1,11 @@
-"""A team's own topics mapped onto events and labels (app/mapping.py): values and every failure."""
+"""A team's own topics mapped onto events and labels (app/contracts/mapping.py): values and every
+failure."""
 
 import orjson
 import pytest
 
-from app.mapping import EventMapping, LabelMapping, MappingError, Origin
-from app.records import Malformed
+from app.contracts.mapping import EventMapping, LabelMapping, MappingError, Origin
+from app.contracts.records import Malformed
 
 ORIGIN = Origin("orders", 2, 41, b"card-9", 1_767_225_600_500)
 

@@ -1,4 +1,5 @@
-"""Batched metric updates (app/metric_batch.py, LiveModel) equal River's per-event ones, to the bit.
+"""Batched metric updates (app/models/metric_batch.py, LiveModel) equal River's per-event ones, to
+the bit.
 
 "Equal" is the pickled bytes of the metric objects: every float's bits, every dict's keys in
 their order, the very types of keys and values (a float where River has an int is a
@@ -17,10 +18,10 @@ import pytest
 import river
 from river import datasets, evaluate, metrics
 
-from app import metric_batch
-from app.metric_batch import add_cells, likeliest, plan
-from app.model_spec import parse_spec
-from app.shard import PENDING_MAX, LiveModel, label_of, to_pairs
+from app.models import metric_batch
+from app.models.metric_batch import add_cells, likeliest, plan
+from app.models.shard import PENDING_MAX, LiveModel, label_of, to_pairs
+from app.models.spec import parse_spec
 
 BINARY = "LogisticRegression"
 MULTICLASS = "GaussianNB"

@@ -7,9 +7,9 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 
-from app.features_command import _features, write_jsonl, write_parquet
-from app.mapping import Origin
-from app.offline import OfflineFeatures
+from app.commands.features import _features, write_jsonl, write_parquet
+from app.contracts.mapping import Origin
+from app.features.offline import OfflineFeatures
 from app.settings import Settings
 
 SPEC = {

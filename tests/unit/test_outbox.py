@@ -7,7 +7,7 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 
-from app.outbox import FlushTimeout, Outbox, Slot
+from app.kafka.outbox import FlushTimeout, Outbox, Slot
 from tests.unit.fakes import HeldProducer, acknowledge, settle, start_flush
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.feature_spec import default_spec
+from app.features.spec import default_spec
 from app.settings import Settings, SettingsError
 
 

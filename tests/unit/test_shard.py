@@ -10,11 +10,11 @@ import orjson
 import pytest
 from river import datasets, evaluate
 
-from app.datasets import encode_x
-from app.intake import Intake
-from app.label_rules import label_check
-from app.model_spec import parse_spec, parse_specs
-from app.shard import ShardModels
+from app.commands.datasets import encode_x
+from app.contracts.intake import Intake
+from app.models.label_rules import label_check
+from app.models.shard import ShardModels
+from app.models.spec import parse_spec, parse_specs
 from app.step import MemoryWindows, Step, Taken
 from tests.model_state import canonical
 

@@ -10,7 +10,7 @@ import pytest
 
 from app import faust_app
 from app.settings import DEV_SECRET
-from app.views import (
+from app.web.views import (
     COUNTERS_MARK,
     DASHBOARD,
     DASHBOARD_COUNTERS,
@@ -58,7 +58,7 @@ def test_the_default_checkpoint_secret_is_warned_about_without_its_value(monkeyp
 
 def test_faust_s_own_index_is_left_out():
     # what Faust mounts at "/" without its statistics pages, and no longer in the list it applies
-    # (a Faust upgrade that renames either fails here: app/views.py's drop_faust_index)
+    # (a Faust upgrade that renames either fails here: app/web/views.py's drop_faust_index)
     assert ("", FAUST_INDEX) in type(app.web).production_blueprints
     assert FAUST_INDEX not in [bp for _, bp in app.web.blueprints._enabled]
     assert "/" in app.web.views

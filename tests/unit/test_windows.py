@@ -1,4 +1,5 @@
-"""app/windows.py: the default spec's one-pass step gives what its state says, on any stream.
+"""app/features/windows.py: the default spec's one-pass step gives what its state says, on any
+stream.
 
 (Its values against the fixed recipe of earlier versions, to the bit: test_default_features.py.)
 """
@@ -10,7 +11,7 @@ import random
 import orjson
 import pytest
 
-from app.windows import Windows, copy_state
+from app.features.windows import Windows, copy_state
 
 
 @pytest.mark.parametrize(

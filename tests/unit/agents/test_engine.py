@@ -8,8 +8,8 @@ import pytest
 import tables.windows as windows_module
 from agents.engine import Engine
 from agents.shards import Shards
+from app.contracts.transform import TransformError
 from app.settings import Settings
-from app.transform import TransformError
 from tables.counters import pipeline_counts
 from tables.live_shard import LiveShard
 from tests.unit.fakes import RecordingOutbox, fake_table, record

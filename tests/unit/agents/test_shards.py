@@ -7,7 +7,7 @@ import pytest
 
 import tables.windows as windows_module
 from agents.shards import Shards
-from app.model_spec import parse_specs
+from app.models.spec import parse_specs
 from tests.unit.fakes import fake_table
 
 MODEL = "LogisticRegression"
@@ -83,7 +83,7 @@ def test_messages_past_a_hole_are_let_go_while_the_worker_leaves(keeper):
 
 
 async def test_window_flags_are_counted_and_a_reset_said_once(keeper, caplog):
-    from app.recipe import DISTINCT_CAPPED, STATE_RESET, TOO_LATE
+    from app.features.recipe import DISTINCT_CAPPED, STATE_RESET, TOO_LATE
     from tables.anchor import writing_to
     from tables.counters import pipeline_counts
 

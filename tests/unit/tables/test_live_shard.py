@@ -10,9 +10,9 @@ from faust.types import TP
 
 import tables.live_shard as live_shard_module
 import tables.windows as windows_module
-from app.model_spec import parse_specs
-from app.outbox import FlushTimeout, Outbox
-from app.shard import ShardModels
+from app.kafka.outbox import FlushTimeout, Outbox
+from app.models.shard import ShardModels
+from app.models.spec import parse_specs
 from tables.anchor import writing_to
 from tables.checkpoints import Checkpoints, OutputLost
 from tables.live_shard import LiveShard

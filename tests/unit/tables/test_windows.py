@@ -85,8 +85,8 @@ def test_the_cache_evicts_old_keys_and_deletes_expired_ones(table):
 
 
 def test_a_key_stored_by_other_features_starts_again_and_is_flagged(table):
-    from app.feature_spec import parse
-    from app.recipe import STATE_RESET, Recipe
+    from app.features.recipe import STATE_RESET, Recipe
+    from app.features.spec import parse
 
     spec = parse(
         {"w": {"kind": "sliding", "size": 60}},
@@ -162,7 +162,7 @@ def test_the_sweep_reads_a_batch_at_a_time_and_spares_a_key_that_comes_back(tabl
 
 
 def test_the_sweep_deletes_a_key_stored_by_other_features_once_it_is_idle_as_long(table):
-    from app.recipe import STATE_RESET, Recipe
+    from app.features.recipe import STATE_RESET, Recipe
 
     other = Recipe.build(None, window=60, hop_window=60, hop_step=10, expires=120)
     old = ShardWindows(0, base=-1, cache_size=10, recipe=other)

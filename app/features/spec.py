@@ -5,8 +5,8 @@ config file (parsed TOML: plain dicts and lists); :func:`default_spec` gives the
 app whose file has no ``[[aggregate]]`` (the fixed recipe of earlier versions), from
 ``STREAMLEARN_WINDOW``, ``HOP_WINDOW``, ``HOP_STEP`` and ``WINDOW_FEATURES``. Keeps frozen
 definitions and the feature names they give. No state, no Faust, no settings: the arithmetic is
-in :mod:`app.aggregates`, the rules every spec shares in :mod:`app.recipe`. docs/features.md is
-the reference of the format and of every name.
+in :mod:`app.features.aggregates`, the rules every spec shares in :mod:`app.features.recipe`.
+docs/features.md is the reference of the format and of every name.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from app.features import window_label, window_names
+from app.features.encode import window_label, window_names
 
 #: window kinds and the keys each one takes besides ``kind``
 KINDS: dict[str, tuple[str, ...]] = {
@@ -139,7 +139,7 @@ def parse(
     >>> parse({"w": {"kind": "weekly"}}, [], "streamlearn.toml")
     Traceback (most recent call last):
     ...
-    app.feature_spec.FeatureSpecError: streamlearn.toml: [windows] w: unknown kind 'weekly' \
+    app.features.spec.FeatureSpecError: streamlearn.toml: [windows] w: unknown kind 'weekly' \
 (one of: tumbling, hopping, sliding, lifetime)
     """
     if windows is not None and not isinstance(windows, dict):

@@ -5,7 +5,7 @@ keeps each key's window state in memory for the whole run; gives, per event take
 ``{"id", "key", "ts", "x", "y"?}`` with ``x`` exactly as the stream enriches it. Each message goes
 through the stream's own per-event step (``app/step.py``: intake, the recipe's windows, one-hot),
 without models, so that a row's ``x`` equals, to the bit, what the engine writes to
-``STREAMLEARN_ENRICHED_TOPIC`` for the same messages. ``app/features_command.py`` reads the input
+``STREAMLEARN_ENRICHED_TOPIC`` for the same messages. ``app/commands/features.py`` reads the input
 and writes the output.
 """
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from app.intake import TRANSFORM_DROPPED, Intake
-from app.mapping import Origin
-from app.recipe import Recipe, flag_counters
+from app.contracts.intake import TRANSFORM_DROPPED, Intake
+from app.contracts.mapping import Origin
+from app.features.recipe import Recipe, flag_counters
 from app.settings import Settings
 from app.step import MemoryWindows, Refused, Step
 

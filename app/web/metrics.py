@@ -1,6 +1,6 @@
 """Prometheus exposition of the pipeline's own numbers, computed when ``/metrics`` is scraped.
 
-Nothing is counted twice: a custom collector reads the worker's figures (``app/figures.py``: the
+Nothing is counted twice: a custom collector reads the worker's figures (``app/web/figures.py``: the
 live shards, the counter tables, the engine and Faust's monitor) at scrape time, so there is no
 second set of counters to keep in step.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from app import figures
+from app.web import figures
 
 CONTENT_TYPE = "text/plain"  # Prometheus text format 0.0.4 (aiohttp adds the charset)
 

@@ -45,7 +45,8 @@ def load(
     'dumps'
     >>> load("json.nope:f")
     Traceback (most recent call last):
-    app.transform.TransformError: STREAMLEARN_TRANSFORM='json.nope:f': cannot import json.nope ...
+    app.contracts.transform.TransformError: STREAMLEARN_TRANSFORM='json.nope:f': cannot import
+    json.nope ...
     """
     if not spec:
         return None

@@ -69,7 +69,7 @@ async def ensure_topics(
 ) -> None:
     """Create each of ``names`` that does not exist; warn when one exists with other partitions.
 
-    ``options``: how the admin client connects (``app.kafka_auth.client_options``). A cluster
+    ``options``: how the admin client connects (``app.kafka.auth.client_options``). A cluster
     that is still starting is waited for, up to READY_TIMEOUT seconds.
     """
     deadline = time.monotonic() + READY_TIMEOUT

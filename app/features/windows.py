@@ -1,7 +1,7 @@
 """The default spec's state of one key and its arithmetic: sums over a tumbling and a hopping
 window (pure: no Faust, no Kafka, no settings).
 
-The default spec (:func:`app.feature_spec.default_spec`: count, sum and mean of numeric fields
+The default spec (:func:`app.features.spec.default_spec`: count, sum and mean of numeric fields
 over ``STREAMLEARN_WINDOW`` and ``STREAMLEARN_HOP_WINDOW`` / ``HOP_STEP``) keeps a key's state
 in this layout, byte for byte the one the fixed recipe of earlier versions stored, so that the
 key-windows values and checkpoints they wrote are read as they are::
@@ -14,7 +14,7 @@ and the hopping aggregate of an event is the sum of the buckets of the last ``ho
 seconds up to the end of the event's step: the hopping window that holds the event and closes
 first. Buckets that ended more than ``expires`` seconds before the key's latest event are dropped
 (those of a late event's hopping window too). Reads the values to count; changes the state in
-place (:func:`copy_state` keeps one); keeps nothing. :mod:`app.aggregates` calls it.
+place (:func:`copy_state` keeps one); keeps nothing. :mod:`app.features.aggregates` calls it.
 """
 
 from __future__ import annotations

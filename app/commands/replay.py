@@ -23,12 +23,12 @@ from aiokafka import AIOKafkaProducer
 from faust.cli import AppCommand, argument, option
 from tqdm import tqdm
 
-from app.datasets import available, encode_x, rows, task
+from app.commands.datasets import available, encode_x, rows, task
+from app.commands.fraud import FraudStream
 from app.faust_app import app
-from app.fraud import FraudStream
-from app.kafka_admin import bootstrap_servers, ensure_topics
-from app.kafka_auth import client_options
-from app.label_rules import task_problem
+from app.kafka.admin import bootstrap_servers, ensure_topics
+from app.kafka.auth import client_options
+from app.models.label_rules import task_problem
 from app.settings import settings
 
 DEFAULT_UNBOUNDED_LIMIT = 10_000

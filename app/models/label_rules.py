@@ -1,8 +1,8 @@
 """Which labels the configured models can learn, checked before any of them sees an event.
 
-``app.records`` checks that a label is a number, string or bool. Whether the models can learn it
-depends on their task, and River finds out half-way through ``learn_one``: a pipeline's scaler
-has already learned the features, and the metrics have already scored the label, when its
+``app.contracts.records`` checks that a label is a number, string or bool. Whether the models can
+learn it depends on their task, and River finds out half-way through ``learn_one``: a pipeline's
+scaler has already learned the features, and the metrics have already scored the label, when its
 classifier raises on a label it cannot read. So the label is checked against the task first, and
 an event or label that fails goes to its dead-letter topic with the reason, before any model,
 metric or window counts it:
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app.model_spec import ModelSpec
+from app.models.spec import ModelSpec
 
 #: A label check: what is wrong with a label for the models (None: they can learn it).
 LabelCheck = Callable[[Any], "str | None"]
@@ -27,7 +27,7 @@ LabelCheck = Callable[[Any], "str | None"]
 def label_check(specs: list[ModelSpec]) -> LabelCheck:
     """The check of labels for ``specs`` (all classifiers, or all regressors).
 
-    >>> from app.model_spec import parse_specs
+    >>> from app.models.spec import parse_specs
     >>> check = label_check(parse_specs("LogisticRegression"))
     >>> check(True), check(0), check(1.0)
     (None, None, None)
@@ -76,7 +76,7 @@ def _binary_classifiers(specs: list[ModelSpec]) -> str:
 def task_problem(task: str, specs: list[ModelSpec]) -> str | None:
     """What stops ``specs`` from learning a dataset of River's ``task`` (None: nothing).
 
-    >>> from app.model_spec import parse_specs
+    >>> from app.models.spec import parse_specs
     >>> print(task_problem("Multi-class classification", parse_specs("LogisticRegression")))
     ... # doctest: +ELLIPSIS
     a Multi-class classification dataset, but LogisticRegression is a binary classifier: ...

@@ -2,8 +2,8 @@
 (pure, no Faust, no settings).
 
 Pure functions of plain dicts, keeping nothing (but caches of names): :mod:`app.step` one-hot
-encodes every event, :mod:`app.feature_spec` names the default spec's windows, and
-:mod:`app.aggregates` picks the values the default spec aggregates and writes its windows'
+encodes every event, :mod:`app.features.spec` names the default spec's windows, and
+:mod:`app.features.aggregates` picks the values the default spec aggregates and writes its windows'
 ``[n, sums]`` into ``x``.
 """
 

@@ -1,10 +1,10 @@
 """The messages streamlearn reads and writes, and the checks raw input must pass.
 
 Raw input in streamlearn's own shape (the events and labels topics) is decoded and checked here;
-a team's own shape is read by ``app/mapping.py`` with the same checks. A payload that fails raises
-:class:`Malformed` with a reason a person can act on. Everything downstream of the engine's read
-of an event (``agents/engine.py``) and of ``agents/validate.py`` for labels carries plain dicts
-that passed these checks.
+a team's own shape is read by ``app/contracts/mapping.py`` with the same checks. A payload that
+fails raises :class:`Malformed` with a reason a person can act on. Everything downstream of the
+engine's read of an event (``agents/engine.py``) and of ``agents/validate.py`` for labels carries
+plain dicts that passed these checks.
 
 Event (``events`` topic)::
 
@@ -61,7 +61,7 @@ def _check_ts(value: Any) -> float:
 
     >>> _check_ts(1767225600000)
     Traceback (most recent call last):
-    app.records.Malformed: ts must be epoch seconds; 1767225600000 looks like milliseconds
+    app.contracts.records.Malformed: ts must be epoch seconds; 1767225600000 looks like milliseconds
     """
     kind = type(value)
     if (kind is float or kind is int) and 0 <= value <= MAX_TS:
@@ -102,7 +102,7 @@ def _check_features(x: dict) -> None:
 
     >>> _check_features({"a": 1.5, "b": "s", "c": None})
     Traceback (most recent call last):
-    app.records.Malformed: x['c'] must be a number, string or bool, got null
+    app.contracts.records.Malformed: x['c'] must be a number, string or bool, got null
     """
     for name, v in x.items():
         kind = type(v)
@@ -141,7 +141,7 @@ def parse_event(raw: bytes | None) -> dict:
     {'id': 'e2', 'key': None, 'ts': 1.5, 'x': {}}
     >>> parse_event(b'{"id": "e3", "ts": 1, "x": {"a": [1, 2]}}')
     Traceback (most recent call last):
-    app.records.Malformed: x['a'] must be a number, string or bool, got list
+    app.contracts.records.Malformed: x['a'] must be a number, string or bool, got list
     """
     return check_event(_decode(raw))
 
@@ -189,7 +189,7 @@ def parse_label(raw: bytes | None) -> dict:
     {'id': 'e1', 'y': 0, 'ts': 20}
     >>> parse_label(b'{"id": "e1", "ts": 20}')
     Traceback (most recent call last):
-    app.records.Malformed: missing field 'y'
+    app.contracts.records.Malformed: missing field 'y'
     """
     value = _decode(raw)
     for field in ("id", "y", "ts"):

@@ -1,12 +1,12 @@
 """The features a keyed event gets: the rules every feature spec shares (pure: no Faust, no Kafka).
 
-Reads a :class:`app.feature_spec.FeatureSpec` (the config file's ``[windows]`` and
+Reads a :class:`app.features.spec.FeatureSpec` (the config file's ``[windows]`` and
 ``[[aggregate]]``, or without ``[[aggregate]]`` the default one of ``STREAMLEARN_WINDOW``,
 ``HOP_WINDOW``, ``HOP_STEP`` and ``WINDOW_FEATURES``), a key's state (None: a new key), an
 event's time and its ``x``; writes the windowed features into ``x``; keeps nothing. The
-arithmetic of every spec is :class:`app.aggregates.Aggregates`. The stream
-(``tables/windows.py``) and the offline ``features`` command (``app/offline.py``) call the same
-:meth:`Recipe.step`, so that both give the same values to the bit. The rules, for an event at
+arithmetic of every spec is :class:`app.features.aggregates.Aggregates`. The stream
+(``tables/windows.py``) and the offline ``features`` command (``app/features/offline.py``) call the
+same :meth:`Recipe.step`, so that both give the same values to the bit. The rules, for an event at
 ``ts`` of a key whose newest event time is ``t``:
 
 * ``ts < t - expires``: too late; the event gets no windowed features and leaves the state as
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.aggregates import Aggregates
-from app.feature_spec import FeatureSpec, default_spec
+from app.features.aggregates import Aggregates
+from app.features.spec import FeatureSpec, default_spec
 
 #: flags :meth:`Recipe.step` returns
 TOO_LATE = 1
@@ -80,7 +80,7 @@ class Recipe:
         distinct_max: int = 1000,
     ) -> Recipe:
         """The recipe of ``spec``; if None, of the default spec of ``window``, ``hop_window``,
-        ``hop_step`` and ``only`` (:func:`app.feature_spec.default_spec`)."""
+        ``hop_step`` and ``only`` (:func:`app.features.spec.default_spec`)."""
         if spec is None:
             spec = default_spec(window, hop_window, hop_step, only)
         return cls(spec, expires, distinct_max)

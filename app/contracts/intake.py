@@ -2,8 +2,8 @@
 
 Reads one message's bytes (and, with an ``[events]`` mapping, where it came from); gives the
 event, or why it is refused; keeps nothing. The engine (``agents/engine.py``) and the offline
-``features`` command (``app/offline.py``) both call :meth:`Intake.event`, so that both take the
-same events: streamlearn's own shape or the mapping, then the user's transform, then the clock
+``features`` command (``app/features/offline.py``) both call :meth:`Intake.event`, so that both take
+the same events: streamlearn's own shape or the mapping, then the user's transform, then the clock
 and the label checks (docs/contracts.md).
 """
 
@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from app.label_rules import LabelCheck, label_check
-from app.mapping import EventMapping, Origin
-from app.records import Malformed, ahead_of_clock, check_event, parse_event
-from app.transform import configured as configured_transform
+from app.contracts.mapping import EventMapping, Origin
+from app.contracts.records import Malformed, ahead_of_clock, check_event, parse_event
+from app.contracts.transform import configured as configured_transform
+from app.models.label_rules import LabelCheck, label_check
 
 if TYPE_CHECKING:
     from app.settings import Settings

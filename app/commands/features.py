@@ -6,7 +6,8 @@ command starts, each in order). Writes OUTPUT: one JSON line per event taken, ``
 "ts", "x", "y"?}`` (``x`` as the model sees it), or Parquet when OUTPUT ends in ``.parquet``
 (columns ``id``, ``key``, ``ts``, ``y``, then ``x.<feature>`` per feature; needs pyarrow, the
 ``parquet`` extra). Messages the stream would refuse are counted and left out, and a summary
-says why. A progress bar on a terminal. The features are ``app/offline.py``'s, the stream's code.
+says why. A progress bar on a terminal. The features are ``app/features/offline.py``'s, the stream's
+code.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from faust.cli import AppCommand, argument, option
 from tqdm import tqdm
 
 from app.compat import refresh_metadata
+from app.contracts.mapping import Origin
 from app.faust_app import app
-from app.kafka_admin import bootstrap_servers
-from app.kafka_auth import client_options
-from app.mapping import Origin
-from app.offline import OfflineFeatures, counted
+from app.features.offline import OfflineFeatures, counted
+from app.kafka.admin import bootstrap_servers
+from app.kafka.auth import client_options
 from app.settings import settings
 
 KAFKA = "kafka:"

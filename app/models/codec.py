@@ -89,7 +89,7 @@ def verify(signed: bytes, secret: str) -> bytes:
     b'abc'
     >>> verify(sign(b"abc", "k"), "other")
     Traceback (most recent call last):
-    app.codec.CheckpointError: checkpoint signature does not match ...
+    app.models.codec.CheckpointError: checkpoint signature does not match ...
     """
     digest, payload = signed[:SIGNATURE_BYTES], signed[SIGNATURE_BYTES:]
     expected = hmac.new(secret.encode(), payload, hashlib.sha256).digest()

@@ -3,8 +3,9 @@
 Reads: the ``[events]`` and ``[labels]`` tables of the config file (``app/settings.py``), and per
 message its JSON value and where it came from (:class:`Origin`: topic, partition, offset, Kafka
 key and timestamp). Gives: the event ``{"id", "key", "ts", "x", "y"?}`` or the label
-``{"id", "y", "ts"}`` the rest of streamlearn works on, checked as ``app/records.py`` checks its
-own contract; a message it cannot read raises ``Malformed`` with a reason that names the field.
+``{"id", "y", "ts"}`` the rest of streamlearn works on, checked as ``app/contracts/records.py``
+checks its own contract; a message it cannot read raises ``Malformed`` with a reason that names the
+field.
 
 ``[events]`` (every key optional): ``topic``; ``id`` (a dotted path into the message; absent:
 ``"<topic>-<partition>-<offset>"``); ``key`` (absent: the Kafka key, as UTF-8); ``time`` and
@@ -23,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.records import (
+from app.contracts.records import (
     Malformed,
     _check_features,
     _check_id,

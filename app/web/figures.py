@@ -1,8 +1,8 @@
 """What the web views and the Prometheus collector read of the worker: an interface, no state.
 
 The shard keeper's ``WorkerFigures`` (``agents/shards.py``) registers a :class:`Figures` at
-import; ``app/views.py`` and
-``app/metrics.py`` call :func:`current` when asked, so ``app/`` never imports ``agents/`` or
+import; ``app/web/views.py`` and
+``app/web/metrics.py`` call :func:`current` when asked, so ``app/`` never imports ``agents/`` or
 ``tables/``. Before anything registers (a process that only replays data), :class:`NoFigures`
 answers with empty figures.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from app.shard import ShardModels
+from app.models.shard import ShardModels
 
 
 class Figures(Protocol):

@@ -2,7 +2,8 @@
 
 Names are snake_case: ``phishing``, ``trump_approval``, ... (datasets River ships inside its
 package; those it downloads are not offered) and ``sea``, ``hyperplane``, ``agrawal``, ... (River's
-generators, seeded with ``--seed``). The project's own ``fraud`` stream lives in ``app/fraud.py``.
+generators, seeded with ``--seed``). The project's own ``fraud`` stream lives in
+``app/commands/fraud.py``.
 
 Encoding rules, so that any row becomes an event of the JSON contract:
 * feature names become strings (River's generators use ``int`` names);

@@ -1,6 +1,6 @@
 """The features of a spec for one key: its state and the arithmetic (pure: no Faust, no Kafka).
 
-Reads a :class:`app.feature_spec.FeatureSpec`, a config file's or the default one; keeps nothing
+Reads a :class:`app.features.spec.FeatureSpec`, a config file's or the default one; keeps nothing
 but what a key's state holds. A state is a plain JSON value, written to the key-windows table as
 it is. A spec whose fields are named (every config file's) keeps::
 
@@ -21,13 +21,13 @@ it is. A spec whose fields are named (every config file's) keeps::
                        bucket (the one more says that the bucket holds more than the cap)
 
 Buckets older than ``expires`` before the key's newest event are dropped (late events within
-``expires`` still find theirs); :mod:`app.recipe` forgets keys idle longer than that and refuses
-events older than that.
+``expires`` still find theirs); :mod:`app.features.recipe` forgets keys idle longer than that and
+refuses events older than that.
 
-The default spec (:func:`app.feature_spec.default_spec`: count, sum and mean of every numeric
-field, :class:`app.feature_spec.Numeric`, over one tumbling and one hopping window) keeps only
-each field's sum per bucket, in the layout of :mod:`app.windows`: the one the fixed recipe of
-earlier versions stored, so that their states are read as they are and its features are theirs to
+The default spec (:func:`app.features.spec.default_spec`: count, sum and mean of every numeric
+field, :class:`app.features.spec.Numeric`, over one tumbling and one hopping window) keeps only
+each field's sum per bucket, in the layout of :mod:`app.features.windows`: the one the fixed recipe
+of earlier versions stored, so that their states are read as they are and its features are theirs to
 the bit. Hence its ``mean`` is the sum per event of the window, and a late event's hopping window
 holds only the buckets within ``expires`` of the key's newest event.
 """
@@ -40,9 +40,9 @@ from bisect import bisect_left, bisect_right
 
 import orjson
 
-from app.feature_spec import FeatureSpec, Numeric, WindowDef
-from app.features import add_aggregates, window_values
-from app.windows import SUM_HIGH, SUM_LOW, Windows, copy_state
+from app.features.encode import add_aggregates, window_values
+from app.features.spec import FeatureSpec, Numeric, WindowDef
+from app.features.windows import SUM_HIGH, SUM_LOW, Windows, copy_state
 
 #: the version of the layout of a named-fields spec's state, part of its fingerprint
 STATE_LAYOUT = 2
@@ -69,7 +69,7 @@ _EMPTY = {
 }
 # The per-event loops zip a state's lists with the spec's without strict=True (twice the cost
 # of a plain zip on Python 3.11): a state read back always has its spec's shape, as its
-# fingerprint says (app/recipe.py).
+# fingerprint says (app/features/recipe.py).
 
 
 #: panes per sliding window, and the most events of a window counted one by one
@@ -102,13 +102,13 @@ class Aggregates:
         self.expires = expires
         self.distinct_max = distinct_max
         numeric = spec.numeric
-        if numeric is not None:  # the default spec: sums in app/windows.py's layout
+        if numeric is not None:  # the default spec: sums in app/features/windows.py's layout
             tumbling, hopping = _default_windows(spec)
             self.sums = Windows(tumbling.size, hopping.size, hopping.step, expires)
             self.labels = (tumbling.name, hopping.name)
             self.only = numeric.only
             only = ",".join(sorted(numeric.only)) if numeric.only is not None else "*"
-            #: what a stored state must have been made by (see :attr:`app.recipe.Recipe.
+            #: what a stored state must have been made by (see :attr:`app.features.recipe.Recipe.
             #: fingerprint`): the fixed recipe's, as earlier versions stored it
             self.fingerprint = (
                 f"fixed:{tumbling.size:g}:{hopping.size:g}:{hopping.step:g}:{only}:{expires:g}"
@@ -370,8 +370,8 @@ class Aggregates:
 
 def _default_windows(spec: FeatureSpec) -> tuple[WindowDef, WindowDef]:
     """The tumbling and the hopping window of the default spec, checked: its :class:`Numeric`
-    fields are summed in :mod:`app.windows`'s layout, which holds these two windows and their
-    ``count``, and the ``sum`` and ``mean`` of those fields, only."""
+    fields are summed in :mod:`app.features.windows`'s layout, which holds these two windows and
+    their ``count``, and the ``sum`` and ``mean`` of those fields, only."""
     kinds = tuple(w.kind for w in spec.windows)
     outputs = sorted((o.window, o.aggregation, isinstance(o.field, Numeric)) for o in spec.outputs)
     expected = sorted((w, a, a != "count") for w in (0, 1) for a in ("count", "sum", "mean"))

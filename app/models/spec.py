@@ -163,7 +163,7 @@ def parse_spec(text: str) -> ModelSpec:
     50
     >>> parse_spec("StandardScaler | Nope")
     Traceback (most recent call last):
-    app.model_spec.ModelSpecError: unknown River estimator 'Nope'...
+    app.models.spec.ModelSpecError: unknown River estimator 'Nope'...
     """
     model_text, _, metrics_text = text.partition("@")
     parts = [p for p in model_text.split("|")]

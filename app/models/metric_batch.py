@@ -2,8 +2,8 @@
 
 A binary classifier's default metrics (Accuracy, ROCAUC, LogLoss) cost, updated one event at a
 time, about a quarter of a worker's throughput: River's ROCAUC updates ``n_thresholds`` (10)
-confusion matrices per event. :class:`app.shard.LiveModel` keeps instead the ``(y, y_pred)`` it
-scored and hands them here in one batch whenever the metrics are needed (their values, the
+confusion matrices per event. :class:`app.models.shard.LiveModel` keeps instead the ``(y, y_pred)``
+it scored and hands them here in one batch whenever the metrics are needed (their values, the
 objects themselves, a checkpoint) or enough have been kept. A batch leaves each metric object in
 exactly the state River's ``update`` called once per event, in the same order, would have:
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from river import base
 
-from app import metric_batch
-from app.model_spec import ModelSpec
+from app.models import metric_batch
+from app.models.spec import ModelSpec
 
 HISTORY_POINTS = 500
 #: Size of the rolling window of the "recent" metrics the web view shows beside the totals.
@@ -29,7 +29,7 @@ ROLLING_WINDOW = 1000
 #: Seconds the "recent" metrics may be behind the shard (they are recomputed when asked for).
 ROLLING_REFRESH = 0.5
 #: Scored events a model keeps for its batched metrics before it applies them anyway
-#: (app/metric_batch.py): a bound on their memory; reading the metrics applies them too.
+#: (app/models/metric_batch.py): a bound on their memory; reading the metrics applies them too.
 PENDING_MAX = 1024
 
 
@@ -37,8 +37,8 @@ class LiveModel:
     """One model of a shard: the River estimator, its metrics and its counters.
 
     The metrics are River's own objects, up to date whenever they are read: Accuracy, ROCAUC
-    and LogLoss (:mod:`app.metric_batch`) are not updated per event but per batch of the scored
-    events they are due, in exactly the state River's per-event updates leave; the batch is
+    and LogLoss (:mod:`app.models.metric_batch`) are not updated per event but per batch of the
+    scored events they are due, in exactly the state River's per-event updates leave; the batch is
     applied whenever ``metric`` (or :meth:`metric_values`, :meth:`rolling_values`) is read,
     and every PENDING_MAX scored events. Other metrics are updated per event.
     """
@@ -161,7 +161,7 @@ def label_of(y_pred: Any) -> Any:
     >>> label_of({False: 0.2, True: 0.8}), label_of({}), label_of(3.5)
     (True, None, 3.5)
     """
-    if type(y_pred) is dict and len(y_pred) == 2:  # (app.metric_batch.likeliest, inline)
+    if type(y_pred) is dict and len(y_pred) == 2:  # (app.models.metric_batch.likeliest, inline)
         first, second = y_pred
         return second if y_pred[second] > y_pred[first] else first
     if isinstance(y_pred, dict):
@@ -266,7 +266,7 @@ class ShardModels:
         has no label, the features and predictions to park until it arrives (else None).
 
         A labelled event is learned at once (test-then-train). ``event`` is a checked event
-        (``app.records.parse_event``); ``t_in``, if given, is when it entered Kafka.
+        (``app.contracts.records.parse_event``); ``t_in``, if given, is when it entered Kafka.
         """
         x = event["x"]
         # milliseconds to the microsecond (round(v, 3) costs several times more per event)

@@ -1,7 +1,7 @@
 """streamlearn's pages in Faust's web view (beside Faust's own ``/router/`` and ``/table/``).
 
 * ``GET /``: leads to ``/dashboard/`` (a redirect; it replaces Faust's ``{"status": "OK"}``).
-* ``GET /dashboard/``: a live page of everything below (``app/static/dashboard.html``).
+* ``GET /dashboard/``: a live page of everything below (``app/web/static/dashboard.html``).
 * ``GET /models/``: one entry per model and shard this worker owns.
 * ``GET /models/{name}/``: one model's shards with their recent metric history.
 * ``GET /models/{name}/history``: the metric time series the dashboard draws (bounded).
@@ -19,10 +19,11 @@ from pathlib import Path
 import orjson
 from faust.web import Request, Response, View
 
-from app import compat, figures
+from app import compat
 from app.faust_app import app, settings_warnings
-from app.metrics import CONTENT_TYPE, exposition
-from app.shard import ShardModels
+from app.models.shard import ShardModels
+from app.web import figures
+from app.web.metrics import CONTENT_TYPE, exposition
 
 #: The counters the dashboard always shows, zeros included, in this order (``/stats/`` key, the
 #: words on the page); docs/operations.md lists the same (a unit test holds them in step). Any

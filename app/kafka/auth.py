@@ -31,7 +31,7 @@ def check(settings: Any) -> None:
     ...         ssl_keyfile=""))
     Traceback (most recent call last):
     ...
-    app.kafka_auth.SecurityError: SASL_SSL needs STREAMLEARN_SASL_PASSWORD or ...
+    app.kafka.auth.SecurityError: SASL_SSL needs STREAMLEARN_SASL_PASSWORD or ...
     """
     protocol = settings.security_protocol
     if protocol not in PROTOCOLS:
@@ -160,7 +160,7 @@ async def preflight(settings: Any, groups: list[str], timeout: float = 10.0) -> 
         SaslAuthenticationFailed,
     )
 
-    from app.kafka_admin import bootstrap_servers
+    from app.kafka.admin import bootstrap_servers
 
     server = bootstrap_servers(settings.broker).split(",")[0]
     host, _, port = server.rpartition(":")
