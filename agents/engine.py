@@ -29,35 +29,26 @@ import gc
 import logging
 import time
 
+import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 from mode import Service
 
 from agents.rekey import KEY_HEADER, ORIGIN_HEADER
-from agents.shards import Shards, shards, worker_figures
+from agents.shards import Shards
+from app.config import Config
 from app.contracts.intake import Intake
 from app.contracts.mapping import Origin
-from app.faust_app import app
 from app.kafka import raw_fetch
 from app.kafka.admin import bootstrap_servers
 from app.kafka.auth import client_options
 from app.kafka.outbox import Outbox, Slot
 from app.kafka.raw_fetch import RAW
-from app.kafka.topics import (
-    declare,
-    enriched,
-    events,
-    events_dlq,
-    join,
-    labels_dlq,
-    predictions,
-    rekeyed,
-)
-from app.settings import Settings, settings
+from app.kafka.topics import Topics, declare
 from app.step import Refused, Step
 from tables.anchor import writing_to
-from tables.counters import count, refuse
+from tables.counters import Counters
 from tables.live_shard import LiveShard
 
 log = logging.getLogger(__name__)
@@ -94,9 +85,20 @@ def origin_of(headers) -> tuple[int, int, bytes | None] | None:
 class Engine(Service):
     """Reads the events partitions of the shards this worker owns and steps their models."""
 
-    def __init__(self, keeper: Shards, config: Settings = settings, **kwargs) -> None:
-        self.keeper = keeper
+    def __init__(
+        self,
+        app: faust.App,
+        config: Config,
+        keeper: Shards,
+        topics: Topics,
+        counters: Counters,
+        **kwargs,
+    ) -> None:
+        self.app = app
         self.config = config
+        self.keeper = keeper
+        self.topics = topics
+        self.counters = counters
         super().__init__(**kwargs)
 
     def __post_init__(self) -> None:
@@ -110,7 +112,9 @@ class Engine(Service):
         self.source = f"{config.id}-rekeyed" if config.rekey else config.events_topic
         self.rekeyed = config.rekey
         #: where unlabelled events' features are parked (``app.kafka.topics.join``)
-        self.join_topic = f"{config.id}-join"
+        self.join_topic = config.internal("join")
+        #: the topic whose partition a shard's table writes are placed by (its shard)
+        self.anchor = config.internal("scoring")
         #: what a message goes through before windows and models (app/contracts/intake.py)
         self.intake = Intake.configured(config)
         #: the per-event logic (app/step.py); the engine routes records through it
@@ -136,7 +140,7 @@ class Engine(Service):
         raw_fetch.install()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=servers,
-            **client_options(self.config),
+            **client_options(self.config.settings),
             key_deserializer=RAW,  # records as aiokafka reads them: no ConsumerRecord each
             group_id=None,
             enable_auto_commit=False,
@@ -146,7 +150,7 @@ class Engine(Service):
         )
         self.producer = AIOKafkaProducer(
             bootstrap_servers=servers,
-            **client_options(self.config),
+            **client_options(self.config.settings),
             acks="all",
             enable_idempotence=True,
             linger_ms=0,  # batches are formed per read already
@@ -155,9 +159,9 @@ class Engine(Service):
             # drops a batch Kafka did not take in that time, which stops the worker (lost
             # output) when a broker is unreachable for longer; with this, the engine waits for
             # Kafka (a checkpoint still fails after FLUSH_TIMEOUT and is tried again)
-            request_timeout_ms=int(app.conf.producer_request_timeout * 1000),
+            request_timeout_ms=int(self.app.conf.producer_request_timeout * 1000),
             # checkpoints go through it too, as large as Faust's producer takes
-            max_request_size=app.conf.producer_max_request_size,
+            max_request_size=self.app.conf.producer_max_request_size,
         )
         await self.consumer.start()
         await self.producer.start()
@@ -211,13 +215,15 @@ class Engine(Service):
 
     @Service.task
     async def _run(self) -> None:
-        outputs = [predictions, join, events_dlq, labels_dlq, *([enriched] if enriched else [])]
-        await declare(events, *([rekeyed] if self.rekeyed else []), *outputs)
+        t = self.topics
+        outputs = [t.predictions, t.join, t.events_dlq, t.labels_dlq]
+        outputs += [t.enriched] if t.enriched else []
+        await declare(t.events, *([t.rekeyed] if self.rekeyed else []), *outputs)
         try:
             await self._check_layout()
         except EngineError as exc:
             log.critical("%s", exc)
-            await app.crash(exc)
+            await self.app.crash(exc)
             return
         self.ready.set()
         # Faust recovered the tables before this start: read what the keeper holds now
@@ -242,7 +248,7 @@ class Engine(Service):
                     except Exception as exc:  # the producer refused batches: output is lost
                         lost = self.keeper.output_lost(tp.partition, exc)
                         log.critical("%s", lost)
-                        await app.crash(lost)
+                        await self.app.crash(lost)
                         return
                     await asyncio.sleep(0)  # the producer's and the fetcher's turn
                 live = self.keeper.read_by_engine(tp.partition)
@@ -287,7 +293,7 @@ class Engine(Service):
         out = self.outbox.slot(topic, shard % self.partitions[topic])
         step = self._step_rekeyed if self.rekeyed else self._step
         taken = 0
-        with writing_to(shard):
+        with writing_to(shard, self.anchor):
             try:
                 for record in records:
                     offset = record.offset
@@ -331,7 +337,7 @@ class Engine(Service):
             live.count_flags(taken.flags)
         if type(taken) is Refused:
             if taken.reason is None:
-                count(taken.counter, live.shard)  # dropped by the transform
+                self.counters.count(taken.counter, live.shard)  # dropped by the transform
             else:
                 self._reject(live.shard, record, taken.reason, taken.counter, now, source)
             return
@@ -368,7 +374,7 @@ class Engine(Service):
     ) -> None:
         # a re-keyed copy carries the raw message's own Kafka key: the dead letter gets it back
         topic, partition, offset, key = source or (self.source, shard, record.offset, record.key)
-        headers = refuse(counter, shard, reason, (topic, partition, offset), now)
+        headers = self.counters.refuse(counter, shard, reason, (topic, partition, offset), now)
         value = record.value if record.value is not None else b""
         self.dead_letter(shard, key, value, headers, self.config.dlq_topic)
 
@@ -379,11 +385,3 @@ class Engine(Service):
         dead-letter topic) with the next checkpoint's output (``headers``: from
         ``tables.counters.refuse``)."""
         self.outbox.add(dlq, shard % self.partitions[dlq], key, value, headers)
-
-
-#: The engine of this worker: Faust starts it once the tables are recovered, and stops it
-#: before the tables and the producer.
-engine = Engine(shards)
-app.service(engine)
-worker_figures.engine = engine
-worker_figures.readers.append(engine)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import faust
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
@@ -22,9 +23,9 @@ from aiokafka.errors import (
 )
 from faust.sensors import Sensor
 
-from app.faust_app import StartRefused, app
+from app.config import Config
+from app.faust_app import StartRefused
 from app.kafka.auth import preflight
-from app.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,17 @@ class Guard(Sensor):
 
     stopping = False
 
+    def __init__(self, app: faust.App, config: Config, **kwargs) -> None:
+        self.app = app
+        self.config = config
+        super().__init__(**kwargs)
+
     async def on_start(self) -> None:
         # sensors start first: before Faust's clients, whose own error would be "Unable to
         # bootstrap" with the reason in a debug log
-        groups = [settings.id, *([f"{settings.id}-rekey"] if settings.rekey else [])]
-        problem = await preflight(settings, groups)
+        config = self.config
+        groups = [config.id, *([f"{config.id}-rekey"] if config.rekey else [])]
+        problem = await preflight(config.settings, groups)
         if problem is not None:
             raise StartRefused(problem)  # one line on stderr, exit status 2 (app/faust_app.py)
         # now: the worker has set up logging (which replaces the root logger's handlers)
@@ -68,7 +75,7 @@ class Guard(Sensor):
             return
         self.stopping = True
         log.critical("%s", reason)
-        asyncio.ensure_future(app.crash(Refused(reason)))
+        asyncio.ensure_future(self.app.crash(Refused(reason)))
 
 
 def explain(exc: BaseException, resource: str) -> str:
@@ -95,10 +102,6 @@ class AuthorizationLog(logging.Handler):
         if isinstance(exc, AUTHORIZATION_ERRORS) or "AuthorizationFailed" in text:
             self.guard.stop_worker(
                 f"Kafka refused access: {text.strip()[:500]}. The principal lacks an ACL "
-                f"(the group {app.conf.id!r}, or a topic it reads or writes): grant what "
-                "docs/secured-cluster.md lists"
+                f"(the group {self.guard.app.conf.id!r}, or a topic it reads or writes): grant "
+                "what docs/secured-cluster.md lists"
             )
-
-
-guard = Guard()
-app.sensors.add(guard)

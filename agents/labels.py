@@ -16,52 +16,63 @@ each message sweeps its partition.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from app.faust_app import app
-from app.kafka.topics import declare, scoring
-from app.kafka.topics import join as join_topic
+import faust
+
+from app.config import Config
+from app.kafka.topics import Topics, declare
 from app.models.join import Expiry, join
-from app.settings import settings
-from tables.counters import count
-from tables.pending import pending_by_id
+from tables.counters import Counters
 
 log = logging.getLogger(__name__)
 
-#: when the waiting entries of each partition this worker holds expire
-expiry = Expiry()
 
+def install(
+    app: faust.App,
+    config: Config,
+    topics: Topics,
+    pending: Any,
+    counters: Counters,
+    expiry: Expiry,
+) -> Any:
+    """Add the label join agent of ``topics.join`` to ``app`` (``pending``: the
+    ``pending-by-id`` table; ``expiry``: when its entries expire); returns it."""
+    join_topic, scoring = topics.join, topics.scoring
 
-@app.agent(join_topic, concurrency=1)
-async def join_labels(stream):
-    await declare(scoring)
-    async for message in stream:
-        partition = stream.current_event.message.partition
-        offset = stream.current_event.message.offset
-        if not expiry.knows(partition):  # assigned (again): what waits there already
-            expiry.load(partition, pending_by_id.items())
-        event_id = message["id"]
-        outcome = join(pending_by_id.get(event_id), message, partition, offset)
-        if outcome.send is not None:
-            await scoring.send(
-                key=outcome.send["key"] or event_id, partition=outcome.shard, value=outcome.send
-            )
-        if outcome.entry is not None:
-            pending_by_id[event_id] = outcome.entry
-            expiry.add(partition, event_id, outcome.entry["since"])
-        if outcome.counter is not None:
-            count(outcome.counter, partition)
-            if outcome.counter == "duplicate_labels":
-                log.warning("a second label for %r: keeping the first", event_id)
-        # each message sweeps its partition: a look at the oldest entry, unless some expire
-        for key, what in expiry.expired(
-            partition, message["ts"], settings.label_ttl, pending_by_id.get
-        ):
-            del pending_by_id[key]
-            if what != "joined":
-                count("expired_events" if what == "park" else "orphan_labels", partition)
+    @app.agent(join_topic, concurrency=1)
+    async def join_labels(stream):
+        await declare(scoring)
+        async for message in stream:
+            partition = stream.current_event.message.partition
+            offset = stream.current_event.message.offset
+            if not expiry.knows(partition):  # assigned (again): what waits there already
+                expiry.load(partition, pending.items())
+            event_id = message["id"]
+            outcome = join(pending.get(event_id), message, partition, offset)
+            if outcome.send is not None:
+                key = outcome.send["key"] or event_id
+                await scoring.send(key=key, partition=outcome.shard, value=outcome.send)
+            if outcome.entry is not None:
+                pending[event_id] = outcome.entry
+                expiry.add(partition, event_id, outcome.entry["since"])
+            if outcome.counter is not None:
+                counters.count(outcome.counter, partition)
+                if outcome.counter == "duplicate_labels":
+                    log.warning("a second label for %r: keeping the first", event_id)
+            # each message sweeps its partition: a look at the oldest entry, unless some expire
+            for key, what in expiry.expired(
+                partition, message["ts"], config.label_ttl, pending.get
+            ):
+                del pending[key]
+                if what != "joined":
+                    counters.count(
+                        "expired_events" if what == "park" else "orphan_labels", partition
+                    )
 
+    @app.on_partitions_revoked.connect
+    async def forget_revoked_joins(app, revoked, **kwargs) -> None:
+        """Revoked partitions: their index is built again from the table if they come back."""
+        expiry.forget(tp.partition for tp in revoked if tp.topic == join_topic.get_topic_name())
 
-@app.on_partitions_revoked.connect
-async def forget_revoked_joins(app, revoked, **kwargs) -> None:
-    """Revoked partitions: their index is built again from the table if they come back."""
-    expiry.forget(tp.partition for tp in revoked if tp.topic == join_topic.get_topic_name())
+    return join_labels

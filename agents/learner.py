@@ -14,76 +14,86 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
+import faust
 import orjson
 
-from agents.engine import engine
-from agents.shards import shards
-from app.faust_app import app
-from app.kafka.topics import scoring
-from app.settings import settings
+from agents.engine import Engine
+from agents.shards import Shards
+from app.kafka.topics import Topics
 from tables.anchor import writing_to
-from tables.counters import refuse
+from tables.counters import Counters
 from tables.live_shard import LiveShard
 
 log = logging.getLogger(__name__)
 
 
-@app.agent(scoring, concurrency=1)
-async def learn(stream):
-    async for event in stream.noack().events():
-        while not engine.ready.is_set():  # the engine is starting: its outbox next
-            await asyncio.sleep(0.05)
-        message = event.message
-        live = shards.owned(message.partition)
-        if live is None:
-            # not (or no longer) held here: left unacknowledged, the owner reads it (a shard is
-            # created when its assignment's tables are recovered, never by a message)
-            continue
-        if live.models.covers(message.offset):
-            live.n_skipped += 1
-            if live.covered_by_checkpoint(message.offset):
-                event.ack()
-            else:  # learned, but the checkpoint in the table does not cover it yet
+def install(
+    app: faust.App, shards: Shards, engine: Engine, topics: Topics, counters: Counters
+) -> Any:
+    """Add the learner of ``topics.scoring`` to ``app``; returns it."""
+
+    @app.agent(topics.scoring, concurrency=1)
+    async def learn(stream):
+        async for event in stream.noack().events():
+            while not engine.ready.is_set():  # the engine is starting: its outbox next
+                await asyncio.sleep(0.05)
+            message = event.message
+            live = shards.owned(message.partition)
+            if live is None:
+                # not (or no longer) held here: left unacknowledged, the owner reads it (a shard is
+                # created when its assignment's tables are recovered, never by a message)
+                continue
+            if live.models.covers(message.offset):
+                live.n_skipped += 1
+                if live.covered_by_checkpoint(message.offset):
+                    event.ack()
+                else:  # learned, but the checkpoint in the table does not cover it yet
+                    live.hold(event)
+                continue
+            if live.ahead_of(message.offset):
+                # An offset past the next one the model needs: learning it now would skip messages.
+                # Keep it unacknowledged (so Kafka's commit cannot pass the hole) and read again
+                # from the first offset the model lacks; this copy is acknowledged once covered.
                 live.hold(event)
-            continue
-        if live.ahead_of(message.offset):
-            # An offset past the next one the model needs: learning it now would skip messages.
-            # Keep it unacknowledged (so Kafka's commit cannot pass the hole) and read again
-            # from the first offset the model lacks; this copy is acknowledged once covered.
+                if live.should_seek():
+                    expected = live.models.offset + 1
+                    log.warning(
+                        "shard %d: read offset %d before %d; reading again from %d",
+                        live.shard,
+                        message.offset,
+                        expected,
+                        expected,
+                    )
+                    await shards.seek_back(message.tp, live.models.offset)
+                continue
+            learn_label(live, event.value, message.offset, engine, counters)
             live.hold(event)
-            if live.should_seek():
-                expected = live.models.offset + 1
-                log.warning(
-                    "shard %d: read offset %d before %d; reading again from %d",
-                    live.shard,
-                    message.offset,
-                    expected,
-                    expected,
-                )
-                await shards.seek_back(message.tp, live.models.offset)
-            continue
-        learn_label(live, event.value, message.offset)
-        live.hold(event)
-        if len(live.held) >= shards.every:
-            await live.checkpoint()
+            if len(live.held) >= shards.every:
+                await live.checkpoint()
+
+    return learn
 
 
-def learn_label(live: LiveShard, value: dict, offset: int) -> None:
+def learn_label(
+    live: LiveShard, value: dict, offset: int, engine: Engine, counters: Counters
+) -> None:
     """Step one joined label at ``scoring`` ``offset`` into ``live``'s models; a label a model
-    raises on goes to the labels' dead-letter topic with the reason, and the shard goes on."""
+    raises on goes to the labels' dead-letter topic (through ``engine``'s outbox) with the
+    reason, and the shard goes on."""
     try:
         live.models.step(value, offset)
     except Exception as exc:  # a model that cannot take this label must not stop the shard
         live.models.offset = offset
         reason = f"model failed on label {value.get('id')!r}: {type(exc).__name__}: {exc}"
-        source = (scoring.get_topic_name(), live.shard, offset)
-        with writing_to(live.shard):
-            headers = refuse("model_errors", live.shard, reason, source, time.time())
+        source = (engine.anchor, live.shard, offset)
+        with writing_to(live.shard, engine.anchor):
+            headers = counters.refuse("model_errors", live.shard, reason, source, time.time())
         engine.dead_letter(
             live.shard,
             str(value.get("id", "")).encode(),
             orjson.dumps(value),
             headers,
-            settings.labels_dlq_topic,
+            engine.config.labels_dlq_topic,
         )

@@ -24,20 +24,19 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from mode import Service
 
-from agents.shards import worker_figures
+from app.config import Config
 from app.contracts.mapping import Origin
-from app.faust_app import app
 from app.kafka import raw_fetch
 from app.kafka.admin import bootstrap_servers
 from app.kafka.auth import client_options
 from app.kafka.raw_fetch import RAW
-from app.kafka.topics import declare, events, rekeyed
-from app.settings import Settings, settings
+from app.kafka.topics import Topics, declare
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +83,10 @@ class _Revoked(ConsumerRebalanceListener):
 class Rekey(Service):
     """Copies raw events to ``<id>-rekeyed`` keyed by entity, committing what Kafka has."""
 
-    def __init__(self, config: Settings = settings, **kwargs) -> None:
+    def __init__(self, app: faust.App, config: Config, topics: Topics, **kwargs) -> None:
+        self.app = app
         self.config = config
+        self.topics = topics
         super().__init__(**kwargs)
 
     def __post_init__(self) -> None:
@@ -105,15 +106,15 @@ class Rekey(Service):
         raw_fetch.install()
         self.producer = AIOKafkaProducer(
             bootstrap_servers=servers,
-            **client_options(self.config),
+            **client_options(self.config.settings),
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
-            request_timeout_ms=int(app.conf.producer_request_timeout * 1000),
+            request_timeout_ms=int(self.app.conf.producer_request_timeout * 1000),
         )
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=servers,
-            **client_options(self.config),
+            **client_options(self.config.settings),
             group_id=f"{self.config.id}-rekey",
             key_deserializer=RAW,  # aiokafka's own records (app/kafka/raw_fetch.py)
             enable_auto_commit=False,
@@ -138,7 +139,7 @@ class Rekey(Service):
 
     @Service.task
     async def _run(self) -> None:
-        await declare(events, rekeyed)
+        await declare(self.topics.events, self.topics.rekeyed)
         self.consumer.subscribe([self.config.events_topic], listener=_Revoked(self))
         while not self.should_stop:
             batch = await self.consumer.getmany(timeout_ms=200, max_records=5000)
@@ -149,7 +150,7 @@ class Rekey(Service):
                 await self.confirm()
             except _Lost as exc:
                 log.critical("%s", exc)
-                await app.crash(exc)
+                await self.app.crash(exc)
                 return
 
     async def _forward(self, tp, records: list) -> None:
@@ -206,11 +207,3 @@ class Rekey(Service):
 
 class _Lost(RuntimeError):
     """A copy was not delivered: its offset must not be committed."""
-
-
-#: The re-key stage of this worker (``STREAMLEARN_REKEY=1``), else None.
-rekey: Rekey | None = None
-if settings.rekey:
-    rekey = Rekey()
-    app.service(rekey)
-    worker_figures.readers.append(rekey)

@@ -26,22 +26,18 @@ import logging
 import time
 from typing import Any, Protocol
 
+import faust
 from faust.types import TP
 
 from app import compat
-from app.faust_app import app
-from app.features.recipe import Recipe
+from app.config import Config
 from app.kafka.outbox import Outbox
-from app.kafka.topics import scoring
 from app.models.codec import CheckpointError
 from app.models.shard import ShardModels
-from app.models.spec import ModelSpec
-from app.settings import settings
-from app.web import figures
-from tables.checkpoints import Checkpoints, OutputLost, shard_checkpoints
-from tables.counters import recent, totals
-from tables.live_shard import LiveShard
-from tables.windows import RECIPE, window_state
+from tables.checkpoints import OutputLost
+from tables.counters import Counters
+from tables.live_shard import LiveShard, ShardTables
+from tables.windows import window_state
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +54,13 @@ class Reader(Protocol):
 
 
 class FaustConsumer:
-    """The one place the shards touch Faust's consumer and assignor."""
+    """The one place the shards touch Faust's app: its consumer and assignor, whether it is
+    rebalancing, and stopping it."""
+
+    def __init__(self, app: faust.App, scoring: Any) -> None:
+        self.app = app
+        #: the topic whose partitions are the shards (``<id>-scoring``)
+        self.scoring = scoring
 
     def assigned(self) -> set[int]:
         """The shards this worker owns now: its active partitions of ``scoring``.
@@ -68,18 +70,18 @@ class FaustConsumer:
         recovery finishing late for an assignment already revoked loads nothing it no longer
         owns.
         """
-        topic = scoring.get_topic_name()
-        current = app.consumer.assignment()
+        topic = self.scoring.get_topic_name()
+        current = self.app.consumer.assignment()
         return {
             tp.partition
-            for tp in app.assignor.assigned_actives()
+            for tp in self.app.assignor.assigned_actives()
             if tp.topic == topic and tp in current
         }
 
     def highwater(self, tp: TP) -> int | None:
         """The end of ``tp`` as Faust's consumer last fetched it (None: not known)."""
         try:
-            return app.consumer.highwater(tp)
+            return self.app.consumer.highwater(tp)
         except Exception:  # noqa: BLE001 - not fetched or not assigned yet
             return None
 
@@ -90,43 +92,47 @@ class FaustConsumer:
         reads them again instead, so the commit must wait for them: Faust's record of those gaps
         is dropped.
         """
-        compat.forget_gaps(app.consumer, tp, covered + 1)
-        await app.consumer.seek(tp, covered + 1)
+        compat.forget_gaps(self.app.consumer, tp, covered + 1)
+        await self.app.consumer.seek(tp, covered + 1)
 
     def forget(self, message: Any) -> None:
         """Stop waiting for ``message``'s acknowledgement (the next owner reads it again)."""
-        compat.forget_unacked(app.consumer, message)
+        compat.forget_unacked(self.app.consumer, message)
 
     def leaving(self) -> bool:
         """Whether a rebalance or the worker's stop is under way."""
-        return bool(app.rebalancing or app.should_stop)
+        return bool(self.app.rebalancing or self.app.should_stop)
+
+    def rebalancing(self) -> bool:
+        """Whether a rebalance is under way."""
+        return bool(self.app.rebalancing)
+
+    async def crash(self, exc: BaseException) -> None:
+        """Stop the worker with ``exc`` as the reason."""
+        await self.app.crash(exc)
 
 
 class Shards:
     """The shards this worker owns, by shard number, and what happens to them."""
 
     def __init__(
-        self,
-        specs: list[ModelSpec],
-        every: int,
-        seconds: float,
-        secret: str,
-        recipe: Recipe = RECIPE,
-        consumer: FaustConsumer | None = None,
-        key_cache: int | None = None,
+        self, config: Config, tables: ShardTables, consumer: FaustConsumer | None = None
     ) -> None:
-        self.specs = specs
-        self.every = every
-        self.seconds = seconds
-        self.checkpoints = Checkpoints(self.specs, secret)
+        self.specs = list(config.specs)
+        #: a shard owes a checkpoint after this many messages or seconds
+        self.every = config.checkpoint_every
+        self.seconds = config.checkpoint_seconds
+        #: what every shard writes to (its checkpoints, key windows, counters)
+        self.tables = tables
+        self.checkpoints = tables.checkpoints
         self.live: dict[int, LiveShard] = {}
         self.reader: Reader | None = None
         self.n_restored = 0
         self.n_reread = 0
         #: the features keyed events get
-        self.recipe = recipe
+        self.recipe = config.recipe
         self.consumer = consumer
-        self.key_cache = settings.key_cache if key_cache is None else key_cache
+        self.key_cache = config.key_cache
 
     # -- life -----------------------------------------------------------------------------
 
@@ -138,7 +144,7 @@ class Shards:
             models, restored = self.checkpoints.read(shard)
             self.n_restored += restored
             live = self.live[shard] = LiveShard(
-                models, self.checkpoints, self.key_cache, self.recipe, self.consumer
+                models, self.tables, self.key_cache, self.recipe, self.consumer
             )
         return live
 
@@ -198,7 +204,7 @@ class Shards:
             if state is not None:
                 break
         else:
-            state = window_state(key, self.recipe)
+            state = window_state(self.tables.windows, key, self.recipe)
         if state is None:
             return None
         return {"key": key, "last_seen": state["t"], "features": self.recipe.latest(state)}
@@ -220,7 +226,7 @@ class Shards:
         finally:
             self._drop(revoked)
         if lost is not None:
-            await stop_worker(lost)
+            await self.stop_worker(lost)
 
     def _drop(self, gone: set[int]) -> None:
         for shard in gone:
@@ -246,7 +252,7 @@ class Shards:
     async def checkpoint_due(self) -> None:
         """Checkpoint every shard that owes one."""
         now = time.monotonic()
-        urgent = app.rebalancing or app.should_stop
+        urgent = self.consumer is not None and self.consumer.leaving()
         for live in list(self.live.values()):
             if live.due(now, self.every, self.seconds, urgent):
                 await live.checkpoint()
@@ -267,12 +273,12 @@ class Shards:
                         # Seek again: Faust may have dropped the re-read messages while it was
                         # still handing out the rest of an older batch.
                         await self.seek_back(tp, live.models.offset)
-                if not app.rebalancing:
+                if self.consumer is not None and not self.consumer.rebalancing():
                     await self.unstall()
             except asyncio.CancelledError:
                 raise
             except OutputLost as exc:
-                await stop_worker(exc)
+                await self.stop_worker(exc)
                 return
             except CheckpointError as exc:  # said once a minute, not five times a second
                 now = time.monotonic()
@@ -285,7 +291,7 @@ class Shards:
     async def unstall(self) -> None:
         """Read again the ``scoring`` partitions of shards stuck below their end."""
         now = time.monotonic()
-        topic = scoring.get_topic_name()
+        topic = self.tables.anchor
         for shard, live in list(self.live.items()):
             tp = TP(topic, shard)
             highwater = self.consumer.highwater(tp) if self.consumer is not None else None
@@ -305,6 +311,12 @@ class Shards:
         self.n_reread += 1
         await self.consumer.seek_back(tp, covered)
 
+    async def stop_worker(self, exc: CheckpointError) -> None:
+        """A checkpoint that cannot be trusted stops the worker, loudly, instead of looping."""
+        log.critical("%s", exc)
+        if self.consumer is not None:
+            await self.consumer.crash(exc)
+
     def slow_checkpoints(self, now: float, after: float) -> list[tuple[int, str, float]]:
         """Checkpoints in progress for ``after`` seconds or more: (shard, stage, seconds)."""
         out = []
@@ -314,50 +326,40 @@ class Shards:
         return out
 
 
-async def stop_worker(exc: CheckpointError) -> None:
-    """A checkpoint that cannot be trusted stops the worker, loudly, instead of looping."""
-    log.critical("%s", exc)
-    await app.crash(exc)
+def install(app: faust.App, shards: Shards, checkpoints_table: Any) -> None:
+    """Have ``app`` tell ``shards`` what this worker owns: once the tables are recovered
+    (``checkpoints_table``: the ``shard-checkpoints`` table), and when partitions are revoked;
+    and report slow checkpoints."""
 
+    @checkpoints_table.on_recover
+    async def load_assigned_shards() -> None:
+        """Once tables are recovered, load the models of every shard this worker now owns."""
+        try:
+            await shards.load(shards.consumer.assigned())
+        except CheckpointError as exc:
+            await shards.stop_worker(exc)
 
-shards = Shards(
-    settings.specs,
-    settings.checkpoint_every,
-    settings.checkpoint_seconds,
-    settings.checkpoint_secret,
-    recipe=RECIPE,
-    consumer=FaustConsumer(),
-)
+    @app.on_partitions_revoked.connect
+    async def forget_revoked_shards(app, revoked, **kwargs) -> None:
+        """After a rebalance has drained the streams, checkpoint and drop the revoked shards."""
+        scoring = shards.tables.anchor
+        await shards.revoke({tp.partition for tp in revoked if tp.topic == scoring})
 
-
-@shard_checkpoints.on_recover
-async def load_assigned_shards() -> None:
-    """Once tables are recovered, load the models of every shard this worker now owns."""
-    try:
-        await shards.load(shards.consumer.assigned())
-    except CheckpointError as exc:
-        await stop_worker(exc)
-
-
-@app.on_partitions_revoked.connect
-async def forget_revoked_shards(app, revoked, **kwargs) -> None:
-    """After a rebalance has drained the streams, checkpoint and drop the revoked shards."""
-    await shards.revoke({tp.partition for tp in revoked if tp.topic == scoring.get_topic_name()})
-
-
-@app.timer(interval=SLOW_CHECKPOINT)
-async def report_slow_checkpoints() -> None:
-    """Say which checkpoint is waiting, and on what: until it is written, the shard's events
-    stay unacknowledged and a crash replays them."""
-    for shard, stage, seconds in shards.slow_checkpoints(time.monotonic(), SLOW_CHECKPOINT):
-        log.warning("shard %d: checkpoint still %s after %.0f s", shard, stage, seconds)
+    @app.timer(interval=SLOW_CHECKPOINT)
+    async def report_slow_checkpoints() -> None:
+        """Say which checkpoint is waiting, and on what: until it is written, the shard's events
+        stay unacknowledged and a crash replays them."""
+        for shard, stage, seconds in shards.slow_checkpoints(time.monotonic(), SLOW_CHECKPOINT):
+            log.warning("shard %d: checkpoint still %s after %.0f s", shard, stage, seconds)
 
 
 class WorkerFigures:
     """The figures of this worker for ``app/web/figures.py``: its shards, counters and engine."""
 
-    def __init__(self, keeper: Shards) -> None:
+    def __init__(self, app: faust.App, keeper: Shards, counters: Counters) -> None:
+        self.app = app
         self.keeper = keeper
+        self.counters_of = counters
         #: the engine's own figures (``stats``, ``features``), if any
         self.engine: Any = None
         #: what reads Kafka outside Faust's consumer (``received()``, ``lag``): engine, re-key
@@ -380,8 +382,8 @@ class WorkerFigures:
         keeper = self.keeper
         now = time.time()
         return {
-            "counters": totals(),
-            "recent_dead_letters": recent(),
+            "counters": self.counters_of.totals(),
+            "recent_dead_letters": self.counters_of.recent(),
             "shards_owned": sorted(keeper.live),
             "checkpoints_restored": keeper.n_restored,
             "messages_skipped": sum(live.n_skipped for live in keeper.live.values()),
@@ -397,17 +399,17 @@ class WorkerFigures:
         }
 
     def counters(self) -> dict[str, int]:
-        return totals()
+        return self.counters_of.totals()
 
     def messages_received(self) -> dict[str, int]:
-        out = dict(app.monitor.messages_received_by_topic)
+        out = dict(self.app.monitor.messages_received_by_topic)
         for reader in self.readers:
             for topic, n in reader.received().items():
                 out[topic] = out.get(topic, 0) + n
         return out
 
     def consumer_lag(self) -> dict[tuple[str, int], int]:
-        monitor = app.monitor
+        monitor = self.app.monitor
         out = {}
         for tp, end in monitor.tp_end_offsets.items():
             read = monitor.tp_read_offsets.get(tp)
@@ -419,7 +421,3 @@ class WorkerFigures:
 
     def features(self, key: str) -> dict[str, Any] | None:
         return self.keeper.features(key)
-
-
-worker_figures = WorkerFigures(shards)
-figures.register(worker_figures)

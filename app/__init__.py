@@ -10,12 +10,14 @@ Rooms (each package's docstring says what it holds):
 * ``app/web/``: the pages, the dashboard, ``/metrics``;
 * ``app/commands/``: ``replay`` and ``features``.
 
-At the top: ``settings`` (every setting), ``step`` (one event through intake, windows and
-models), ``compat`` (every private name of the libraries) and ``faust_app`` (the Faust app).
+At the top: ``settings`` (every setting), ``config`` (what a worker is built with: the
+settings and what is parsed from them, once), ``step`` (one event through intake, windows and
+models), ``compat`` (every private name of the libraries), ``faust_app`` (the Faust app) and
+``worker`` (the wiring: every part of a worker, assembled top to bottom).
 
-``faust -A app worker -l info`` runs the worker: the Faust app object is built by
-``app/faust_app.py`` when ``app.app`` is first asked for, not when this package is imported, so
-a setting that cannot be built stops it with one line on stderr and exit status 2. The pure
+``faust -A app worker -l info`` runs the worker: the worker is built by ``app/worker.py`` when
+``app.app`` (or ``app.parts``, every part of it) is first asked for, not when this package is
+imported, so a setting that cannot be built stops it with one line on stderr and exit status 2. The pure
 modules, :data:`PURE_MODULES` (the one list: ``tests/unit/test_layers.py`` checks it and
 docs/architecture.md points here), import neither faust, mode nor aiokafka, and import without
 building the app, creating its data directory or reading the environment.
@@ -29,6 +31,7 @@ from typing import Any
 #: the pure core: no faust, mode or aiokafka, no app built, no environment read at import
 PURE_MODULES = (
     "app.settings",
+    "app.config",
     "app.step",
     "app.contracts.records",
     "app.contracts.mapping",
@@ -52,16 +55,20 @@ PURE_ROOMS = ("app.contracts", "app.features")
 
 
 def __getattr__(name: str) -> Any:
-    if name == "app":
-        from app.contracts.transform import TransformError
-        from app.kafka.auth import SecurityError
-        from app.settings import SettingsError
+    # ``app.app``: the Faust app ``faust -A app`` runs; ``app.parts``: its parts (app/worker.py)
+    if name not in ("app", "parts"):
+        raise AttributeError(f"module 'app' has no attribute {name!r}")
+    from app import settings
+    from app.contracts.transform import TransformError
+    from app.kafka.auth import SecurityError
+    from app.settings import SettingsError
+    from app.worker import build
 
-        try:
-            from app.faust_app import app
-        except (SettingsError, SecurityError, TransformError) as exc:
-            # the user's to fix: one line, no traceback
-            print(f"streamlearn: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-        return app
-    raise AttributeError(f"module 'app' has no attribute {name!r}")
+    try:
+        parts = build(settings.settings)  # (the settings are read on first use)
+    except (SettingsError, SecurityError, TransformError) as exc:
+        # the user's to fix: one line, no traceback
+        print(f"streamlearn: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    globals().update(app=parts.app, parts=parts)
+    return globals()[name]

@@ -16,7 +16,6 @@ nothing that builds the app; a function imports what it needs when called.
 
 from __future__ import annotations
 
-import sys
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -78,22 +77,6 @@ def refresh_metadata(consumer: Any) -> Awaitable[Any]:
 
 
 # faust
-
-
-def raise_autodiscovery_errors(app_class: type) -> type:
-    """Class decorator for a ``faust.App`` subclass: a module that fails to import during
-    autodiscovery raises ``ImportError`` (chained to the cause) instead of being skipped.
-
-    Needed by app/faust_app.py: faust-streaming 0.15.3's ``App.discover`` passes
-    ``onerror=self._on_autodiscovery_error`` to venusian's scan, and that method only logs a
-    warning, so the worker runs on without the failed module's agents.
-    """
-
-    def _on_autodiscovery_error(self: Any, name: str) -> None:
-        raise ImportError(f"autodiscovery: importing {name} failed") from sys.exc_info()[1]
-
-    app_class._on_autodiscovery_error = _on_autodiscovery_error
-    return app_class
 
 
 def drop_blueprint(web: Any, blueprint: str) -> bool:

@@ -1,32 +1,31 @@
-"""The Faust app of streamlearn (``app.app``): ``faust -A app worker -l info`` runs it.
+"""The Faust app of streamlearn, and the worker class that runs it.
 
-Built once, when first imported: checks that the settings' models can be built, registers the
-codecs, builds the app from the settings, imports the transform and creates the data directory;
-``app/__init__.py`` turns a start-up error into one line and exit status 2. Topics, tables,
-agents, views and the commands are found by ``autodiscover`` (a module of ours that fails to
-import stops the start-up: :class:`StreamlearnApp`); this module imports none of them.
+:func:`build_app` builds the Faust app a :class:`app.config.Config` describes (its codecs
+registered); ``app/worker.py`` adds every part to it, top to bottom, and ``app/__init__.py`` turns
+a start-up error into one line and exit status 2. :class:`StreamlearnWorker` does the same for
+Kafka refusing the worker as it starts. This module imports none of the parts.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import faust
 
-from app import compat
-from app.contracts.transform import configured as configured_transform
+from app.config import Config
 from app.kafka.auth import faust_credentials
 from app.models import codec
-from app.settings import DEV_SECRET, settings
+from app.settings import DEV_SECRET
 
-__all__ = ["StartRefused", "StreamlearnApp", "StreamlearnWorker", "app"]
+__all__ = ["StartRefused", "StreamlearnApp", "StreamlearnWorker", "build_app"]
 
 
-@compat.raise_autodiscovery_errors
 class StreamlearnApp(faust.App):
-    """Faust's app, except that a module of ours that fails to import stops the start-up: Faust
-    logs a warning and runs on without that module's agents, a worker that reads nothing."""
+    """Faust's app; its parts are added by ``app/worker.py``, not found by autodiscovery (a
+    module Faust's autodiscovery fails to import is logged and left out: a worker that reads
+    nothing)."""
 
 
 class StartRefused(RuntimeError):
@@ -57,61 +56,52 @@ class StreamlearnWorker(faust.Worker):
         raise SystemExit(2)
 
 
-# the models the settings name are parsed once, here, before anything starts: a model that
-# cannot be built is a start-up error (a SettingsError naming the setting)
-settings.specs  # noqa: B018
-codec.register()
-#: one directory per app id: a store holds one changelog offset per partition, whatever the
-#: topic, so another app id's store would be taken as this app's, stale windows and models
-app_datadir = settings.datadir / settings.id
-
-app = StreamlearnApp(
-    settings.id,
-    broker=settings.broker,
-    broker_credentials=faust_credentials(settings),
-    store=settings.store,
-    datadir=str(app_datadir),
-    autodiscover=[
-        "agents",
-        "tables",
-        "app.kafka.topics",
-        "app.web.views",
-        "app.commands.replay",
-        "app.commands.features",
-    ],
-    origin="app",
-    Worker=StreamlearnWorker,
-    key_serializer="raw",
-    value_serializer="orjson",
-    topic_partitions=settings.partitions,
-    topic_replication_factor=settings.replication,
-    table_standby_replicas=settings.standby_replicas,
-    broker_session_timeout=settings.session_timeout,
-    broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
-    processing_guarantee=settings.processing_guarantee,
-    web_port=settings.web_port,
-    web_bind=settings.web_bind,
-    web_host=settings.web_bind,
-    consumer_auto_offset_reset="earliest",
-    broker_max_poll_records=1000,
-    # a checkpoint is one message: a grown tree model easily passes Kafka's 1 MB default
-    producer_max_request_size=settings.checkpoint_max_bytes + 1024 * 1024,
-    stream_buffer_maxsize=8192,
-    table_cleanup_interval=min(30.0, settings.window_expires),
-)
-
-# The transform is imported (then again by the engine) once the app exists, as a transform may
-# import streamlearn's own modules; a data directory is made only once everything could be built.
-configured_transform(settings)
-app_datadir.mkdir(parents=True, exist_ok=True)  # (Faust does not make missing parents)
+def build_app(config: Config) -> StreamlearnApp:
+    """The Faust app ``config`` describes, its codecs registered (:func:`app.worker.build` adds
+    the topics, tables, agents, views and commands to it, and makes its data directory)."""
+    codec.register()
+    return StreamlearnApp(
+        config.id,
+        broker=config.broker,
+        broker_credentials=faust_credentials(config.settings),
+        store=config.store,
+        datadir=str(datadir(config)),
+        autodiscover=False,  # app/worker.py adds every part, in order
+        origin="app",
+        Worker=StreamlearnWorker,
+        key_serializer="raw",
+        value_serializer="orjson",
+        topic_partitions=config.partitions,
+        topic_replication_factor=config.replication,
+        table_standby_replicas=config.standby_replicas,
+        broker_session_timeout=config.session_timeout,
+        broker_heartbeat_interval=min(3.0, config.session_timeout / 3),
+        processing_guarantee=config.processing_guarantee,
+        web_port=config.web_port,
+        web_bind=config.web_bind,
+        web_host=config.web_bind,
+        consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=1000,
+        # a checkpoint is one message: a grown tree model easily passes Kafka's 1 MB default
+        producer_max_request_size=config.checkpoint_max_bytes + 1024 * 1024,
+        stream_buffer_maxsize=8192,
+        table_cleanup_interval=min(30.0, config.window_expires),
+    )
 
 
-def settings_warnings() -> list[str]:
+def datadir(config: Config) -> Path:
+    """The app's data directory: one per app id, as a store holds one changelog offset per
+    partition, whatever the topic, so another app id's store would be taken as this app's,
+    stale windows and models."""
+    return config.datadir / config.id
+
+
+def settings_warnings(config: Config) -> list[str]:
     """What the settings do that production should not: logged at every worker start
     (:func:`warn_at_start`) and listed in ``GET /stats/`` as ``warnings`` (the dashboard shows
     them). Never a secret's value."""
     out = []
-    if settings.checkpoint_secret == DEV_SECRET:
+    if config.checkpoint_secret == DEV_SECRET:
         out.append(
             "STREAMLEARN_CHECKPOINT_SECRET is not set: model checkpoints are signed with the "
             "public development secret. Set it to a private value in production."
@@ -119,9 +109,11 @@ def settings_warnings() -> list[str]:
     return out
 
 
-@app.task
-async def warn_at_start() -> None:
-    """Log :func:`settings_warnings` once the worker runs: logged when this module is imported,
-    before Faust sets up logging, a warning was lost."""
-    for text in settings_warnings():
-        logging.getLogger(__name__).warning(text)
+def warn_at_start(app: faust.App, config: Config) -> None:
+    """Log :func:`settings_warnings` once the worker runs: logged when the app is built, before
+    Faust sets up logging, a warning was lost."""
+
+    @app.task
+    async def warn_at_start() -> None:
+        for text in settings_warnings(config):
+            logging.getLogger(__name__).warning(text)

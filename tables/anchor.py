@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from app.compat import as_current_event
-from app.kafka.topics import scoring
 
 
 class _Message:
@@ -33,8 +32,9 @@ class _Anchor:
 
 
 @contextmanager
-def writing_to(partition: int) -> Iterator[None]:
+def writing_to(partition: int, topic: str) -> Iterator[None]:
     """Within this block, table writes go to ``partition`` (store and changelog) as if made
-    while handling a message of that partition of ``scoring``."""
-    with as_current_event(_Anchor(scoring.get_topic_name(), partition)):
+    while handling a message of that partition of ``topic`` (a topic of as many partitions as
+    the tables' changelogs: ``<id>-scoring`` for a shard, or the table's own changelog)."""
+    with as_current_event(_Anchor(topic, partition)):
         yield

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Sequence
+from typing import Any
 
-from app.faust_app import app
+import faust
+
+from app.config import Config
 from app.kafka.outbox import FlushTimeout, Outbox
 from app.models.codec import CheckpointError, RiverCodec
 from app.models.shard import ShardModels
 from app.models.spec import ModelSpec
-from app.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -34,23 +37,29 @@ class OutputLost(CheckpointError):
     """Kafka refused (or timed out) the output of events a checkpoint would cover."""
 
 
-shard_checkpoints = app.Table(
-    "shard-checkpoints",
-    value_type=bytes,  # signed pickles, decoded here (never by Faust's recovery)
-    default=None,
-    # one message per checkpoint: let the changelog take what the producer may send
-    extra_topic_configs={"max.message.bytes": str(settings.checkpoint_max_bytes + 1024 * 1024)},
-    help="Latest checkpoint of each model shard (int to signed pickle).",
-)
+def checkpoints_table(app: faust.App, config: Config) -> Any:
+    """The ``shard-checkpoints`` table of ``app``: each shard's latest checkpoint."""
+    return app.Table(
+        "shard-checkpoints",
+        value_type=bytes,  # signed pickles, decoded here (never by Faust's recovery)
+        default=None,
+        # one message per checkpoint: let the changelog take what the producer may send
+        extra_topic_configs={"max.message.bytes": str(config.checkpoint_max_bytes + 1024 * 1024)},
+        help="Latest checkpoint of each model shard (int to signed pickle).",
+    )
 
 
 class Checkpoints:
     """Reads shards' checkpoints from the table; the codec and outbox their writes go through."""
 
-    def __init__(self, specs: list[ModelSpec], secret: str, table=shard_checkpoints) -> None:
-        self.specs = specs
+    def __init__(
+        self, specs: Sequence[ModelSpec], secret: str, table: Any, max_bytes: int = 2**62
+    ) -> None:
+        self.specs = list(specs)
         self.codec = RiverCodec(secret)
         self.table = table
+        #: the largest checkpoint that may be written (STREAMLEARN_CHECKPOINT_MAX_BYTES)
+        self.max_bytes = max_bytes
         #: where checkpoints, window values and the engine's output go (None: engine not running)
         self.outbox: Outbox | None = None
         #: set once Kafka refused output of taken events: no checkpoint is written after it

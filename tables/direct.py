@@ -34,7 +34,8 @@ def to_changelog(table: Any, shard: int, values: Mapping[Any, bytes | None], out
 def to_store(table: Any, shard: int, values: Mapping[Any, bytes | None]) -> None:
     """Write ``values`` (None: delete) into the local store of ``table``, partition ``shard``."""
     store = table.data
-    with writing_to(shard):  # the store's partition of a shard is the shard
+    # the store's partition of a shard is the shard, that of the changelog's partition
+    with writing_to(shard, table.changelog_topic.get_topic_name()):
         for key, value in values.items():
             if value is not None:
                 store[key] = value

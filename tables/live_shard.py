@@ -22,17 +22,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.features.recipe import STATE_RESET, Recipe, flag_counters
 from app.models.codec import CheckpointError
 from app.models.shard import ShardModels
-from app.settings import settings
 from tables.anchor import writing_to
 from tables.checkpoints import FLUSH_TIMEOUT, Checkpoints
-from tables.counters import count
+from tables.counters import Counters
 from tables.direct import persisted, to_changelog, to_store
-from tables.windows import RECIPE, ShardWindows, key_windows
+from tables.windows import ShardWindows
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +58,38 @@ class Consumer(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ShardTables:
+    """What every shard of a worker writes to: the checkpoints, the ``key-windows`` table, the
+    counters, and the topic whose partition a shard's table writes are placed by (``<id>-scoring``,
+    ``tables.anchor.writing_to``)."""
+
+    checkpoints: Checkpoints
+    windows: Any
+    counters: Counters
+    anchor: str
+
+
 class LiveShard:
     """A shard this worker owns: models, windows, reading state, held messages, checkpoints."""
 
     def __init__(
         self,
         models: ShardModels,
-        checkpoints: Checkpoints,
+        tables: ShardTables,
         key_cache: int,
-        recipe: Recipe = RECIPE,
+        recipe: Recipe,
         consumer: Consumer | None = None,
     ) -> None:
         self.shard = models.shard
         self.models = models
-        self.checkpoints = checkpoints
+        self.tables = tables
+        self.checkpoints = tables.checkpoints
         self.consumer = consumer
         #: windowed activity of the shard's keys, saved with its checkpoints
-        self.windows = ShardWindows(self.shard, self.events_offset, key_cache, recipe)
+        self.windows = ShardWindows(
+            self.shard, self.events_offset, key_cache, recipe, tables.windows
+        )
         #: whether the engine reads the shard's events partition (owned and loaded)
         self.reading = False
         #: events of its partition not read yet, as of the engine's last read (None: unknown)
@@ -134,7 +149,7 @@ class LiveShard:
         """Count what the key windows said of an event (``app.features.recipe``'s flags); call while
         handling an event of the shard (``tables.anchor.writing_to``)."""
         for counter in flag_counters(flags):
-            count(counter, self.shard)
+            self.tables.counters.count(counter, self.shard)
         if flags & STATE_RESET and not self.reset_said:
             self.reset_said = True
             log.warning(
@@ -288,10 +303,10 @@ class LiveShard:
         # the model's pickling only: window values cost in proportion to the keys changed since
         # the last checkpoint, so spacing checkpoints by them would make the next one bigger
         self.snapshot_seconds = time.perf_counter() - started_at
-        if len(raw) > settings.checkpoint_max_bytes:
+        if len(raw) > checkpoints.max_bytes:
             raise CheckpointError(
                 f"shard {shard}: the checkpoint is {len(raw) / 2**20:.1f} MiB, more than "
-                f"STREAMLEARN_CHECKPOINT_MAX_BYTES ({settings.checkpoint_max_bytes / 2**20:.0f} "
+                f"STREAMLEARN_CHECKPOINT_MAX_BYTES ({checkpoints.max_bytes / 2**20:.0f} "
                 "MiB): the models keep learning but cannot be saved. Raise the setting (on a "
                 "new STREAMLEARN_ID, whose topics are created for it), or bound the model's size."
             )
@@ -300,14 +315,14 @@ class LiveShard:
         values, started = self.windows.begin(upto)
         try:
             if values:
-                to_store(key_windows, shard, values)
-                to_changelog(key_windows, shard, values, out)
+                to_store(self.tables.windows, shard, values)
+                to_changelog(self.tables.windows, shard, values, out)
             # the output of the covered events and the window values, in Kafka before the
             # checkpoint that stands on them
             self._stage("flushing output")
             await checkpoints.flush(shard, FLUSH_TIMEOUT)
             if values:
-                persisted(key_windows, shard, out)
+                persisted(self.tables.windows, shard, out)
             if self.dropped:
                 return  # revoked meanwhile: the new owner starts from the last checkpoint
             if checkpoints.lost is not None:  # another shard found output lost meanwhile
@@ -328,8 +343,8 @@ class LiveShard:
         self.windows.committed(upto, values)
         forgotten = sum(1 for value in values.values() if value is None)
         if forgotten:  # idle keys deleted from the store (tables/windows.py)
-            with writing_to(shard):
-                count("keys_forgotten", shard, forgotten)
+            with writing_to(shard, self.tables.anchor):
+                self.tables.counters.count("keys_forgotten", shard, forgotten)
         self.checkpointed = covered
         self.taken -= taken
 

@@ -8,10 +8,15 @@ older than ``STREAMLEARN_LABEL_TTL`` seconds of event time are dropped and count
 
 from __future__ import annotations
 
-from app.faust_app import app
+from typing import Any
 
-pending_by_id = app.Table(
-    "pending-by-id",
-    default=None,
-    help="Parked features or early labels per event id (str to dict).",
-)
+import faust
+
+
+def pending_table(app: faust.App) -> Any:
+    """The ``pending-by-id`` table of ``app``."""
+    return app.Table(
+        "pending-by-id",
+        default=None,
+        help="Parked features or early labels per event id (str to dict).",
+    )

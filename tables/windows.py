@@ -22,13 +22,14 @@ sessions) would fill the disk and the changelog.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import faust
 import orjson
 
 from app import compat
-from app.faust_app import app
+from app.config import Config
 from app.features.recipe import STATE_RESET, Recipe
-from app.settings import settings
 from tables.direct import stored
 
 #: RocksDB's memory for this table (Faust's defaults allow a 2 GiB block cache and 3 x 64 MiB
@@ -41,19 +42,20 @@ ROCKSDB_OPTIONS = {
     "block_cache_compressed_size": 8 * 1024 * 1024,
 }
 
-key_windows = app.Table(
-    "key-windows",
-    value_type=bytes,
-    default=None,
-    options=dict(ROCKSDB_OPTIONS),
-    # a busy key's sliding window keeps every event of size + WINDOW_EXPIRES, twice (s, ps):
-    # let its changelog take values as large as a checkpoint (Kafka's default is 1 MB)
-    extra_topic_configs={"max.message.bytes": str(settings.checkpoint_max_bytes + 1024 * 1024)},
-    help="Windowed activity per entity key (str to orjson bytes, see tables/windows.py).",
-)
 
-#: the features keyed events get (the config file's [[aggregate]] entries, or the default spec)
-RECIPE: Recipe = settings.recipe
+def windows_table(app: faust.App, config: Config) -> Any:
+    """The ``key-windows`` table of ``app``: each key's windows (str to orjson bytes)."""
+    return app.Table(
+        "key-windows",
+        value_type=bytes,
+        default=None,
+        options=dict(ROCKSDB_OPTIONS),
+        # a busy key's sliding window keeps every event of size + WINDOW_EXPIRES, twice (s, ps):
+        # let its changelog take values as large as a checkpoint (Kafka's default is 1 MB)
+        extra_topic_configs={"max.message.bytes": str(config.checkpoint_max_bytes + 1024 * 1024)},
+        help="Windowed activity per entity key (str to orjson bytes, see tables/windows.py).",
+    )
+
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +70,10 @@ SWEEP_BYTES = 8 * 1024 * 1024
 SWEEP_AFTER = 0.25
 
 
-def window_state(key: str, recipe: Recipe = RECIPE) -> dict | None:
-    """``key``'s latest window state in the local store (None: none), for the web view."""
-    raw = key_windows.get(key)
+def window_state(table: Any, key: str, recipe: Recipe) -> dict | None:
+    """``key``'s latest window state in ``table``'s local store (None: none), for the web
+    view."""
+    raw = table.get(key)
     if raw is None:
         return None
     value = orjson.loads(raw)
@@ -80,14 +83,15 @@ def window_state(key: str, recipe: Recipe = RECIPE) -> dict | None:
 
 
 class ShardWindows:
-    """The window states of one shard's keys: a bounded cache in front of :data:`key_windows`.
+    """The window states of one shard's keys: a bounded cache in front of ``table`` (the
+    ``key-windows`` table, :func:`windows_table`).
 
-    Call :meth:`update` only inside ``tables.anchor.writing_to(shard)``; ``tables/live_shard.py``
-    writes the changed values with each checkpoint.
+    ``tables/live_shard.py`` writes the changed values with each checkpoint.
     """
 
-    def __init__(self, shard: int, base: int, cache_size: int, recipe: Recipe = RECIPE) -> None:
+    def __init__(self, shard: int, base: int, cache_size: int, recipe: Recipe, table: Any) -> None:
         self.shard = shard
+        self.table = table
         self.recipe = recipe
         #: the events offset of the checkpoint the stored values are read against
         self.base = base
@@ -109,7 +113,7 @@ class ShardWindows:
         self.unreadable = 0
 
     def _load(self, key: str) -> dict | None:
-        raw = key_windows.get(key)
+        raw = self.table.get(key)
         if raw is None:
             return None
         value = orjson.loads(raw)
@@ -188,9 +192,9 @@ class ShardWindows:
             ):
                 return
             self.sweep_started = self.now
-        entries, done = stored(key_windows, self.shard, self.sweep_after, limit, SWEEP_BYTES)
+        entries, done = stored(self.table, self.shard, self.sweep_after, limit, SWEEP_BYTES)
         self.sweep_after = None if done or not entries else entries[-1][0]
-        store = key_windows.data
+        store = self.table.data
         busy = (self.cache, self.clean, self.expired)
         for raw_key, raw_value in entries:
             try:

@@ -5,6 +5,7 @@ from unittest.mock import AsyncMock
 import pytest
 
 from app import app as faust_app
+from app import parts as worker_parts
 
 
 @pytest.fixture
@@ -16,10 +17,15 @@ def app():
 
 
 @pytest.fixture
+def parts():
+    """The parts of the test worker (app/worker.py): its agents, tables and keeper."""
+    return worker_parts
+
+
+@pytest.fixture
 def sent(monkeypatch):
     """Replace ``send`` of every topic the agents write with an AsyncMock, by topic name."""
-    from app.kafka import topics
-
+    topics = worker_parts.topics
     mocks = {}
     for name in ("scoring", "join", "rekeyed", "events_dlq", "labels_dlq", "predictions"):
         mock = AsyncMock()

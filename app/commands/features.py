@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import click
+import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -27,42 +28,45 @@ from faust.cli import AppCommand, argument, option
 from tqdm import tqdm
 
 from app.compat import refresh_metadata
+from app.config import Config
 from app.contracts.mapping import Origin
-from app.faust_app import app
 from app.features.offline import OfflineFeatures, counted
 from app.kafka.admin import bootstrap_servers
 from app.kafka.auth import client_options
-from app.settings import settings
 
 KAFKA = "kafka:"
 #: rows per Parquet row group
 ROW_GROUP = 65536
 
 
-@app.command(
-    argument("input"),
-    option("--out", "output", required=True, help="OUTPUT: a .jsonl file, or a .parquet file."),
-)
-async def features(self: AppCommand, input: str, output: str) -> None:
-    """Compute the features of the events in INPUT (a JSONL file or kafka:TOPIC) as the stream
-    does, into OUTPUT (JSON lines, or Parquet if it ends in .parquet)."""
-    try:
-        await _features(self, input, output)
-    except click.ClickException as exc:  # one line, not a worker's traceback
-        print(f"features: {exc.format_message()}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
+def install(app: faust.App, config: Config) -> None:
+    """Add ``faust -A app features`` to ``app``: it computes with ``config``'s intake and
+    recipe."""
+
+    @app.command(
+        argument("input"),
+        option("--out", "output", required=True, help="OUTPUT: a .jsonl file, or a .parquet file."),
+    )
+    async def features(self: AppCommand, input: str, output: str) -> None:
+        """Compute the features of the events in INPUT (a JSONL file or kafka:TOPIC) as the
+        stream does, into OUTPUT (JSON lines, or Parquet if it ends in .parquet)."""
+        try:
+            await _features(self, input, output, config)
+        except click.ClickException as exc:  # one line, not a worker's traceback
+            print(f"features: {exc.format_message()}", file=sys.stderr)
+            raise SystemExit(exc.exit_code) from None
 
 
-async def _features(self: AppCommand, input: str, output: str) -> None:
-    offline = OfflineFeatures(settings)
+async def _features(self: AppCommand, input: str, output: str, config: Config) -> None:
+    offline = OfflineFeatures(config)
     if input.startswith(KAFKA):
         topic = input[len(KAFKA) :]
         if not topic:
             raise click.BadParameter("kafka:TOPIC needs a topic name", param_hint="INPUT")
-        rows = topic_rows(offline, topic)
+        rows = topic_rows(offline, topic, config)
     else:
-        check_file_input(input)
-        rows = _aiter(file_rows(offline, input))
+        check_file_input(input, config)
+        rows = _aiter(file_rows(offline, input, config.events_topic))
     if output.endswith(".parquet"):
         n = await write_parquet(rows, Path(output))
     else:
@@ -71,11 +75,11 @@ async def _features(self: AppCommand, input: str, output: str) -> None:
     self.say(f"features: {counted(n, 'row')} written to {output}")
 
 
-def check_file_input(path: str) -> None:
+def check_file_input(path: str, config: Config) -> None:
     """Refuse, before reading, a file that does not exist or a mapping that needs Kafka."""
     if not Path(path).is_file():
         raise click.BadParameter(f"{path}: no such file", param_hint="INPUT")
-    mapping = settings.event_mapping
+    mapping = config.event_mapping
     if mapping is None:
         return
     needs = [
@@ -93,10 +97,10 @@ def check_file_input(path: str) -> None:
         )
 
 
-def file_rows(offline: OfflineFeatures, name: str) -> Iterator[dict]:
+def file_rows(offline: OfflineFeatures, name: str, topic: str) -> Iterator[dict]:
     """The rows of the messages of the JSONL file ``name``, in file order (blank lines skipped).
-    A message refused is reported as ``name line N`` (N from 1), not as a topic's offset."""
-    topic = settings.events_topic
+    A message refused is reported as ``name line N`` (N from 1), not as a topic's offset
+    (``topic``: the events topic, what a mapping sees as the origin)."""
     path = Path(name)
     with path.open("rb") as f, _bar(path.stat().st_size, "B", path.name) as bar:
         for number, line in enumerate(f):
@@ -110,12 +114,12 @@ def file_rows(offline: OfflineFeatures, name: str) -> Iterator[dict]:
                 yield row
 
 
-async def topic_rows(offline: OfflineFeatures, topic: str) -> AsyncIterator[dict]:
+async def topic_rows(offline: OfflineFeatures, topic: str, config: Config) -> AsyncIterator[dict]:
     """The rows of a topic's records: each partition from its beginning to its end offset when
     this started, each partition in order (partitions interleaved)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(settings.broker),
-        **client_options(settings),
+        bootstrap_servers=bootstrap_servers(config.broker),
+        **client_options(config.settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -125,7 +129,7 @@ async def topic_rows(offline: OfflineFeatures, topic: str) -> AsyncIterator[dict
     except KafkaError as exc:
         await consumer.stop()
         raise click.ClickException(
-            f"cannot read {topic!r} from {settings.broker}: {type(exc).__name__}: {exc}"
+            f"cannot read {topic!r} from {config.broker}: {type(exc).__name__}: {exc}"
         ) from None
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -133,7 +137,7 @@ async def topic_rows(offline: OfflineFeatures, topic: str) -> AsyncIterator[dict
             await refresh_metadata(consumer)  # a topic created after the consumer started
             partitions = consumer.partitions_for_topic(topic)
         if not partitions:
-            raise click.ClickException(f"topic {topic!r} does not exist on {settings.broker}")
+            raise click.ClickException(f"topic {topic!r} does not exist on {config.broker}")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
+import faust
 import orjson
 from aiokafka import AIOKafkaProducer
 from faust.cli import AppCommand, argument, option
@@ -25,11 +26,11 @@ from tqdm import tqdm
 
 from app.commands.datasets import available, encode_x, rows, task
 from app.commands.fraud import FraudStream
-from app.faust_app import app
+from app.config import Config
 from app.kafka.admin import bootstrap_servers, ensure_topics
 from app.kafka.auth import client_options
 from app.models.label_rules import task_problem
-from app.settings import settings
+from app.settings import Settings
 
 DEFAULT_UNBOUNDED_LIMIT = 10_000
 JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -68,11 +69,12 @@ async def produce(
     total: int,
     rate: float,
     topics: dict[str, str],
-    broker: str,
+    settings: Settings,
 ) -> int:
-    """Send every message, paced at ``rate`` events/s (0: as fast as possible); return the count."""
+    """Send every message, paced at ``rate`` events/s (0: as fast as possible), to the broker
+    ``settings`` name; return the count."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers(broker),
+        bootstrap_servers=bootstrap_servers(settings.broker),
         **client_options(settings),
         acks="all",
         linger_ms=5,
@@ -110,16 +112,21 @@ async def produce(
     return sent
 
 
-def _check_dataset(ctx: click.Context, param: click.Parameter, name: str) -> str:
-    """A dataset the replay can stream and the configured models can learn (checked while the
-    command line is parsed, so that a mistake is one line of usage, not a worker's crash)."""
-    names = available()
-    if name not in names:
-        raise click.BadParameter(f"unknown dataset {name!r}; choose one of: {', '.join(names)}")
-    problem = task_problem(task(name), settings.specs)
-    if problem is not None:
-        raise click.BadParameter(f"{name!r} is {problem} ({settings.named('model')})")
-    return name
+def dataset_check(config: Config) -> Callable[[click.Context, click.Parameter, str], str]:
+    """The check of the ``DATASET`` argument: a dataset the replay can stream and ``config``'s
+    models can learn (checked while the command line is parsed, so that a mistake is one line
+    of usage, not a worker's crash)."""
+
+    def check(ctx: click.Context, param: click.Parameter, name: str) -> str:
+        names = available()
+        if name not in names:
+            raise click.BadParameter(f"unknown dataset {name!r}; choose one of: {', '.join(names)}")
+        problem = task_problem(task(name), list(config.specs))
+        if problem is not None:
+            raise click.BadParameter(f"{name!r} is {problem} ({config.named('model')})")
+        return name
+
+    return check
 
 
 def _at_least(minimum: float) -> Callable[[click.Context, click.Parameter, Any], Any]:
@@ -131,50 +138,53 @@ def _at_least(minimum: float) -> Callable[[click.Context, click.Parameter, Any],
     return check
 
 
-@app.command(
-    argument("dataset", callback=_check_dataset),
-    option(
-        "--limit",
-        type=int,
-        default=None,
-        callback=_at_least(1),
-        help="Events to send (default: all; 10000 for endless generators).",
-    ),
-    option(
-        "--rate",
-        type=float,
-        default=0.0,
-        callback=_at_least(0),
-        help="Events per second; 0 = as fast as possible.",
-    ),
-    option("--seed", type=int, default=None, help="Seed of synthetic generators and of fraud."),
-    option(
-        "--label-delay",
-        type=float,
-        default=600.0,
-        help="fraud: seconds of event time before a label.",
-    ),
-)
-async def replay(
-    self: AppCommand,
-    dataset: str,
-    limit: int | None,
-    rate: float,
-    seed: int | None,
-    label_delay: float,
-) -> None:
-    """Stream a River dataset, a River generator or the fraud stream into the events topic."""
-    messages, total = dataset_messages(dataset, seed, limit, label_delay)
-    topics = {"events": settings.events_topic, "labels": settings.labels_topic}
-    await ensure_topics(
-        settings.broker,
-        list(topics.values()),
-        settings.partitions,
-        settings.replication,
-        client_options(settings),
+def install(app: faust.App, config: Config) -> None:
+    """Add ``faust -A app replay`` to ``app``: it writes to ``config``'s topics."""
+
+    @app.command(
+        argument("dataset", callback=dataset_check(config)),
+        option(
+            "--limit",
+            type=int,
+            default=None,
+            callback=_at_least(1),
+            help="Events to send (default: all; 10000 for endless generators).",
+        ),
+        option(
+            "--rate",
+            type=float,
+            default=0.0,
+            callback=_at_least(0),
+            help="Events per second; 0 = as fast as possible.",
+        ),
+        option("--seed", type=int, default=None, help="Seed of synthetic generators and of fraud."),
+        option(
+            "--label-delay",
+            type=float,
+            default=600.0,
+            help="fraud: seconds of event time before a label.",
+        ),
     )
-    sent = await produce(messages, total, rate, topics, settings.broker)
-    self.say(f"replay: {sent} events of {dataset!r} acknowledged by the broker")
+    async def replay(
+        self: AppCommand,
+        dataset: str,
+        limit: int | None,
+        rate: float,
+        seed: int | None,
+        label_delay: float,
+    ) -> None:
+        """Stream a River dataset, a River generator or the fraud stream into the events topic."""
+        messages, total = dataset_messages(dataset, seed, limit, label_delay)
+        topics = {"events": config.events_topic, "labels": config.labels_topic}
+        await ensure_topics(
+            config.broker,
+            list(topics.values()),
+            config.partitions,
+            config.replication,
+            client_options(config.settings),
+        )
+        sent = await produce(messages, total, rate, topics, config.settings)
+        self.say(f"replay: {sent} events of {dataset!r} acknowledged by the broker")
 
 
-__all__ = ["replay", "available"]
+__all__ = ["available", "install"]

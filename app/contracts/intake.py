@@ -17,10 +17,10 @@ import orjson
 from app.contracts.mapping import EventMapping, Origin
 from app.contracts.records import Malformed, ahead_of_clock, check_event, parse_event
 from app.contracts.transform import configured as configured_transform
-from app.models.label_rules import LabelCheck, label_check
+from app.models.label_rules import LabelCheck
 
 if TYPE_CHECKING:
-    from app.settings import Settings
+    from app.config import Config
 
 #: counters of what :meth:`Intake.event` refuses
 DEAD_LETTERS = "dead_letters"
@@ -44,14 +44,14 @@ class Intake:
         self.check_label = check_label
 
     @classmethod
-    def configured(cls, config: Settings) -> Intake:
+    def configured(cls, config: Config) -> Intake:
         """The checks ``config`` sets: its ``[events]`` mapping, its transform (imported), its
         clock tolerance and its models' labels (the engine's and the offline command's)."""
         return cls(
             config.event_mapping,
             configured_transform(config),
             config.max_future,
-            label_check(config.specs),
+            config.check_label,
         )
 
     def event(

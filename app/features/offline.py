@@ -14,10 +14,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+from app.config import Config
 from app.contracts.intake import TRANSFORM_DROPPED, Intake
 from app.contracts.mapping import Origin
 from app.features.recipe import Recipe, flag_counters
-from app.settings import Settings
 from app.step import MemoryWindows, Refused, Step
 
 #: reasons kept for the summary, per counter
@@ -27,7 +27,7 @@ KEEP_REASONS = 3
 class OfflineFeatures:
     """The features of a stream of events messages, as the engine computes them."""
 
-    def __init__(self, config: Settings) -> None:
+    def __init__(self, config: Config) -> None:
         self.intake = Intake.configured(config)
         self.recipe: Recipe = config.recipe
         #: the stream's per-event step, and each key's window state (``windows.states``)

@@ -10,31 +10,30 @@ message reaches the dead-letter topic unchanged.
 
 from __future__ import annotations
 
-from app.faust_app import app
-from app.settings import settings
+import faust
+
+from app.config import Config
 
 
-def _internal(name: str) -> str:
-    return f"{settings.id}-{name}"
+class Topics:
+    """The topics of one app, declared on it (``internal=True`` makes Faust create a missing
+    one with STREAMLEARN_PARTITIONS partitions and STREAMLEARN_REPLICATION replicas instead of
+    relying on the broker's auto-creation)."""
 
-
-# internal=True makes Faust create a topic (if missing) with STREAMLEARN_PARTITIONS partitions
-# and STREAMLEARN_REPLICATION replicas instead of relying on the broker's auto-creation.
-events = app.topic(
-    settings.events_topic, value_serializer="raw", key_serializer="raw", internal=True
-)
-labels = app.topic(
-    settings.labels_topic, value_serializer="raw", key_serializer="raw", internal=True
-)
-events_dlq = app.topic(settings.dlq_topic, value_serializer="raw", internal=True)
-labels_dlq = app.topic(settings.labels_dlq_topic, value_serializer="raw", internal=True)
-predictions = app.topic(settings.predictions_topic, internal=True)
-
-rekeyed = app.topic(
-    _internal("rekeyed"), value_serializer="raw", key_serializer="raw", internal=True
-)
-scoring = app.topic(_internal("scoring"), internal=True)
-join = app.topic(_internal("join"), internal=True)
+    def __init__(self, app: faust.App, config: Config) -> None:
+        raw = {"value_serializer": "raw", "key_serializer": "raw", "internal": True}
+        self.events = app.topic(config.events_topic, **raw)
+        self.labels = app.topic(config.labels_topic, **raw)
+        self.events_dlq = app.topic(config.dlq_topic, value_serializer="raw", internal=True)
+        self.labels_dlq = app.topic(config.labels_dlq_topic, value_serializer="raw", internal=True)
+        self.predictions = app.topic(config.predictions_topic, internal=True)
+        self.rekeyed = app.topic(config.internal("rekeyed"), **raw)
+        self.scoring = app.topic(config.internal("scoring"), internal=True)
+        self.join = app.topic(config.internal("join"), internal=True)
+        #: every event as the model saw it (STREAMLEARN_ENRICHED_TOPIC), or None
+        self.enriched = (
+            app.topic(config.enriched_topic, internal=True) if config.enriched_topic else None
+        )
 
 
 async def declare(*topics) -> None:
@@ -43,7 +42,3 @@ async def declare(*topics) -> None:
     """
     for topic in topics:
         await topic.maybe_declare()
-
-
-#: every event as the model saw it (STREAMLEARN_ENRICHED_TOPIC), or None
-enriched = app.topic(settings.enriched_topic, internal=True) if settings.enriched_topic else None

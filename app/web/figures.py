@@ -1,10 +1,8 @@
 """What the web views and the Prometheus collector read of the worker: an interface, no state.
 
-The shard keeper's ``WorkerFigures`` (``agents/shards.py``) registers a :class:`Figures` at
-import; ``app/web/views.py`` and
-``app/web/metrics.py`` call :func:`current` when asked, so ``app/`` never imports ``agents/`` or
-``tables/``. Before anything registers (a process that only replays data), :class:`NoFigures`
-answers with empty figures.
+The shard keeper's ``WorkerFigures`` (``agents/shards.py``) is one; ``app/worker.py`` hands it
+to ``app/web/views.py`` and ``app/web/metrics.py``, which read it when asked, so ``app/`` never
+imports ``agents/`` or ``tables/``. :class:`NoFigures` answers with empty figures (tests).
 """
 
 from __future__ import annotations
@@ -68,17 +66,3 @@ class NoFigures:
 
     def features(self, key: str) -> dict[str, Any] | None:
         return None
-
-
-_current: Figures = NoFigures()
-
-
-def register(figures: Figures) -> None:
-    """Make ``figures`` what the web views and ``/metrics`` read from now on."""
-    global _current
-    _current = figures
-
-
-def current() -> Figures:
-    """The registered figures (:class:`NoFigures` until something registers)."""
-    return _current

@@ -13,13 +13,16 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from app.web import figures
+from app.web.figures import Figures
 
 CONTENT_TYPE = "text/plain"  # Prometheus text format 0.0.4 (aiohttp adds the charset)
 
 
 class PipelineCollector:
-    """Prometheus collector of streamlearn's counters and gauges."""
+    """Prometheus collector of streamlearn's counters and gauges, read from ``figures``."""
+
+    def __init__(self, figures: Figures) -> None:
+        self.figures = figures
 
     def collect(self) -> Iterator:
         predicted = CounterMetricFamily(
@@ -48,7 +51,7 @@ class PipelineCollector:
             "Copies re-sent upstream after a crash and dropped by the shard.",
             labels=["shard"],
         )
-        worker = figures.current()
+        worker = self.figures
         ages = worker.checkpoint_ages(time.time())
         for shard, models in sorted(worker.shards().items()):
             s = str(shard)
@@ -89,10 +92,13 @@ class PipelineCollector:
         yield lag
 
 
-registry = CollectorRegistry(auto_describe=False)
-registry.register(PipelineCollector())
+def registry_of(figures: Figures) -> CollectorRegistry:
+    """A Prometheus registry of one :class:`PipelineCollector` of ``figures``."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PipelineCollector(figures))
+    return registry
 
 
-def exposition() -> bytes:
+def exposition(registry: CollectorRegistry) -> bytes:
     """The text the ``/metrics`` endpoint serves."""
     return generate_latest(registry)

@@ -14,16 +14,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import faust
 import orjson
 from faust.web import Request, Response, View
 
 from app import compat
-from app.faust_app import app, settings_warnings
 from app.models.shard import ShardModels
-from app.web import figures
-from app.web.metrics import CONTENT_TYPE, exposition
+from app.web.figures import Figures
+from app.web.metrics import CONTENT_TYPE, exposition, registry_of
 
 #: The counters the dashboard always shows, zeros included, in this order (``/stats/`` key, the
 #: words on the page); docs/operations.md lists the same (a unit test holds them in step). Any
@@ -97,109 +98,109 @@ def model_entries(shards: dict[int, ShardModels], topic: str, source: str) -> li
     return sorted(entries, key=lambda e: (e["name"], e["shard"]))
 
 
-def _entries() -> list[dict]:
-    stats = figures.current().stats()
-    source = (stats.get("engine") or {}).get("source", "events")
-    return model_entries(figures.current().shards(), f"{app.conf.id}-scoring", source)
+def install(app: faust.App, figures: Figures, warnings: Callable[[], list[str]]) -> None:
+    """Add streamlearn's pages to ``app``'s web view: they read ``figures`` when asked, and
+    ``warnings()`` (the settings' warnings) for ``/stats/``; Faust's own ``/`` is left out."""
+    registry = registry_of(figures)
 
+    def _entries() -> list[dict]:
+        stats = figures.stats()
+        source = (stats.get("engine") or {}).get("source", "events")
+        return model_entries(figures.shards(), f"{app.conf.id}-scoring", source)
 
-@app.page("/models/")
-async def models_list(web: View, request: Request) -> Response:
-    return _json(web, _entries())
+    @app.page("/models/")
+    async def models_list(web: View, request: Request) -> Response:
+        return _json(web, _entries())
 
+    @app.page("/models/{name}/")
+    async def model_detail(web: View, request: Request, name: str) -> Response:
+        entries = [e for e in _entries() if e["name"] == name]
+        if not entries and name not in figures.model_names():
+            return _json(web, {"error": f"no model named {name!r}"}, status=404)
+        shards = figures.shards()
+        for entry in entries:
+            models = shards[entry["shard"]]
+            entry["history"] = [
+                {"t": h["t"], "offset": h["offset"], **h["models"][name]}
+                for h in models.history
+                if name in h["models"]
+            ]
+        return _json(web, {"name": name, "shards": entries})
 
-@app.page("/models/{name}/")
-async def model_detail(web: View, request: Request, name: str) -> Response:
-    entries = [e for e in _entries() if e["name"] == name]
-    if not entries and name not in figures.current().model_names():
-        return _json(web, {"error": f"no model named {name!r}"}, status=404)
-    shards = figures.current().shards()
-    for entry in entries:
-        models = shards[entry["shard"]]
-        entry["history"] = [
-            {"t": h["t"], "offset": h["offset"], **h["models"][name]}
-            for h in models.history
-            if name in h["models"]
-        ]
-    return _json(web, {"name": name, "shards": entries})
+    @app.page("/models/{name}/history")
+    async def model_history(web: View, request: Request, name: str) -> Response:
+        if name not in figures.model_names():
+            return _json(web, {"error": f"no model named {name!r}"}, status=404)
+        series = {
+            shard: [
+                {"t": h["t"], **h["models"][name]} for h in models.history if name in h["models"]
+            ]
+            for shard, models in sorted(figures.shards().items())
+        }
+        return _json(web, {"name": name, "shards": series})
 
+    def workers() -> list[str]:
+        """Web addresses of the workers of this app that the partition assignor knows of."""
+        urls = {str(app.conf.canonical_url)}
+        try:
+            urls.update(str(url) for url in app.router.tables_metadata())
+        except Exception:  # noqa: BLE001 - no assignment yet
+            pass
+        return sorted(urls)
 
-@app.page("/models/{name}/history")
-async def model_history(web: View, request: Request, name: str) -> Response:
-    if name not in figures.current().model_names():
-        return _json(web, {"error": f"no model named {name!r}"}, status=404)
-    series = {
-        shard: [{"t": h["t"], **h["models"][name]} for h in models.history if name in h["models"]]
-        for shard, models in sorted(figures.current().shards().items())
-    }
-    return _json(web, {"name": name, "shards": series})
+    @app.page("/stats/")
+    async def stats(web: View, request: Request) -> Response:
+        worker = figures
+        return _json(
+            web,
+            {
+                "t": time.time(),
+                **worker.stats(),
+                "messages_received": worker.messages_received(),
+                "consumer_lag": [
+                    {"topic": t, "partition": p, "lag": lag}
+                    for (t, p), lag in sorted(worker.consumer_lag().items())
+                ],
+                "this_worker": str(app.conf.canonical_url),
+                "workers": workers(),
+                "warnings": warnings(),
+            },
+        )
 
+    @app.page("/features/{key}/")
+    async def features_of_key(web: View, request: Request, key: str) -> Response:
+        view = figures.features(key)
+        if view is None:
+            return _json(web, {"error": f"no features for key {key!r} on this worker"}, status=404)
+        return _json(web, view)
 
-def workers() -> list[str]:
-    """Web addresses of the workers of this app that the partition assignor knows of."""
-    urls = {str(app.conf.canonical_url)}
-    try:
-        urls.update(str(url) for url in app.router.tables_metadata())
-    except Exception:  # noqa: BLE001 - no assignment yet
-        pass
-    return sorted(urls)
+    @app.page("/dashboard/")
+    async def dashboard(web: View, request: Request) -> Response:
+        return web.bytes(DASHBOARD, content_type="text/html")
 
+    @app.page("/")
+    async def root(web: View, request: Request) -> Response:
+        """``/`` leads to the dashboard, which links to the JSON views, ``/metrics`` and Faust's own
+        pages."""
+        return web.bytes(
+            b'<a href="/dashboard/">/dashboard/</a>',
+            content_type="text/html",
+            status=302,
+            headers={"Location": "/dashboard/"},
+        )
 
-@app.page("/stats/")
-async def stats(web: View, request: Request) -> Response:
-    worker = figures.current()
-    return _json(
-        web,
-        {
-            "t": time.time(),
-            **worker.stats(),
-            "messages_received": worker.messages_received(),
-            "consumer_lag": [
-                {"topic": t, "partition": p, "lag": lag}
-                for (t, p), lag in sorted(worker.consumer_lag().items())
-            ],
-            "this_worker": str(app.conf.canonical_url),
-            "workers": workers(),
-            "warnings": settings_warnings(),
-        },
-    )
+    @app.page("/metrics")
+    async def metrics(web: View, request: Request) -> Response:
+        return web.bytes(exposition(registry), content_type=CONTENT_TYPE)
 
-
-@app.page("/features/{key}/")
-async def features_of_key(web: View, request: Request, key: str) -> Response:
-    view = figures.current().features(key)
-    if view is None:
-        return _json(web, {"error": f"no features for key {key!r} on this worker"}, status=404)
-    return _json(web, view)
-
-
-@app.page("/dashboard/")
-async def dashboard(web: View, request: Request) -> Response:
-    return web.bytes(DASHBOARD, content_type="text/html")
-
-
-@app.page("/")
-async def root(web: View, request: Request) -> Response:
-    """``/`` leads to the dashboard, which links to the JSON views, ``/metrics`` and Faust's own
-    pages."""
-    return web.bytes(
-        b'<a href="/dashboard/">/dashboard/</a>',
-        content_type="text/html",
-        status=302,
-        headers={"Location": "/dashboard/"},
-    )
-
-
-@app.page("/metrics")
-async def metrics(web: View, request: Request) -> Response:
-    return web.bytes(exposition(), content_type=CONTENT_TYPE)
+    drop_faust_index(app)
 
 
 #: Faust's own ``/``, a ``{"status": "OK"}`` page, that :func:`root` replaces
 FAUST_INDEX = "faust.web.apps.production_index:blueprint"
 
 
-def drop_faust_index() -> None:
+def drop_faust_index(app: faust.App) -> None:
     """Leave Faust's own ``/`` (:data:`FAUST_INDEX`) out of the web server, so that only
     :func:`root` answers ``/``.
 
@@ -207,9 +208,6 @@ def drop_faust_index() -> None:
     to leave it out: :func:`app.compat.drop_blueprint` removes it from the blueprints the web
     server applies when it starts (a private list of Faust's). Without it (another Faust
     version) ``/`` is still :func:`root`'s: aiohttp answers with the first route added for a
-    path, and ours is added when this module is imported, before the server starts.
+    path, and ours is added by :func:`install`, before the server starts.
     """
     compat.drop_blueprint(app.web, FAUST_INDEX)
-
-
-drop_faust_index()

@@ -1,9 +1,14 @@
 """Stand-ins for the producer and the tables, where a unit test needs neither Kafka nor Faust."""
 
 import asyncio
+from collections import defaultdict
 from types import SimpleNamespace
 
 from aiokafka.producer.message_accumulator import BatchBuilder
+
+from tables.checkpoints import Checkpoints
+from tables.counters import Counters
+from tables.live_shard import ShardTables
 
 
 class HeldProducer:
@@ -124,4 +129,20 @@ def record(offset: int, value: bytes, key: bytes | None = None, headers=()) -> S
     """An events record as the engine's consumer hands it over (aiokafka's C record)."""
     return SimpleNamespace(
         offset=offset, key=key, value=value, timestamp=1_000_000, headers=list(headers)
+    )
+
+
+def fake_counters() -> Counters:
+    """Counters kept in dicts instead of Faust tables."""
+    return Counters(defaultdict(int), defaultdict(list))
+
+
+def fake_shard_tables(specs, checkpoints_table=None, windows_table=None) -> ShardTables:
+    """What a shard writes to, as dicts: checkpoints (secret "s"), key windows, counters."""
+    checkpoints = Checkpoints(specs, "s", checkpoints_table or fake_table("shard-checkpoints"))
+    return ShardTables(
+        checkpoints=checkpoints,
+        windows=windows_table or fake_table("key-windows"),
+        counters=fake_counters(),
+        anchor="unit-scoring",
     )

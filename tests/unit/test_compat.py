@@ -3,7 +3,6 @@ changes what a function relies on (checked against faust-streaming 0.15.3, mode-
 aiokafka 0.14.0, river 0.26.1). The tests may read the libraries' private names themselves."""
 
 import asyncio
-import sys
 import time
 
 import faust
@@ -110,26 +109,6 @@ async def test_refresh_metadata_wakes_the_metadata_task_and_is_awaitable():
 
 
 # faust
-
-
-def test_an_autodiscovered_module_that_fails_to_import_raises(tmp_path, monkeypatch, caplog):
-    package = tmp_path / "compat_discovered"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "broken.py").write_text("import compat_no_such_module\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-
-    @compat.raise_autodiscovery_errors
-    class StrictApp(faust.App):
-        pass
-
-    with pytest.raises(ImportError, match="compat_discovered.broken failed") as info:
-        StrictApp("compat-discovery").discover("compat_discovered")
-    assert isinstance(info.value.__cause__, ModuleNotFoundError)
-    sys.modules.pop("compat_discovered.broken", None)
-    # Faust's own behaviour, which the decorator replaces: a warning, and on it goes
-    faust.App("compat-discovery-plain").discover("compat_discovered")
-    assert "compat_discovered.broken" in caplog.text
 
 
 @pytest.mark.parametrize("drop", [False, True])

@@ -36,7 +36,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-import tables.windows as windows_module
 from app.features.recipe import STATE_RESET
 from app.settings import Settings
 from tables.direct import to_store
@@ -160,17 +159,12 @@ def shards(case: str, events: list, partitions: int) -> dict:
     """Every shard's outputs and writes (see the module's docstring)."""
     recipe = recipe_of(case)
     table = fake_table("key-windows")
-    saved = windows_module.key_windows
-    windows_module.key_windows = table
-    try:
-        return {str(p): _shard(recipe, table, p, events, partitions) for p in range(partitions)}
-    finally:
-        windows_module.key_windows = saved
+    return {str(p): _shard(recipe, table, p, events, partitions) for p in range(partitions)}
 
 
 def _shard(recipe, table, shard: int, events: list, partitions: int) -> dict:
     taken = [e for e in events if shard_of(e[0], partitions) == shard]
-    windows = ShardWindows(shard, base=-1, cache_size=CACHE, recipe=recipe)
+    windows = ShardWindows(shard, -1, CACHE, recipe, table)
     out: list = []
     writes: list = []
     committed: list[int] = []
@@ -191,7 +185,7 @@ def _shard(recipe, table, shard: int, events: list, partitions: int) -> dict:
                 # the window values landed, the checkpoint at ``offset`` did not: the new owner
                 # restores the one before and replays the events after it
                 crashed, base = True, committed[-1]
-                windows = ShardWindows(shard, base=base, cache_size=CACHE, recipe=recipe)
+                windows = ShardWindows(shard, base, CACHE, recipe, table)
                 out.append(["crash", offset, base])
                 offset = base + 1
                 continue
@@ -203,11 +197,12 @@ def _shard(recipe, table, shard: int, events: list, partitions: int) -> dict:
         "events": out,
         "writes": writes,
         "table": [[k, table.data[k].decode()] for k in mine],
-        "latest": {
-            k: _bytes(recipe.latest(s)) if (s := window_state(k, recipe)) is not None else None
-            for k in mine
-        },
+        "latest": {k: _latest(recipe, window_state(table, k, recipe)) for k in mine},
     }
+
+
+def _latest(recipe, state: dict | None) -> str | None:
+    return _bytes(recipe.latest(state)) if state is not None else None
 
 
 def record() -> dict:
@@ -280,16 +275,15 @@ def test_the_table_84d09b2_wrote_is_read_back(fixture, monkeypatch, case, finger
     recipe = recipe_of(case)
     shard = fixture[case]["shards"]["1"]["0"]
     table = fake_table("key-windows")
-    monkeypatch.setattr(windows_module, "key_windows", table)
     for key, value in shard["table"]:
         stored = orjson.loads(value)
         if not fingerprinted:
             del stored["r"]
         table.data[key] = orjson.dumps(stored)
     assert len(table.data) >= 5
-    windows = ShardWindows(0, base=shard["writes"][-1][0], cache_size=CACHE, recipe=recipe)
+    windows = ShardWindows(0, shard["writes"][-1][0], CACHE, recipe, table)
     for key in table.data:
-        state = window_state(key, recipe)
+        state = window_state(table, key, recipe)
         assert _bytes(state) == fixture[case]["steps"]["states"][key]
         assert _bytes(recipe.latest(state)) == shard["latest"][key]
         x = {"a": 1.0}
@@ -298,7 +292,7 @@ def test_the_table_84d09b2_wrote_is_read_back(fixture, monkeypatch, case, finger
         windows_map={"w": {"kind": "tumbling", "size": 60}},
         aggregate_list=[{"fields": ["a"], "aggregations": ["count"], "windows": ["w"]}],
     ).recipe
-    other = ShardWindows(0, base=shard["writes"][-1][0], cache_size=CACHE, recipe=declared)
+    other = ShardWindows(0, shard["writes"][-1][0], CACHE, declared, table)
     assert all(other.update(key, 0.0, {}) == STATE_RESET for key in table.data)
 
 

@@ -8,6 +8,7 @@ import orjson
 import pyarrow.parquet as pq
 
 from app.commands.features import _features, write_jsonl, write_parquet
+from app.config import Config
 from app.contracts.mapping import Origin
 from app.features.offline import OfflineFeatures
 from app.settings import Settings
@@ -29,7 +30,7 @@ def message(i: int, key="k", **x) -> bytes:
 
 
 def test_rows_carry_the_declared_features_and_refusals_are_counted_with_reasons():
-    offline = OfflineFeatures(Settings(**SPEC))
+    offline = OfflineFeatures(Config.build(Settings(**SPEC)))
     rows = [
         offline.take(message(0, a=1.5, m="x"), origin(0)),
         offline.take(b"{not json", origin(1)),
@@ -56,7 +57,7 @@ class _Command:
 
 def features_command(source: str, capsys) -> tuple[list[dict], str]:
     """Run ``faust -A app features SOURCE --out out.jsonl`` in-process: rows, stderr."""
-    asyncio.run(_features(_Command(), source, "out.jsonl"))
+    asyncio.run(_features(_Command(), source, "out.jsonl", Config.build(Settings())))
     rows = [orjson.loads(line) for line in Path("out.jsonl").read_bytes().splitlines()]
     return rows, capsys.readouterr().err
 

@@ -12,8 +12,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.faust_app import StreamlearnApp, app
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -57,10 +55,11 @@ def test_a_transform_may_import_streamlearns_own_modules(tmp_path):
     setting = {"TRANSFORM": "tests.unit.transforms_app:tag"}
     result = faust(["features", str(events), "--out", str(out)], setting, tmp_path)
     assert result.returncode == 0, result.stderr
-    from tables.windows import RECIPE
+    from app.settings import Settings
 
     # (a string feature reaches the model one-hot: name=value)
-    assert orjson.loads(out.read_bytes())["x"][f"recipe={RECIPE.fingerprint}"] == 1
+    fingerprint = Settings().recipe.fingerprint
+    assert orjson.loads(out.read_bytes())["x"][f"recipe={fingerprint}"] == 1
 
 
 def test_tls_files_that_cannot_be_used_are_one_line_too(tmp_path):
@@ -88,16 +87,6 @@ def faust(command: list[str], setting: dict[str, str], tmp_path: Path | None):
         text=True,
         timeout=60,
     )
-
-
-def test_a_module_of_ours_that_fails_to_import_stops_the_start_up():
-    assert isinstance(app, StreamlearnApp)
-    try:
-        raise ModuleNotFoundError("No module named 'agents.gone'")
-    except ModuleNotFoundError:
-        with pytest.raises(ImportError, match="importing agents.gone failed") as info:
-            app._on_autodiscovery_error("agents.gone")
-    assert isinstance(info.value.__cause__, ModuleNotFoundError)
 
 
 @pytest.mark.parametrize(

@@ -1,21 +1,21 @@
 """The web views' own pieces: the dashboard's counters as the docs list them, the page template,
 and the settings' warnings (the browser and a real worker: tests/integration/test_dashboard.py)."""
 
-import dataclasses
 import re
 from pathlib import Path
 
 import orjson
 import pytest
 
-from app import faust_app
-from app.settings import DEV_SECRET
+from app import app
+from app.config import Config
+from app.faust_app import settings_warnings
+from app.settings import DEV_SECRET, Settings
 from app.web.views import (
     COUNTERS_MARK,
     DASHBOARD,
     DASHBOARD_COUNTERS,
     FAUST_INDEX,
-    app,
     dashboard_page,
 )
 
@@ -42,18 +42,11 @@ def test_the_page_holds_the_counters_once():
         dashboard_page(b"<html>no mark</html>")
 
 
-def test_the_default_checkpoint_secret_is_warned_about_without_its_value(monkeypatch):
-    settings = faust_app.settings
-    monkeypatch.setattr(
-        faust_app, "settings", dataclasses.replace(settings, checkpoint_secret=DEV_SECRET)
-    )
-    (warning,) = faust_app.settings_warnings()
+def test_the_default_checkpoint_secret_is_warned_about_without_its_value():
+    (warning,) = settings_warnings(Config.build(Settings(checkpoint_secret=DEV_SECRET)))
     assert warning.startswith("STREAMLEARN_CHECKPOINT_SECRET is not set")
     assert DEV_SECRET not in warning
-    monkeypatch.setattr(
-        faust_app, "settings", dataclasses.replace(settings, checkpoint_secret="s3cret")
-    )
-    assert faust_app.settings_warnings() == []
+    assert settings_warnings(Config.build(Settings(checkpoint_secret="s3cret"))) == []
 
 
 def test_faust_s_own_index_is_left_out():

@@ -5,14 +5,14 @@ import time
 import orjson
 import pytest
 
-import tables.windows as windows_module
 from agents.engine import Engine
 from agents.shards import Shards
+from app import parts
+from app.config import Config
 from app.contracts.transform import TransformError
 from app.settings import Settings
-from tables.counters import pipeline_counts
 from tables.live_shard import LiveShard
-from tests.unit.fakes import RecordingOutbox, fake_table, record
+from tests.unit.fakes import RecordingOutbox, fake_shard_tables, record
 
 MODEL = "StandardScaler | LogisticRegression"
 NAME = "StandardScaler-LogisticRegression"
@@ -21,13 +21,13 @@ NAME = "StandardScaler-LogisticRegression"
 @pytest.fixture
 def make_engine(app, monkeypatch):
     """An engine owning shard 0 (fresh models), with its tables as dicts and a recording outbox."""
-    monkeypatch.setattr(windows_module, "key_windows", fake_table("key-windows"))
 
     def make(**settings) -> Engine:
-        config = Settings(model=MODEL, id="unit", **settings)
-        keeper = Shards(config.specs, every=1000, seconds=2.0, secret="s", recipe=config.recipe)
-        keeper.checkpoints.table = fake_table("shard-checkpoints")
-        engine = Engine(keeper, config=config)
+        settings = {"checkpoint_every": 1000, "checkpoint_seconds": 2.0, **settings}
+        config = Config.build(Settings(model=MODEL, id="unit", **settings))
+        tables = fake_shard_tables(config.specs)
+        keeper = Shards(config, tables)
+        engine = Engine(app, config, keeper, parts.topics, tables.counters)
         engine.outbox = RecordingOutbox()
         for topic in (engine.source, "predictions", "events-dlq", "unit-join"):
             engine.partitions[topic] = 1
@@ -81,14 +81,14 @@ def test_records_taken_already_are_skipped(make_engine):
 
 def test_a_malformed_record_is_dead_lettered_with_its_bytes_and_the_shard_goes_on(make_engine):
     engine = make_engine()
-    before = pipeline_counts["dead_letters:0"]
+    before = counts(engine)["dead_letters:0"]
     engine.take(0, [record(0, b"garbage", key=b"k"), record(1, event(1))])
     ((value, headers),) = dead_letters(engine)
     assert value == b"garbage"
     assert headers["reason"].startswith(b"not JSON")
     assert (headers["source_topic"], headers["source_offset"]) == (b"events", b"0")
     assert learned(engine) == 1 and shard(engine).events_offset == 1
-    assert pipeline_counts["dead_letters:0"] == before + 1
+    assert counts(engine)["dead_letters:0"] == before + 1
 
 
 def test_a_label_the_models_cannot_learn_is_dead_lettered_before_any_model_sees_it(make_engine):
@@ -106,13 +106,13 @@ def test_a_model_that_raises_dead_letters_the_event_and_the_shard_goes_on(make_e
     live_model = shard(engine).models.models[NAME]
     real = live_model._predict
     live_model._predict = lambda x: 1 / 0 if "boom" in x else real(x)
-    before = pipeline_counts["model_errors:0"]
+    before = counts(engine)["model_errors:0"]
     engine.take(0, [record(0, event(0, boom=1.0)), record(1, event(1))])
     ((value, headers),) = dead_letters(engine)
     assert headers["reason"] == b"model failed on event 'e0': ZeroDivisionError: division by zero"
     assert value == event(0, boom=1.0)
     assert live_model.n_learned == 1 and shard(engine).events_offset == 1
-    assert pipeline_counts["model_errors:0"] == before + 1
+    assert counts(engine)["model_errors:0"] == before + 1
 
 
 def test_keyed_events_get_their_windows_unkeyed_ones_none(make_engine):
@@ -211,9 +211,9 @@ def test_a_mapped_topic_is_read_as_its_mapping_says_and_what_it_cannot_read_dead
 
 def test_a_transform_that_drops_is_counted_one_that_raises_or_breaks_dead_letters(make_engine):
     engine = make_engine(transform="tests.unit.transforms:drop_small")
-    before = pipeline_counts["transform_dropped:0"]
+    before = counts(engine)["transform_dropped:0"]
     engine.take(0, [record(0, event(0, amount=0.5)), record(1, event(1, amount=200.0))])
-    assert pipeline_counts["transform_dropped:0"] == before + 1
+    assert counts(engine)["transform_dropped:0"] == before + 1
     (prediction,) = [orjson.loads(m[3]) for m in engine.outbox.to("predictions")]
     assert prediction["id"] == "e1" and learned(engine) == 1
     raising = make_engine(transform="tests.unit.transforms:explode")
@@ -242,3 +242,8 @@ def test_a_transform_returning_what_json_cannot_hold_dead_letters_the_event_only
 def test_a_transform_that_cannot_be_found_is_a_start_up_error(make_engine):
     with pytest.raises(TransformError, match="tests.unit.transforms has no function 'nope'"):
         make_engine(transform="tests.unit.transforms:nope")
+
+
+def counts(engine: Engine):
+    """The engine's counters (``"<counter>:<partition>"`` to int)."""
+    return engine.counters.counts

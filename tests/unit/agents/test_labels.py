@@ -4,10 +4,11 @@ import time
 
 import pytest
 
-from agents.labels import expiry, join_labels
-from tables.counters import pipeline_counts
-from tables.pending import pending_by_id
+from app import parts
 from tests.unit.test_join import label, park
+
+join_labels, expiry = parts.join_labels, parts.expiry
+pipeline_counts, pending_by_id = parts.counters.counts, parts.pending
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,11 @@ from types import SimpleNamespace
 import orjson
 
 from agents import learner
-from tables.counters import pipeline_counts, recent_rejects
+from app import parts
 from tests.unit.fakes import RecordingOutbox
+
+engine, counters = parts.engine, parts.counters
+pipeline_counts, recent_rejects = counters.counts, counters.recent_rejects
 
 
 class Raising:
@@ -18,12 +21,12 @@ class Raising:
 
 async def test_a_label_a_model_raises_on_goes_to_the_labels_dead_letter_topic(app, monkeypatch):
     outbox = RecordingOutbox()
-    monkeypatch.setattr(learner.engine, "outbox", outbox)
-    monkeypatch.setattr(learner.engine, "partitions", {"labels-dlq": 1, "events-dlq": 1})
+    monkeypatch.setattr(engine, "outbox", outbox)
+    monkeypatch.setattr(engine, "partitions", {"labels-dlq": 1, "events-dlq": 1})
     live = SimpleNamespace(shard=0, models=Raising())
     before = pipeline_counts["model_errors:0"]
     value = {"kind": "label", "id": "e7", "y": True, "x": {"a": 1.0}, "y_pred": {}}
-    learner.learn_label(live, value, offset=5)
+    learner.learn_label(live, value, 5, engine, counters)
     assert live.models.offset == 5  # taken: the shard goes on after it
     assert outbox.to("events-dlq") == []
     ((topic, partition, key, dead, headers),) = outbox.messages

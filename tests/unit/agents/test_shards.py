@@ -5,10 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 
-import tables.windows as windows_module
 from agents.shards import Shards
-from app.models.spec import parse_specs
-from tests.unit.fakes import fake_table
+from app.config import Config
+from app.settings import Settings
+from tests.unit.fakes import fake_shard_tables
 
 MODEL = "LogisticRegression"
 
@@ -36,10 +36,8 @@ class Leaving:
 
 @pytest.fixture
 def keeper(app, monkeypatch):
-    monkeypatch.setattr(windows_module, "key_windows", fake_table("key-windows"))
-    shards = Shards(parse_specs(MODEL), every=1000, seconds=2.0, secret="s", consumer=Leaving())
-    shards.checkpoints.table = fake_table("shard-checkpoints")
-    return shards
+    config = Config.build(Settings(model=MODEL, checkpoint_every=1000, checkpoint_seconds=2.0))
+    return Shards(config, fake_shard_tables(config.specs), consumer=Leaving())
 
 
 async def test_an_assignment_creates_its_shards_and_the_engine_reads_exactly_those(keeper):
@@ -85,13 +83,13 @@ def test_messages_past_a_hole_are_let_go_while_the_worker_leaves(keeper):
 async def test_window_flags_are_counted_and_a_reset_said_once(keeper, caplog):
     from app.features.recipe import DISTINCT_CAPPED, STATE_RESET, TOO_LATE
     from tables.anchor import writing_to
-    from tables.counters import pipeline_counts
 
+    pipeline_counts = keeper.tables.counters.counts
     keeper.own({0})
     live = keeper.owned(0)
     names = ("too_late", "distinct_capped", "windows_reset")
     before = {n: pipeline_counts[f"{n}:0"] for n in names}
-    with writing_to(0):
+    with writing_to(0, "unit-scoring"):
         live.count_flags(TOO_LATE | STATE_RESET)
         live.count_flags(DISTINCT_CAPPED | STATE_RESET)
     after = {n: pipeline_counts[f"{n}:0"] - before[n] for n in names}

@@ -4,7 +4,9 @@ import time
 
 import orjson
 
-from agents.validate import validate_labels
+from app import parts
+
+validate_labels = parts.validate_labels
 
 
 async def test_labels_are_rekeyed_by_event_id(app, sent):

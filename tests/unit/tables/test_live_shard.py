@@ -9,14 +9,21 @@ from aiokafka.errors import MessageSizeTooLargeError
 from faust.types import TP
 
 import tables.live_shard as live_shard_module
-import tables.windows as windows_module
 from app.kafka.outbox import FlushTimeout, Outbox
 from app.models.shard import ShardModels
 from app.models.spec import parse_specs
+from app.settings import Settings
 from tables.anchor import writing_to
-from tables.checkpoints import Checkpoints, OutputLost
+from tables.checkpoints import OutputLost
 from tables.live_shard import LiveShard
-from tests.unit.fakes import HeldProducer, acknowledge, fake_table, settle, until
+from tests.unit.fakes import (
+    HeldProducer,
+    acknowledge,
+    fake_shard_tables,
+    fake_table,
+    settle,
+    until,
+)
 
 TOPIC_PARTITION = TP("scoring", 0)
 
@@ -31,14 +38,16 @@ class FakeEvent:
 
 
 SPECS = parse_specs("LogisticRegression")
+RECIPE = Settings().recipe
+#: the key-windows table every shard of these tests writes to
+WINDOWS = fake_table("key-windows")
 
 
 def shards_learned_up_to(offset: int, table=None) -> LiveShard:
     models = ShardModels.fresh(0, SPECS)
     models.offset = offset
     models.models["LogisticRegression"].n_learned = offset + 1
-    checkpoints = Checkpoints(SPECS, "s", **({"table": table} if table is not None else {}))
-    return LiveShard(models, checkpoints, key_cache=100)
+    return LiveShard(models, fake_shard_tables(SPECS, table, WINDOWS), 100, RECIPE)
 
 
 def test_an_offset_past_the_next_needed_one_is_a_hole():
@@ -67,7 +76,7 @@ def test_seeks_back_at_most_once_a_second():
 
 
 def test_a_fresh_shard_takes_its_first_offset_whatever_it_is():
-    live = LiveShard(ShardModels.fresh(0, SPECS), Checkpoints(SPECS, "s"), key_cache=100)
+    live = LiveShard(ShardModels.fresh(0, SPECS), fake_shard_tables(SPECS), 100, RECIPE)
     assert not live.ahead_of(57)
 
 
@@ -112,12 +121,10 @@ def test_checkpoints_are_spaced_by_what_the_last_snapshot_cost():
 
 
 @pytest.fixture
-def tables(monkeypatch):
+def tables():
     """The checkpoint and window tables as dicts, and Faust's producer as one with no output."""
-    fakes = {"checkpoints": fake_table("shard-checkpoints"), "windows": fake_table("key-windows")}
-    monkeypatch.setattr(live_shard_module, "key_windows", fakes["windows"])
-    monkeypatch.setattr(windows_module, "key_windows", fakes["windows"])
-    return fakes
+    WINDOWS.data.clear()
+    return {"checkpoints": fake_table("shard-checkpoints"), "windows": WINDOWS}
 
 
 def shard_with_output(producer: HeldProducer, tables: dict) -> LiveShard:
@@ -125,7 +132,7 @@ def shard_with_output(producer: HeldProducer, tables: dict) -> LiveShard:
     the prediction of its last event waiting in the outbox."""
     live = shards_learned_up_to(329, tables["checkpoints"])
     live.checkpointed, live.taken = -1, 330
-    with writing_to(0):
+    with writing_to(0, "unit-scoring"):
         live.windows.update("k", 10.0, {"a": 1.0})
     live.checkpoints.outbox = Outbox(producer)
     live.checkpoints.outbox.add("predictions", 0, b"e329", b"p")
@@ -196,7 +203,7 @@ async def test_a_revocation_waits_for_the_checkpoint_in_progress_then_writes_its
     await until(lambda: len(producer.deliveries) == 2)
     await live.checkpoint()  # another caller that need not wait: skipped
     revoking = asyncio.ensure_future(live.checkpoint(wait=True))
-    with writing_to(0):  # the engine takes one more event meanwhile
+    with writing_to(0, "unit-scoring"):  # the engine takes one more event meanwhile
         live.windows.update("k", 11.0, {"a": 1.0})
     live.models.offset, live.taken = 330, live.taken + 1
     for sent in (1, 2, 3):  # the prediction, the window values, the checkpoint at 329

@@ -3,24 +3,32 @@
 import orjson
 import pytest
 
-import tables.windows as windows_module
+from app.settings import Settings
+from tables import windows as windows_module
 from tables.direct import to_changelog, to_store
-from tables.windows import RECIPE, ShardWindows
 from tests.unit.fakes import FakeOutbox, fake_table
+
+#: the settings' recipe (no config file: the default spec)
+RECIPE = Settings().recipe
+TABLE = fake_table("key-windows")
 
 
 @pytest.fixture
-def table(monkeypatch):
+def table():
     """The key-windows store as a plain dict, and its changelog as a list (no Kafka, no Faust)."""
-    table = fake_table("key-windows")
-    monkeypatch.setattr(windows_module, "key_windows", table)
-    return table.data
+    TABLE.data.clear()
+    return TABLE.data
+
+
+def ShardWindows(shard, base, cache_size, recipe=RECIPE):  # noqa: N802 - as the class reads
+    """``tables.windows.ShardWindows`` over the test's table."""
+    return windows_module.ShardWindows(shard, base, cache_size, recipe, TABLE)
 
 
 def land(values):
     """What a checkpoint does with its window values (tables/live_shard.py): store and changelog."""
-    to_store(windows_module.key_windows, 0, values)
-    to_changelog(windows_module.key_windows, 0, values, FakeOutbox())
+    to_store(TABLE, 0, values)
+    to_changelog(TABLE, 0, values, FakeOutbox())
 
 
 #: the default spec's tumbling window (the settings' recipe: no config file)

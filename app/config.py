@@ -1,0 +1,66 @@
+"""What a worker is configured with, built once from the settings and passed as an argument.
+
+Reads a :class:`app.settings.Settings` (the config file and ``STREAMLEARN_*`` variables); gives a
+:class:`Config`: those values, plus what is parsed from them once, at start-up, so that an error
+in any of them stops the start with the setting named (``SettingsError``): the models' specs, the
+feature recipe, the label rules and the mappings. Keeps nothing else: no module reads a global
+config; the worker (``app/worker.py``) builds one and hands it to each part. Pure: no faust, mode
+or aiokafka.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.contracts.mapping import EventMapping, LabelMapping
+from app.features.recipe import Recipe
+from app.models.label_rules import label_check
+from app.models.spec import ModelSpec
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings' values (read as attributes: ``config.partitions``) and what is parsed from
+    them: the model specs, the recipe, the label check and the mappings.
+
+    >>> config = Config.build(Settings(model="LogisticRegression; GaussianNB", partitions=3))
+    >>> [s.name for s in config.specs], config.partitions, config.check_label(2)
+    (['LogisticRegression', 'GaussianNB'], 3, 'y must be true/false (or 1/0) ... got 2; ...')
+    """
+
+    settings: Settings
+    #: the models every shard runs, in the order the setting names them
+    specs: tuple[ModelSpec, ...]
+    #: the features keyed events get (the config file's spec, or the default one)
+    recipe: Recipe
+    #: what is wrong with a label for these models (None: nothing)
+    check_label: Callable[[Any], str | None]
+    #: how a message of a team's own shape maps to an event / a label (None: streamlearn's)
+    event_mapping: EventMapping | None
+    label_mapping: LabelMapping | None
+
+    @classmethod
+    def build(cls, settings: Settings) -> Config:
+        """Parse everything ``settings`` names, once (a ``SettingsError`` names the setting)."""
+        specs = tuple(settings.specs)
+        return cls(
+            settings=settings,
+            specs=specs,
+            recipe=settings.recipe,
+            check_label=label_check(list(specs)),
+            event_mapping=settings.event_mapping,
+            label_mapping=settings.label_mapping,
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for names not found above: the settings' own values
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.settings, name)
+
+    def internal(self, name: str) -> str:
+        """The name of one of the app's own topics: ``<id>-<name>``."""
+        return f"{self.settings.id}-{name}"

@@ -1,0 +1,116 @@
+"""The worker, assembled in one place, top to bottom, as Faust's own examples declare an app.
+
+Reads the settings (``app/settings.py``); builds, in this order: the :class:`~app.config.Config`,
+the Faust app, its topics and tables, the shard keeper, the engine (which imports the transform),
+the re-key stage, the label agents, the guard, the figures and pages of the web view, and the
+commands; then makes the data directory (only once everything could be built). Keeps what it
+built in a :class:`Worker`; ``app/__init__.py`` builds one per process, when ``app.app`` is first
+asked for (``faust -A app ...``), and turns a start-up error into one line and exit status 2.
+No other module builds state when imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agents import labels, learner, validate
+from agents import shards as shard_keeper
+from agents.engine import Engine
+from agents.guard import Guard
+from agents.rekey import Rekey
+from agents.shards import FaustConsumer, Shards, WorkerFigures
+from app.commands import features as features_command
+from app.commands import replay
+from app.config import Config
+from app.faust_app import StreamlearnApp, build_app, datadir, settings_warnings, warn_at_start
+from app.kafka.topics import Topics
+from app.models.join import Expiry
+from app.settings import Settings
+from app.web import views
+from tables.checkpoints import Checkpoints, checkpoints_table
+from tables.counters import Counters
+from tables.live_shard import ShardTables
+from tables.pending import pending_table
+from tables.windows import windows_table
+
+
+@dataclass
+class Worker:
+    """Every part of one worker (tests reach them here)."""
+
+    config: Config
+    app: StreamlearnApp
+    topics: Topics
+    counters: Counters
+    pending: Any
+    expiry: Expiry
+    shards: Shards
+    engine: Engine
+    rekey: Rekey | None
+    figures: WorkerFigures
+    validate_labels: Any
+    join_labels: Any
+    learn: Any
+
+
+def build(settings: Settings) -> Worker:
+    """The worker ``settings`` describe, every part added to its Faust app."""
+    config = Config.build(settings)  # every model, feature and mapping parsed, once
+    app = build_app(config)
+    topics = Topics(app, config)
+
+    # state: each kind in a changelog-backed table
+    counters = Counters.of(app)
+    pending = pending_table(app)
+    checkpoints = checkpoints_table(app, config)
+    shard_tables = ShardTables(
+        checkpoints=Checkpoints(
+            config.specs, config.checkpoint_secret, checkpoints, config.checkpoint_max_bytes
+        ),
+        windows=windows_table(app, config),
+        counters=counters,
+        anchor=topics.scoring.get_topic_name(),
+    )
+
+    # the stages: the shards and the engine that reads their events, the re-key stage
+    shards = Shards(config, shard_tables, FaustConsumer(app, topics.scoring))
+    shard_keeper.install(app, shards, checkpoints)
+    engine = Engine(app, config, shards, topics, counters)  # (imports the transform)
+    app.service(engine)  # started once the tables are recovered, stopped before them
+    rekey = Rekey(app, config, topics) if config.rekey else None
+    if rekey is not None:
+        app.service(rekey)
+
+    # the labels: checked, joined with their events' features, learned
+    validate_labels = validate.install(app, config, topics, counters)
+    expiry = Expiry()
+    join_labels = labels.install(app, config, topics, pending, counters, expiry)
+    learn = learner.install(app, shards, engine, topics, counters)
+
+    # what watches and shows the worker, and the commands beside it
+    app.sensors.add(Guard(app, config))
+    figures = WorkerFigures(app, shards, counters)
+    figures.engine = engine
+    figures.readers.extend(r for r in (engine, rekey) if r is not None)
+    views.install(app, figures, lambda: settings_warnings(config))
+    warn_at_start(app, config)
+    replay.install(app, config)
+    features_command.install(app, config)
+
+    datadir(config).mkdir(parents=True, exist_ok=True)  # (Faust does not make missing parents)
+    return Worker(
+        config=config,
+        app=app,
+        topics=topics,
+        counters=counters,
+        pending=pending,
+        expiry=expiry,
+        shards=shards,
+        engine=engine,
+        rekey=rekey,
+        figures=figures,
+        validate_labels=validate_labels,
+        join_labels=join_labels,
+        learn=learn,
+    )
