@@ -3,8 +3,8 @@ checkpoint loop and stop.
 
 Faust decides who owns what: a worker owns model shard ``p`` when Faust assigns it partition
 ``p`` of ``scoring`` (co-partitioned with the events topic the engine reads, ``join`` and the
-tables). :data:`shards` (a :class:`Shards`) is the only owner of the worker's
-``tables.live_shard.LiveShard`` objects, and the engine and the learner ask it for them:
+tables). A :class:`Shards` (one per worker, built by ``app/worker.py``) is the only owner of the
+worker's ``tables.live_shard.LiveShard`` objects, and the engine and the learner ask it for them:
 
 * once Faust has recovered the tables for an assignment, :meth:`Shards.load` creates each newly
   owned shard (restored from its checkpoint, or fresh), marks exactly those as read, and tells
@@ -15,8 +15,10 @@ tables). :data:`shards` (a :class:`Shards`) is the only owner of the worker's
   and reads ``scoring`` again where Faust skipped offsets; :meth:`Shards.stop` writes the last
   checkpoints when the engine stops.
 
-What the shards need of Faust's consumer and assignor goes through one :class:`FaustConsumer`.
-It also registers the worker's figures for the web views (``app/web/figures.py``).
+What the shards need of Faust (its consumer and assignor, whether it rebalances, stopping it)
+goes through one :class:`FaustConsumer`; :func:`install` connects the keeper to Faust's
+recovery and revocation. :class:`WorkerFigures` is what the web views read of the worker
+(``app/web/figures.py``).
 """
 
 from __future__ import annotations

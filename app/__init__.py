@@ -17,8 +17,8 @@ models), ``compat`` (every private name of the libraries), ``faust_app`` (the Fa
 
 ``faust -A app worker -l info`` runs the worker: the worker is built by ``app/worker.py`` when
 ``app.app`` (or ``app.parts``, every part of it) is first asked for, not when this package is
-imported, so a setting that cannot be built stops it with one line on stderr and exit status 2. The pure
-modules, :data:`PURE_MODULES` (the one list: ``tests/unit/test_layers.py`` checks it and
+imported, so a setting that cannot be built stops it with one line on stderr and exit status 2.
+The pure modules, :data:`PURE_MODULES` (the one list: ``tests/unit/test_layers.py`` checks it and
 docs/architecture.md points here), import neither faust, mode nor aiokafka, and import without
 building the app, creating its data directory or reading the environment.
 """

@@ -5,9 +5,10 @@ is one: TOML, every setting by its name in lower case without the prefix (``part
 An environment variable overrides the file. An unknown key or a value of the wrong type stops
 the worker at start-up, naming the key and the file.
 
-No other module reads ``os.environ``; the app, the tables and the agents take what they need from
-the frozen ``settings`` object of this module, built on first use (so that importing this
-module, or a pure module beside it, reads nothing).
+No other module reads ``os.environ``. The frozen ``settings`` object of this module is built on
+first use (so that importing this module, or a pure module beside it, reads nothing), by
+``app/__init__.py`` only: it builds the worker's ``app.config.Config`` from it, which every part
+is given as an argument.
 """
 
 from __future__ import annotations
