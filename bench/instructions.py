@@ -82,8 +82,11 @@ def child(mode: str, events: int, keys: int) -> None:
     from aiokafka import AIOKafkaProducer
     from aiokafka.structs import ConsumerRecord
 
-    from agents.engine import PUBLISH_EVERY, engine
+    from agents.engine import PUBLISH_EVERY
+    from app import parts
     from app.kafka.outbox import Outbox
+
+    engine = parts.engine  # the worker's engine, as app/worker.py builds it
 
     # (a config file: declared features, which may count the rich row's "category")
     categories = workloads.CATEGORIES if os.environ.get("STREAMLEARN_CONFIG") else 0
