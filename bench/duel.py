@@ -1,4 +1,5 @@
-"""streamlearn against Quix Streams, head to head: pairs of back-to-back drains of the same rows.
+"""streamlearn against a peer (Quix Streams, Bytewax), head to head: pairs of back-to-back drains
+of the same rows.
 
 The throughput table compares each system with the limit measured around its own run; on these
 machines the limit moves by up to 2x between two runs a minute apart, so two systems' ratios

@@ -1,6 +1,7 @@
 """Instructions per event of the engine's hot path against River's plain loop, by callgrind.
 
-    python bench/instructions.py [--events 5000] [--keys 0] [--config FILE]   (needs valgrind)
+    python bench/instructions.py [--events 5000] [--keys 0] [--config FILE] [--peers]
+                                                                            (needs valgrind)
     python bench/instructions.py --per-aggregation [--keys 1000] [--events 5000] [--wall-clock]
 
 Wall-clock rates on a shared 2-core VM swing by 2x within minutes; instruction counts do not.
@@ -14,6 +15,12 @@ cache misses), and a noise-free way to tell whether a change to the hot path mad
 ``--config FILE`` runs the engine with that config file (STREAMLEARN_CONFIG), e.g. ``--keys 1000
 --config bench/rich_features.toml`` (the events then carry the rich row's "category" field too,
 in both loops).
+
+``--peers`` also counts, on the same rows, the peers' per-event work alone
+(``bench/peers/common.py``'s ``Learner.process``: decode, predict, Accuracy, learn, the
+prediction as JSON; what every peer's loop calls per event) and the Bytewax peer's dataflow
+in-process (``bench/peers/bytewax_inproc.py``, with the peers' Python: its source messages,
+``map`` and sink, without Kafka), so that the engine's path can be set against Bytewax's.
 
 ``--per-aggregation`` counts the cost of each aggregation kind per event: instructions of
 :meth:`app.features.recipe.Recipe.step` alone (in-process, no Kafka, no model), the engine's per-key
@@ -47,18 +54,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM_UP = 2000
+PEERS = ROOT / "bench" / "peers"
+#: the peers' Python (bench/peers/setup.sh), for the Bytewax dataflow in-process
+PEERS_PYTHON = ROOT / "bench" / ".venv-peers" / "bin" / "python"
 
 
 def measure(mode: str, events: int, keys: int, *extra: str) -> int:
     """Instructions callgrind counted in the measured loop of one child run."""
     with tempfile.TemporaryDirectory(prefix="callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--instr-atstart=no",
-                f"--callgrind-out-file={out}",
+        if mode == "bytewax":  # (the peers' Python, on the same rows written to a file)
+            rows = Path(tmp) / "rows"
+            workload = workloads.make(WARM_UP + events, keys=keys)
+            rows.write_bytes(
+                b"\n".join(k + b" " + r for k, r in zip(workload.keys, workload.rows, strict=True))
+            )
+            script = ROOT / "bench" / "peers" / "bytewax_inproc.py"
+            command = [str(PEERS_PYTHON), str(script), str(rows), "--warm-up", str(WARM_UP)]
+            command.append("--callgrind")
+        else:
+            command = [
                 sys.executable,
                 __file__,
                 "--child",
@@ -68,7 +83,10 @@ def measure(mode: str, events: int, keys: int, *extra: str) -> int:
                 "--keys",
                 str(keys),
                 *extra,
-            ],
+            ]
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+            + command,
             check=True,
             capture_output=True,
             # (a fixed hash seed: the same dict and set layouts, run after run)
@@ -108,9 +126,15 @@ def child(mode: str, events: int, keys: int) -> None:
                 engine.take(0, rows[start : start + PUBLISH_EVERY])
                 engine.outbox.slots = {}  # drop the batches: nothing is sent
 
+        learner = peer_learner(len(records)) if mode == "peer" else None
+
         async def loop(rows: list) -> None:
             if mode == "limit":  # bench/run.py's limit itself, on the same rows
                 workloads.river_loop(Workload("", [r.value for r in rows], [], False), "lr")
+            elif learner is not None:  # the peers' per-event work (a Kafka timestamp each)
+                process = learner.process
+                for r in rows:
+                    process(r.value, r.timestamp)
             else:
                 await take(rows)
 
@@ -120,6 +144,16 @@ def child(mode: str, events: int, keys: int) -> None:
         control("-i", "off")
 
     asyncio.run(run())
+
+
+def peer_learner(events: int):
+    """bench/peers/common.py's Learner for [lr] (the peers' module, loaded from its file)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_peers_common", PEERS / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    return common.Learner("lr", events)
 
 
 def control(*args: str) -> None:
@@ -363,6 +397,11 @@ def main() -> None:
         type=Path,
         help="the engine's config file (STREAMLEARN_CONFIG), e.g. declared features",
     )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also the peers' per-event work and Bytewax's dataflow in-process (no keys)",
+    )
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.per_aggregation or (args.child or "").startswith("recipe:"):
@@ -384,8 +423,24 @@ def main() -> None:
     print(
         f"instructions per event ({args.events} events, keys={args.keys}{config}): "
         f"River plain loop {per_event['limit']:,.0f}, engine {per_event['engine']:,.0f}, "
-        f"ratio {per_event['limit'] / per_event['engine']:.3f}"
+        f"ratio {per_event['limit'] / per_event['engine']:.3f}",
+        flush=True,
     )
+    if args.peers:
+        if args.config is not None or args.keys:
+            raise SystemExit("--peers: the peers' work has no windows or declared features")
+        if not PEERS_PYTHON.exists():
+            subprocess.run(["bash", str(PEERS / "setup.sh")], check=True)
+        for mode, what in (
+            ("peer", "the peers' per-event work (Learner.process)"),
+            ("bytewax", "Bytewax's dataflow in-process (source messages, map, sink; no Kafka)"),
+        ):
+            per_event[mode] = measure(mode, args.events, args.keys) / args.events
+            print(
+                f"  {what}: {per_event[mode]:,.0f} per event; engine / it "
+                f"{per_event['engine'] / per_event[mode]:.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

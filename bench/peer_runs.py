@@ -16,8 +16,11 @@ import asyncio
 import json
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -53,10 +56,14 @@ COMMANDS = {
 #: the systems whose predictions are written in transactions (counted as a read_committed
 #: consumer sees them: the end offset also counts the transactions' commit markers)
 TRANSACTIONAL = {"quix-eos"}
-#: a peer's run is stopped after this many seconds plus one per this many events: as long as the
-#: work (the slowest peer run here takes about 4,300 events/s, 43 times that floor; a peer
-#: also gives up by itself after 30 s without a new event)
-PEER_SECONDS, PEER_EVENTS_PER_SECOND = 600, 100
+#: a peer's run is stopped once the predictions it wrote have not grown for this many seconds
+#: (as bench/worker.py's STALL: a start-up, a rebalance or a flush pauses a peer for far less,
+#: here and on a machine several times slower); a run lasts as long as the work, however fast
+#: the machine. (A peer reading from Kafka also gives up by itself after 30 s without a new
+#: event; Bytewax ends at the end of the topic.)
+STALL = 120.0
+#: how often a running peer's predictions are counted (one ListOffsets request each)
+POLL = 1.0
 
 
 def available() -> bool:
@@ -127,22 +134,84 @@ def run_peer(system: str, topic: str, events: int, model: str) -> dict:
         "--model",
         model,
     ]
-    timeout = PEER_SECONDS + events / PEER_EVENTS_PER_SECOND
     try:
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
-            raise RuntimeError(
-                f"{system} did not finish {events:,} events in {timeout:,.0f} s: {stderr[-2000:]}"
-            ) from None
-        if done.returncode != 0:
-            raise RuntimeError(f"{system} failed ({done.returncode}): {done.stderr[-2000:]}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+            try:
+                run(wait_process(process, BOOTSTRAP, output, events))
+            except BaseException as exc:
+                process.kill()
+                process.wait()
+                err.seek(0)
+                if isinstance(exc, TimeoutError):
+                    raise RuntimeError(f"{system}: {exc}: {err.read()[-2000:]}") from None
+                raise
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        if process.returncode != 0:
+            raise RuntimeError(f"{system} failed ({process.returncode}): {stderr[-2000:]}")
+        result = json.loads(stdout.strip().splitlines()[-1])
         result["predictions"] = run(count_messages(BOOTSTRAP, output, system in TRANSACTIONAL))
     finally:
         delete_topics([output])
     return result
+
+
+async def wait_process(
+    process: subprocess.Popen, bootstrap: str, topic: str, events: int, stall: float = STALL
+) -> None:
+    """Wait until ``process`` exits, as long as it makes progress: TimeoutError (saying how many
+    of ``events`` predictions ``topic`` holds) once they have not grown for ``stall`` seconds.
+    One consumer counts them every :data:`POLL` seconds by the end offsets alone (a
+    transaction's records count before its commit: progress all the same)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, **options(bootstrap), group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await wait_progress(
+            process.poll, partial(_written, consumer, topic), events, "predictions", stall
+        )
+    finally:
+        await consumer.stop()
+
+
+async def _written(consumer: AIOKafkaConsumer, topic: str) -> int:
+    """Messages in ``topic`` by its end offsets (it was created empty for the run)."""
+    if not consumer.partitions_for_topic(topic):
+        await consumer._client.force_metadata_update()  # (a topic of a moment ago)
+    tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    return sum((await consumer.end_offsets(tps)).values()) if tps else 0
+
+
+async def wait_progress(
+    exited: Callable[[], int | None],
+    count: Callable[[], Awaitable[int]],
+    target: int,
+    what: str,
+    stall: float = STALL,
+    poll: float = POLL,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Return once ``exited()`` is not None (a process's ``poll``); TimeoutError once
+    ``count()`` has not grown for ``stall`` seconds before that (an error of ``count()`` is no
+    progress). There is no other limit: a slower machine's run takes longer, a stuck one
+    fails within ``stall`` of its last progress."""
+    got, moved = -1, clock()
+    while exited() is None:
+        try:
+            now = await count()
+        except Exception:  # noqa: BLE001 - no progress
+            now = got
+        if now > got:
+            got, moved = now, clock()
+        elif clock() - moved > stall:
+            raise TimeoutError(
+                f"got {max(got, 0):,} of {target:,} {what}, none more for {stall:g} s"
+            )
+        await sleep(poll)
 
 
 async def count_messages(bootstrap: str, topic: str, committed: bool = False) -> int:

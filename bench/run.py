@@ -21,7 +21,8 @@ INVALID, not fast (FAILED: the run did not finish).
 
 Then ``--pairs`` pairs of back-to-back drains of streamlearn and Quix Streams (at-least-once,
 [lr]) on the same backlog, the order swapped from pair to pair: the events/s ratio of each pair
-and a sign test (bench/duel.py), which a table of ratios to a limit this noisy cannot settle.
+and a sign test (bench/duel.py), which a table of ratios to a limit this noisy cannot settle;
+then as many pairs of streamlearn and Bytewax, the same way (``--against`` picks the rivals).
 
 Beside the worker's [lr] row, the same worker with the metrics a user gets by default
 (Accuracy, ROCAUC and LogLoss, each checked against River's): what they cost.
@@ -86,6 +87,12 @@ DEFAULTS_ROW = "streamlearn worker, no windows, default metrics"
 DEFAULTS_MODEL = "lr-defaults"
 WINDOWS_ROW = "streamlearn worker, windows on keyed events"
 RICH_ROW = "streamlearn worker, rich declared features on keyed events"
+#: the peers streamlearn meets head to head (``--pairs`` pairs each, in this order; ``--against``):
+#: peer (bench/peer_runs.py's name) -> (its name in the log and the summary, its key in the JSON)
+RIVALS = {
+    "quix": ("Quix Streams at-least-once", "head_to_head"),
+    "bytewax": ("Bytewax", "head_to_head_bytewax"),
+}
 #: the sections of a run, in the order they run (``--only``)
 SECTIONS = (
     "throughput",
@@ -570,6 +577,37 @@ def format_scale_out(s: dict) -> str:
     )
 
 
+def head_to_head(rival: str, workload: Workload, topic: str, expected: float, pairs: int) -> dict:
+    """``pairs`` pairs of back-to-back drains of ``workload`` [lr], a streamlearn worker and the
+    peer ``rival`` (reading ``topic``), each writing its predictions and checked as in the
+    table, the order swapped each pair: bench/duel.py's result, with the rival's name."""
+    name = RIVALS[rival][0]
+    result = duel(
+        partial(_worker, workload, "lr", expected, "no windows"),
+        partial(_peer, rival, topic, workload, "lr", expected),
+        pairs,
+        label=f"streamlearn / {name}",
+    )
+    return {"against": peers.LABELS[rival], **result}
+
+
+def format_duel(name: str, h: dict) -> str:
+    """The summary line of a head-to-head duel against ``name``.
+
+    >>> print(format_duel("Bytewax", {"pairs": 4, "ahead": 3, "median_ratio": 1.0512,
+    ...     "ratios": [0.98, 1.03, 1.07, 1.1], "p_value": 0.625, "check": "ok"}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    streamlearn worker against Bytewax [lr], 4 pairs of back-to-back drains: ahead in 3 of 4,
+    events/s ratio median 1.051 (0.980-1.100), sign test p = 0.625 (ok)
+    """
+    return (
+        f"streamlearn worker against {name} [lr], {h['pairs']} pairs of "
+        f"back-to-back drains: ahead in {h['ahead']} of {h['pairs']}, events/s ratio median "
+        f"{h['median_ratio']:.3f} ({min(h['ratios']):.3f}-{max(h['ratios']):.3f}), sign test "
+        f"p = {h['p_value']:.3f} ({h['check']})"
+    )
+
+
 def guarded(section: Callable[[], object], what: str) -> object:
     """``section()``, or None (said on stdout) if it raised: the results of the other sections
     are still printed and written."""
@@ -586,7 +624,17 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes, one rep, LR only")
     parser.add_argument(
-        "--pairs", type=int, default=10, help="head-to-head pairs against Quix (0: none)"
+        "--pairs",
+        type=int,
+        default=10,
+        help="head-to-head pairs against each rival of --against (0: none)",
+    )
+    parser.add_argument(
+        "--against",
+        type=rivals_of,
+        default=tuple(RIVALS),
+        metavar="PEERS",
+        help=f"the head-to-head rivals, comma-separated (default: {','.join(RIVALS)})",
     )
     parser.add_argument("--no-peers", action="store_true", help="skip Quix, Bytewax, ...")
     parser.add_argument(
@@ -635,17 +683,15 @@ def main() -> None:
     if wanted("throughput"):
         section(f"throughput: {n} events, {reps} reps, models {models}")
         table += throughput(plain, expected, reps, topic, with_peers)
-    head_to_head = None
+    duels: dict[str, dict | None] = {}
     if with_peers and pairs and wanted("head-to-head"):
-        section(f"streamlearn against Quix Streams at-least-once [lr]: {pairs} pairs of drains")
-        head_to_head = guarded(
-            lambda: duel(
-                partial(_worker, plain, "lr", expected["lr"], "no windows"),
-                partial(_peer, "quix", topic, plain, "lr", expected["lr"]),
-                pairs,
-            ),
-            "head to head",
-        )
+        for rival in args.against:
+            name = RIVALS[rival][0]
+            section(f"streamlearn against {name} [lr]: {pairs} pairs of drains")
+            duels[rival] = guarded(
+                partial(head_to_head, rival, plain, topic, expected["lr"], pairs),
+                f"head to head with {name}",
+            )
     if wanted("windows"):
         section("windowed features on keyed events")
         keyed = workloads.make(n, keys=1000)
@@ -713,14 +759,11 @@ def main() -> None:
         )
     if scale:
         print("\n" + format_scale_out(scale))
-    if head_to_head:
-        h = head_to_head
-        print(
-            f"\nstreamlearn worker against Quix Streams at-least-once [lr], {h['pairs']} pairs of "
-            f"back-to-back drains: ahead in {h['ahead']} of {h['pairs']}, events/s ratio median "
-            f"{h['median_ratio']:.3f} ({min(h['ratios']):.3f}-{max(h['ratios']):.3f}), sign test "
-            f"p = {h['p_value']:.3f} ({h['check']})"
-        )
+    if any(duels.values()):
+        print()
+    for rival, h in duels.items():
+        if h:
+            print(format_duel(RIVALS[rival][0], h))
     if lat:
         each = ", ".join(f"{r['p99_ms']:.1f} at {r['rate']:,}" for r in lat["runs"])
         print(
@@ -760,7 +803,8 @@ def main() -> None:
             for name, rate, ratio, to_memory, check in table
         ],
         "scale_out": scale,
-        "head_to_head": head_to_head,
+        # (each rival's duel under its key; None: not run, or it failed)
+        **{key: duels.get(rival) for rival, (_, key) in RIVALS.items()},
         "latency": lat,
         "memory_mb_by_keys": mem,
         "peak_rss_mb": PEAK_RSS_MB,
@@ -795,6 +839,25 @@ windows, rich, scale-out, latency, memory, features)
             f"unknown section(s): {', '.join(unknown)} (one of: {', '.join(SECTIONS)})"
         )
     return tuple(s for s in SECTIONS if s in names)
+
+
+def rivals_of(text: str) -> tuple[str, ...]:
+    """The head-to-head rivals ``--against`` names, in run order.
+
+    >>> rivals_of("bytewax"), rivals_of("bytewax, quix")
+    (('bytewax',), ('quix', 'bytewax'))
+    >>> rivals_of("flink")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: unknown rival(s): flink (one of: quix, bytewax)
+    """
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    unknown = sorted(names.difference(RIVALS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown rival(s): {', '.join(unknown)} (one of: {', '.join(RIVALS)})"
+        )
+    return tuple(r for r in RIVALS if r in names)
 
 
 def _cpus() -> int:

@@ -51,3 +51,56 @@ def test_latency_is_milliseconds_from_the_kafka_timestamp(common, monkeypatch) -
     assert learner.predict(rows[0], 1_000_000.0)["latency_ms"] == 12.5
     assert learner.predict(rows[1], None)["latency_ms"] is None
     assert learner.finished > 0  # the clock stopped at the last event
+
+
+def run_wait(counts: list, exits_after: int, stall: float = 10.0) -> list[float]:
+    """bench.peer_runs.wait_progress on a fake process, clock and sleep: the process exits after
+    ``exits_after`` polls, ``counts`` are the predictions counted at each (an exception: the
+    count failed), each poll one second later; the times it counted at."""
+    import asyncio
+
+    from bench.peer_runs import wait_progress
+
+    now = [0.0]
+    polls = iter(range(10_000))
+    counted: list[float] = []
+
+    def exited() -> int | None:
+        return 0 if next(polls) >= exits_after else None
+
+    async def count() -> int:
+        counted.append(now[0])
+        value = counts[min(len(counted), len(counts)) - 1]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    asyncio.run(
+        wait_progress(
+            exited, count, 100, "predictions", stall, 1.0, clock=lambda: now[0], sleep=sleep
+        )
+    )
+    return counted
+
+
+def test_a_peer_run_lasts_as_long_as_it_makes_progress() -> None:
+    # 1,000 polls with a prediction more at each: far past any stall, and no limit of its own
+    counted = run_wait(list(range(1, 1001)), exits_after=1000)
+    assert len(counted) == 1000
+
+
+def test_a_peer_run_that_stops_writing_fails_after_the_stall_saying_how_far_it_got() -> None:
+    with pytest.raises(TimeoutError, match="got 5 of 100 predictions, none more for 10 s"):
+        run_wait([1, 2, 3, 4, 5], exits_after=10_000)
+
+
+def test_a_slow_start_and_failed_counts_are_no_progress_but_not_an_error() -> None:
+    # nothing for 8 s (start-up), a failed count, then progress: the stall counts from the last
+    counts = [0] * 8 + [RuntimeError("no leader")] + list(range(1, 20))
+    counted = run_wait(counts, exits_after=25)
+    assert len(counted) == 25
+    with pytest.raises(TimeoutError, match="got 0 of 100"):
+        run_wait([0] * 30, exits_after=10_000)
