@@ -4,6 +4,7 @@ import time
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 
 from agents.engine import Engine
 from agents.shards import Shards
@@ -247,3 +248,52 @@ def test_a_transform_that_cannot_be_found_is_a_start_up_error(make_engine):
 def counts(engine: Engine):
     """The engine's counters (``"<counter>:<partition>"`` to int)."""
     return engine.counters.counts
+
+
+class ReassigningOutbox(RecordingOutbox):
+    """An outbox whose first hand-over lets a rebalance happen, as an ``await`` in the engine's
+    read loop does: shard 0 is revoked (its checkpoint not written) and assigned again."""
+
+    def __init__(self, keeper: Shards) -> None:
+        super().__init__()
+        self.keeper = keeper
+        self.sends = 0
+
+    async def send(self) -> None:
+        self.sends += 1
+        if self.sends == 1:
+            await self.keeper.revoke({0})
+            await self.keeper.load({0})  # restored from the table: from offset 0 again
+
+
+class Positions:
+    """The engine's consumer as ``Engine.read`` uses it."""
+
+    def __init__(self) -> None:
+        self.sought: list[tuple[int, int]] = []
+
+    def assign(self, tps) -> None:
+        pass
+
+    def seek(self, tp, offset: int) -> None:
+        self.sought.append((tp.partition, offset))
+
+    def highwater(self, tp) -> int:
+        return 1000
+
+
+async def test_a_read_made_before_the_shard_was_restored_again_is_not_stepped(make_engine):
+    engine = make_engine()
+    keeper = engine.keeper
+    engine.outbox = ReassigningOutbox(keeper)
+    engine.consumer = Positions()
+    engine.ready.set()
+    keeper.reader = engine
+    records = [record(i, event(i)) for i in range(3000)]  # a backlog read: slices of 1,000
+    assert await engine.take_read({TopicPartition(engine.source, 0): records}) is None
+    # the first slice went into the shard that was dropped; its successor restarts at offset 0
+    # and is read from there: the rest of the old read would have left offsets 0-999 unlearned
+    assert engine.consumer.sought == [(0, 0)]
+    assert shard(engine).events_offset == -1 and learned(engine) == 0
+    assert await engine.take_read({TopicPartition(engine.source, 0): records}) is None
+    assert shard(engine).events_offset == 2999 and learned(engine) == 3000
