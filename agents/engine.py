@@ -130,6 +130,10 @@ class Engine(Service):
         self.join_topic = config.internal("join")
         #: the topic whose partition a shard's table writes are placed by (its shard)
         self.anchor = config.internal("scoring")
+        #: where the challengers' predictions go (None: the champion has none)
+        self.shadow = config.shadow_predictions_topic if len(config.specs) > 1 else None
+        #: the shadow topic's batches of the shard being taken
+        self.shadow_out: Slot | None = None
         #: what a message goes through before windows and models (app/contracts/intake.py)
         self.intake = Intake.configured(config)
         #: the per-event logic (app/step.py); the engine routes records through it
@@ -239,6 +243,7 @@ class Engine(Service):
         t = self.topics
         outputs = [t.predictions, t.join, t.events_dlq, t.labels_dlq]
         outputs += [t.enriched] if t.enriched else []
+        outputs += [t.shadow] if t.shadow else []
         await declare(t.events, *([t.rekeyed] if self.rekeyed else []), *outputs)
         try:
             await self._check_layout()
@@ -298,6 +303,7 @@ class Engine(Service):
             self.config.dlq_topic,
             self.config.labels_dlq_topic,
             self.config.enriched_topic,
+            self.shadow,
         ):
             if topic:
                 self.partitions[topic] = len(await self.producer.partitions_for(topic))
@@ -325,6 +331,8 @@ class Engine(Service):
         last = taken_upto = live.events_offset
         topic = self.config.predictions_topic
         out = self.outbox.slot(topic, shard % self.partitions[topic])
+        if self.shadow is not None:
+            self.shadow_out = self.outbox.slot(self.shadow, shard % self.partitions[self.shadow])
         step = self._step_rekeyed if self.rekeyed else self._step
         taken = 0
         with writing_to(shard, self.anchor):
@@ -384,8 +392,12 @@ class Engine(Service):
             and record.key != key.encode()
         ):
             self.n_misrouted += 1
-        for prediction in taken.predictions:
-            out.add(prediction["id"].encode(), orjson.dumps(prediction))
+        predictions = taken.predictions
+        if predictions:  # the champion's to the predictions topic, the challengers' to the shadow
+            champion = predictions[0]
+            out.add(champion["id"].encode(), orjson.dumps(champion))
+            for prediction in predictions[1:]:
+                self.shadow_out.add(prediction["id"].encode(), orjson.dumps(prediction))
         if taken.park is not None:
             self._park(taken.park)
         if self.config.enriched_topic:

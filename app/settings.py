@@ -26,7 +26,7 @@ from app.features.spec import FeatureSpec, FeatureSpecError, default_spec
 from app.features.spec import parse as parse_features
 from app.kafka.auth import SecurityError
 from app.kafka.auth import check as check_security
-from app.models.spec import ModelSpec, ModelSpecError, parse_specs
+from app.models.spec import ModelSpec, ModelSpecError, parse_model_tables, parse_specs
 
 PREFIX = "STREAMLEARN_"
 DEV_SECRET = "streamlearn-dev-secret"
@@ -52,6 +52,8 @@ class Settings:
     partitions: int = 1
     replication: int = 1
     store: str = "rocksdb://"
+    #: the models: specs separated by ``;``, the first the champion (the config file may give
+    #: ``[[model]]`` tables instead: :attr:`model_list`)
     model: str = "StandardScaler | LogisticRegression"
     events_topic: str = "events"
     labels_topic: str = "labels"
@@ -72,6 +74,8 @@ class Settings:
     #: features, app/features/spec.py); file only
     windows_map: dict | None = field(default=None, compare=False)
     aggregate_list: list | None = field(default=None, compare=False)
+    #: the config file's ``[[model]]`` tables (name, spec, role), if it gives them; file only
+    model_list: list | None = field(default=None, compare=False)
     #: the config file these settings were read from (None: none), for error messages
     config_file: str | None = field(default=None, compare=False)
     #: the settings the config file gave and the environment did not override (field names),
@@ -95,6 +99,8 @@ class Settings:
     key_cache: int = 20000
     #: optional topic of every event as the model saw it (enriched ``x``); empty: not written
     enriched_topic: str = ""
+    #: where the challengers' predictions go ("": ``<predictions topic>-shadow``)
+    shadow_topic: str = ""
     standby_replicas: int = 1
     session_timeout: float = 10.0
     #: how every client connects (app/kafka/auth.py): PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
@@ -175,10 +181,21 @@ class Settings:
         >>> [s.name for s in Settings(model="LogisticRegression; GaussianNB").specs]
         ['LogisticRegression', 'GaussianNB']
         """
+        if self.model_list is not None:
+            try:
+                return parse_model_tables(self.model_list)
+            except ModelSpecError as exc:
+                raise SettingsError(f"config file {self.config_file}: {exc}") from None
         try:
             return parse_specs(self.model)
         except ModelSpecError as exc:
             raise SettingsError(f"{self.named('model')}: {exc}") from None
+
+    @property
+    def shadow_predictions_topic(self) -> str:
+        """Where the challengers' predictions go: STREAMLEARN_SHADOW_TOPIC, else
+        ``<predictions topic>-shadow``."""
+        return self.shadow_topic or f"{self.predictions_topic}-shadow"
 
     def named(self, name: str) -> str:
         """Setting ``name`` and its value as the user wrote it, for an error message: the
@@ -235,6 +252,9 @@ class Settings:
                 continue
             kind = type(f.default)
             from_file.discard(f.name)
+            if f.name == "model":  # the environment wins over the file's [[model]] tables too
+                values.pop("model_list", None)
+                from_file.discard("model_list")
             try:
                 values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
             except ValueError as exc:
@@ -333,6 +353,14 @@ def file_values(path: str) -> dict:
         values[f"{key}_map"] = table
         if "topic" in table:
             values[f"{key}_topic"] = table["topic"]
+    models = raw.get("model")
+    if isinstance(models, list):  # [[model]] tables, the other form of the same key
+        del raw["model"]
+        try:
+            parse_model_tables(models)
+        except ModelSpecError as exc:
+            raise SettingsError(f"config file {path}: {exc}") from None
+        values["model_list"] = models
     windows, aggregates = raw.pop("windows", None), raw.pop("aggregate", None)
     try:
         parse_features(windows, aggregates, f"config file {path}")

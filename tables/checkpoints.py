@@ -87,6 +87,8 @@ class Checkpoints:
                 "STREAMLEARN_CHECKPOINT_SECRET, or start over under a new STREAMLEARN_ID."
             ) from exc
         log.info("shard %d: %s", shard, describe_restored(models))
+        for change in models.changes:  # the config's models changed since the checkpoint
+            log.warning("shard %d: model %s", shard, change)
         return models, True
 
     def output_lost(self, shard: int, exc: BaseException) -> OutputLost:

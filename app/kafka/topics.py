@@ -1,7 +1,8 @@
 """Every Kafka topic streamlearn reads or writes.
 
-External (their names come from settings): ``events``, ``labels`` and ``predictions``, plus the
-dead-letter topics ``<events>-dlq`` and ``<labels>-dlq``, and the enriched topic if set.
+External (their names come from settings): ``events``, ``labels`` and ``predictions`` (the
+champion's), the shadow topic (the challengers', if any), the dead-letter topics
+``<events>-dlq`` and ``<labels>-dlq``, and the enriched topic if set.
 Internal (prefixed with the app id): ``rekeyed`` (raw events keyed by entity, with
 ``STREAMLEARN_REKEY=1``), ``join`` (parked features and labels keyed by event id), ``scoring``
 (joined labels, one partition per model shard). Raw topics are read as bytes so that a malformed
@@ -30,6 +31,12 @@ class Topics:
         self.rekeyed = app.topic(config.internal("rekeyed"), **raw)
         self.scoring = app.topic(config.internal("scoring"), internal=True)
         self.join = app.topic(config.internal("join"), internal=True)
+        #: the challengers' predictions (STREAMLEARN_SHADOW_TOPIC), or None: no challenger
+        self.shadow = (
+            app.topic(config.shadow_predictions_topic, internal=True)
+            if len(config.specs) > 1
+            else None
+        )
         #: every event as the model saw it (STREAMLEARN_ENRICHED_TOPIC), or None
         self.enriched = (
             app.topic(config.enriched_topic, internal=True) if config.enriched_topic else None

@@ -21,7 +21,7 @@ from typing import Any
 from river import base
 
 from app.models import metric_batch
-from app.models.spec import ModelSpec
+from app.models.spec import ModelSpec, champion_of
 
 HISTORY_POINTS = 500
 #: Size of the rolling window of the "recent" metrics the web view shows beside the totals.
@@ -217,10 +217,32 @@ class ShardModels:
     origins: dict[str, int] = field(default_factory=dict)
     n_duplicates: int = 0
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+    #: the model whose predictions go to the predictions topic ("": the first); the first in
+    #: :attr:`models` (:meth:`set_champion`)
+    champion: str = ""
+    #: the champion the config named when this shard's models were made or restored
+    config_champion: str = ""
+    #: what a restore changed ("'tree': spec changed, starts fresh", ...), for the log
+    changes: list[str] = field(default_factory=list)
 
     @classmethod
     def fresh(cls, shard: int, specs: list[ModelSpec]) -> ShardModels:
-        return cls(shard=shard, models={s.name: LiveModel.fresh(s) for s in specs})
+        champion = champion_of(specs).name if specs else ""
+        models = cls(
+            shard=shard,
+            models={s.name: LiveModel.fresh(s) for s in specs},
+            config_champion=champion,
+        )
+        if champion:
+            models.set_champion(champion)
+        return models
+
+    def set_champion(self, name: str) -> None:
+        """Make ``name`` the shard's champion: its prediction is the one of every event on the
+        predictions topic (the others' go to the shadow topic)."""
+        live = self.models[name]
+        self.models = {name: live, **{n: m for n, m in self.models.items() if n != name}}
+        self.champion = name
 
     def covers(self, offset: int) -> bool:
         """Whether the message at ``offset`` was already taken (a replay after a restart)."""
@@ -262,8 +284,9 @@ class ShardModels:
     def take_event(
         self, event: dict, now: float, t_in: float | None = None
     ) -> tuple[list[dict], dict | None]:
-        """Predict ``event`` with every model: the predictions to publish, and, when the event
-        has no label, the features and predictions to park until it arrives (else None).
+        """Predict ``event`` with every model: the predictions to publish, the champion's first
+        (then the challengers', for the shadow topic), and, when the event has no label, the
+        features and predictions to park until it arrives (else None).
 
         A labelled event is learned at once (test-then-train). ``event`` is a checked event
         (``app.contracts.records.parse_event``); ``t_in``, if given, is when it entered Kafka.
@@ -300,6 +323,8 @@ class ShardModels:
             "offset": self.offset,
             "origins": dict(self.origins),
             "n_duplicates": self.n_duplicates,
+            "champion": self.champion,
+            "config_champion": self.config_champion,
             "models": {
                 name: {
                     "spec": live.spec.text,
@@ -316,20 +341,41 @@ class ShardModels:
 
     @classmethod
     def restore(cls, shard: int, specs: list[ModelSpec], snapshot: dict) -> ShardModels:
-        """Rebuild a shard from :meth:`snapshot`; specs not in it start fresh."""
+        """Rebuild a shard from :meth:`snapshot` for the models ``specs`` name now: a model
+        still there with the same spec keeps its state; a new one, or one whose spec changed,
+        starts fresh (said in :attr:`changes`). The shard keeps the champion it held (a
+        promotion stands), unless the config now names another champion than it did when the
+        snapshot was taken: then the config's."""
         shard_models = cls.fresh(shard, specs)
         shard_models.offset = snapshot["offset"]
         shard_models.origins = dict(snapshot.get("origins", {}))
         shard_models.n_duplicates = snapshot.get("n_duplicates", 0)
+        changes = shard_models.changes
+        restored = set()
         for name, saved in snapshot["models"].items():
             live = shard_models.models.get(name)
             if live is None:
+                changes.append(f"{name!r}: no longer configured, dropped")
                 continue
+            if saved["spec"].strip() != live.spec.text.strip():
+                changes.append(
+                    f"{name!r}: spec changed from {saved['spec'].strip()!r}, starts fresh"
+                )
+                continue
+            restored.add(name)
             live.model, live.metric = saved["model"], saved["metric"]
             live.n_learned, live.n_predicted = saved["n_learned"], saved["n_predicted"]
             live.n_scored = saved.get("n_scored", 0)
             live.bind()
             live.recent.extend(saved.get("recent", ()))
+        changes.extend(
+            f"{n!r}: new, starts fresh" for n in shard_models.models if n not in snapshot["models"]
+        )
+        held, config = snapshot.get("champion", ""), shard_models.config_champion
+        if snapshot.get("config_champion", config) != config:
+            changes.append(f"the config names {config!r} champion now: it serves")
+        elif held and held != config and held in restored:
+            shard_models.set_champion(held)  # promoted on the stream: it stands
         return shard_models
 
     def record_history(self, now: float) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib
-from dataclasses import dataclass
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import cache, cached_property
+from typing import Any
 
 from river import base, compose, metrics
 
@@ -44,21 +47,27 @@ class ModelSpecError(ValueError):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed spec: the text it came from and its stages as ``(class, kwargs)`` pairs."""
+    """A parsed spec: the text it came from and its stages as ``(class, kwargs)`` pairs, and
+    the model's name and role in the config (``[[model]]``)."""
 
     text: str
     stages: tuple[tuple[type, dict], ...]
     #: River metric classes named after ``@`` in the spec; empty: the task's defaults
     metric_types: tuple[type, ...] = ()
+    #: the name a ``[[model]]`` table gives ("": derived from the stages)
+    given_name: str = ""
+    #: :data:`CHAMPION` (its predictions go to the predictions topic) or :data:`CHALLENGER`
+    role: str = "challenger"
 
     @property
     def name(self) -> str:
-        """A short, URL-safe name for the spec, e.g. ``StandardScaler-LogisticRegression``.
+        """The given name, else a short, URL-safe one derived from the stages, e.g.
+        ``StandardScaler-LogisticRegression``.
 
         >>> parse_spec("StandardScaler | LogisticRegression").name
         'StandardScaler-LogisticRegression'
         """
-        return "-".join(cls.__name__ for cls, _ in self.stages)
+        return self.given_name or "-".join(cls.__name__ for cls, _ in self.stages)
 
     def build(self) -> base.Estimator:
         """A fresh, untrained model for this spec."""
@@ -201,11 +210,20 @@ def _parse_metrics(text: str, spec_text: str) -> tuple[type, ...]:
     return tuple(out)
 
 
-def parse_specs(text: str) -> list[ModelSpec]:
-    """Parse one or more specs separated by ``;`` (champion and challengers on the same stream).
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+#: what a ``[[model]]`` table may hold
+MODEL_FIELDS = ("name", "spec", "role")
+#: a model's name: it is a key of checkpoints and part of web addresses
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
-    >>> [s.name for s in parse_specs("LogisticRegression; GaussianNB")]
-    ['LogisticRegression', 'GaussianNB']
+
+def parse_specs(text: str) -> list[ModelSpec]:
+    """Parse one or more specs separated by ``;`` (``STREAMLEARN_MODEL``): the first is the
+    champion, the others are challengers on the same stream.
+
+    >>> [(s.name, s.role) for s in parse_specs("LogisticRegression; GaussianNB")]
+    [('LogisticRegression', 'champion'), ('GaussianNB', 'challenger')]
     """
     specs = [parse_spec(part) for part in text.split(";") if part.strip()]
     if not specs:
@@ -215,4 +233,66 @@ def parse_specs(text: str) -> list[ModelSpec]:
         raise ModelSpecError(f"two model specs share a name in {text!r}: {names}")
     if len({s.is_classifier for s in specs}) > 1:
         raise ModelSpecError("all models of one stream must be classifiers, or all regressors")
+    return [replace(s, role=CHAMPION if i == 0 else CHALLENGER) for i, s in enumerate(specs)]
+
+
+def parse_model_tables(tables: Any) -> list[ModelSpec]:
+    """The models of the config file's ``[[model]]`` tables (``name``, ``spec``, ``role``):
+    exactly one champion, names unique, every spec one of the champion's task. An error names
+    the entry (``[[model]] #2``, from 1) and the field.
+
+    >>> [(s.name, s.role, s.text) for s in parse_model_tables([
+    ...     {"name": "lr", "spec": "LogisticRegression", "role": "champion"},
+    ...     {"name": "nb", "spec": "GaussianNB", "role": "challenger"}])]
+    [('lr', 'champion', 'LogisticRegression'), ('nb', 'challenger', 'GaussianNB')]
+    >>> parse_model_tables([{"name": "lr", "spec": "LogisticRegression", "role": "challenger"}])
+    Traceback (most recent call last):
+    app.models.spec.ModelSpecError: [[model]]: no model has role = "champion" ...
+    """
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise ModelSpecError("[[model]] must be one or more tables, each with name, spec, role")
+    specs = []
+    for number, table in enumerate(tables, 1):
+        where = f"[[model]] #{number}"
+        unknown = sorted(set(table) - set(MODEL_FIELDS))
+        if unknown:
+            raise ModelSpecError(
+                f"{where}: unknown field {unknown[0]!r} (a model has {', '.join(MODEL_FIELDS)})"
+            )
+        for key in MODEL_FIELDS:
+            if not isinstance(table.get(key), str) or not table[key].strip():
+                raise ModelSpecError(f"{where}: {key} must be a non-empty string")
+        name, role = table["name"], table["role"]
+        if not _NAME.fullmatch(name):
+            raise ModelSpecError(
+                f"{where}: name = {name!r}: letters, digits, '_', '-' and '.', at most 64, "
+                "starting with a letter or digit"
+            )
+        if role not in (CHAMPION, CHALLENGER):
+            raise ModelSpecError(f'{where}: role = {role!r}: "champion" or "challenger"')
+        if any(s.name == name for s in specs):
+            raise ModelSpecError(f"{where}: name = {name!r}: another model has this name")
+        try:
+            spec = parse_spec(table["spec"])
+        except ModelSpecError as exc:
+            raise ModelSpecError(f"{where}: spec = {table['spec']!r}: {exc}") from None
+        specs.append(replace(spec, given_name=name, role=role))
+    champions = [s for s in specs if s.role == CHAMPION]
+    if len(champions) != 1:
+        found = "no model has" if not champions else f"{len(champions)} models have"
+        raise ModelSpecError(f'[[model]]: {found} role = "champion"; exactly one must')
+    champion = champions[0]
+    for number, spec in enumerate(specs, 1):
+        if spec.is_classifier != champion.is_classifier:
+            task = "a classifier" if spec.is_classifier else "a regressor"
+            other = "a classifier" if champion.is_classifier else "a regressor"
+            raise ModelSpecError(
+                f"[[model]] #{number}: spec = {spec.text!r} is {task}, the champion "
+                f"{champion.name!r} is {other}: every model learns the same labels"
+            )
     return specs
+
+
+def champion_of(specs: Sequence[ModelSpec]) -> ModelSpec:
+    """The spec whose role is champion (the first, if none says so)."""
+    return next((s for s in specs if s.role == CHAMPION), specs[0])

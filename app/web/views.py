@@ -2,7 +2,8 @@
 
 * ``GET /``: leads to ``/dashboard/`` (a redirect; it replaces Faust's ``{"status": "OK"}``).
 * ``GET /dashboard/``: a live page of everything below (``app/web/static/dashboard.html``).
-* ``GET /models/``: one entry per model and shard this worker owns.
+* ``GET /models/``: one entry per model and shard this worker owns, with its role on the shard
+  (``champion``: its predictions are the predictions topic's; else ``challenger``).
 * ``GET /models/{name}/``: one model's shards with their recent metric history.
 * ``GET /models/{name}/history``: the metric time series the dashboard draws (bounded).
 * ``GET /stats/``: counters, recent dead-letter reasons, lag, checkpoints, feature keys, workers,
@@ -85,6 +86,7 @@ def model_entries(shards: dict[int, ShardModels], topic: str, source: str) -> li
                 {
                     "name": name,
                     "spec": live.spec.text,
+                    "role": "champion" if name == models.champion else "challenger",
                     "shard": shard,
                     "version": live.n_learned,
                     "n_learned": live.n_learned,

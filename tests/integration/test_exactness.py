@@ -59,8 +59,14 @@ def test_classifiers_linear_and_tree_equal_river(pipeline_factory):
     assert result.returncode == 0, result.stderr
     assert "1250 events of 'phishing' acknowledged" in result.stdout
     assert_exact(pipeline, worker, spec, datasets.Phishing())
-    predictions = pipeline.read(pipeline.predictions, 2 * 1250)
-    assert len({(p.value, p.key) for p in predictions}) == 2500
+    # the champion's prediction of each event, and the challenger's on the shadow topic
+    predictions = pipeline.read(pipeline.predictions, 1250)
+    shadow = pipeline.read(f"{pipeline.predictions}-shadow", 1250)
+    assert len({p.key for p in predictions}) == len({p.key for p in shadow}) == 1250
+    assert {orjson.loads(p.value)["model"] for p in predictions} == {
+        "StandardScaler-LogisticRegression"
+    }
+    assert {orjson.loads(p.value)["model"] for p in shadow} == {"HoeffdingTreeClassifier"}
 
 
 def test_regression_equals_river(pipeline_factory):

@@ -24,13 +24,19 @@ def make_engine(app, monkeypatch):
     """An engine owning shard 0 (fresh models), with its tables as dicts and a recording outbox."""
 
     def make(**settings) -> Engine:
-        settings = {"checkpoint_every": 1000, "checkpoint_seconds": 2.0, **settings}
-        config = Config.build(Settings(model=MODEL, id="unit", **settings))
+        settings = {"checkpoint_every": 1000, "checkpoint_seconds": 2.0, "model": MODEL, **settings}
+        config = Config.build(Settings(id="unit", **settings))
         tables = fake_shard_tables(config.specs)
         keeper = Shards(config, tables)
         engine = Engine(app, config, keeper, parts.topics, tables.counters)
         engine.outbox = RecordingOutbox()
-        for topic in (engine.source, "predictions", "events-dlq", "unit-join"):
+        for topic in (
+            engine.source,
+            "predictions",
+            "predictions-shadow",
+            "events-dlq",
+            "unit-join",
+        ):
             engine.partitions[topic] = 1
         keeper.own({0})
         return engine
@@ -297,3 +303,20 @@ async def test_a_read_made_before_the_shard_was_restored_again_is_not_stepped(ma
     assert shard(engine).events_offset == -1 and learned(engine) == 0
     assert await engine.take_read({TopicPartition(engine.source, 0): records}) is None
     assert shard(engine).events_offset == 2999 and learned(engine) == 3000
+
+
+def test_the_engine_writes_the_champion_s_prediction_once_and_the_challengers_to_the_shadow(
+    make_engine,
+):
+    engine = make_engine(model="LogisticRegression; GaussianNB")
+    values = [
+        orjson.dumps({"id": f"e{i}", "key": None, "ts": float(i), "x": {"a": 1.0}, "y": True})
+        for i in range(5)
+    ]
+    assert engine.take(0, [record(i, v) for i, v in enumerate(values)]) == 5
+    champion = [orjson.loads(m[3]) for m in engine.outbox.to("predictions")]
+    shadow = [orjson.loads(m[3]) for m in engine.outbox.to("predictions-shadow")]
+    assert [(p["id"], p["model"]) for p in champion] == [
+        (f"e{i}", "LogisticRegression") for i in range(5)
+    ]
+    assert [(p["id"], p["model"]) for p in shadow] == [(f"e{i}", "GaussianNB") for i in range(5)]
