@@ -49,7 +49,7 @@ def install(
             if not expiry.knows(partition):  # assigned (again): what waits there already
                 expiry.load(partition, pending.items())
             event_id = message["id"]
-            outcome = join(pending.get(event_id), message, partition, offset)
+            outcome = join(pending.get(event_id), message, partition, offset, config.label_ttl)
             if outcome.send is not None:
                 key = outcome.send["key"] or event_id
                 await scoring.send(key=key, partition=outcome.shard, value=outcome.send)

@@ -54,11 +54,17 @@ def joined(park: dict, label: dict, partition: int, offset: int) -> dict:
     }
 
 
-def join(waiting: dict | None, message: dict, partition: int, offset: int) -> Joined:
+def join(
+    waiting: dict | None, message: dict, partition: int, offset: int, ttl: float = float("inf")
+) -> Joined:
     """Take ``message`` (``{"kind": "park" | "label", "id", "ts", ...}``) of ``join`` partition
     ``partition`` at ``offset``, given what ``waiting`` for its id.
 
-    * the other half waits: send the joined label, keep a ``joined`` marker (for the TTL);
+    * the other half waits, and the label's time is within ``ttl`` (STREAMLEARN_LABEL_TTL) of
+      the event's: send the joined label, keep a ``joined`` marker (for the TTL);
+    * the other half waits, but the label's time is further than ``ttl`` from the event's:
+      the label is ``late_labels`` and not learned, whichever half came first (the event waits
+      on, and expires: nothing else decides whether a label is in time);
     * joined already: a second label (``duplicate_labels``), or features parked again after a
       crash (``parks_dropped``), dropped;
     * a label while a label waits: ``duplicate_labels``, the first one kept;
@@ -74,6 +80,9 @@ def join(waiting: dict | None, message: dict, partition: int, offset: int) -> Jo
     (1, {'joined': True, 'since': 2.0, 'p': 0})
     >>> join(done.entry, park, 0, 9).counter
     'parks_dropped'
+    >>> late = join(first.entry, {"kind": "label", "id": "e", "y": 1, "ts": 90.0}, 0, 8, ttl=60.0)
+    >>> late.counter, late.send, late.entry
+    ('late_labels', None, None)
     """
     kind = message["kind"]
     other = "label" if kind == "park" else "park"
@@ -81,6 +90,9 @@ def join(waiting: dict | None, message: dict, partition: int, offset: int) -> Jo
         return Joined(counter="duplicate_labels" if kind == "label" else "parks_dropped")
     if waiting is not None and other in waiting:
         park, label = (message, waiting["label"]) if kind == "park" else (waiting["park"], message)
+        if abs(label["ts"] - park["ts"]) > ttl:
+            entry = {"park": park, "since": park["ts"], "p": partition} if kind == "park" else None
+            return Joined(entry=entry, counter="late_labels")
         return Joined(
             entry={"joined": True, "since": message["ts"], "p": partition},
             send=joined(park, label, partition, offset),

@@ -1,5 +1,7 @@
 """The label join's rules (app/models/join.py): every order its two halves can arrive in."""
 
+import pytest
+
 from app.models.join import Expiry, join
 
 
@@ -90,3 +92,25 @@ def test_an_entry_replaced_since_it_was_indexed_expires_by_its_new_time():
     index.add(0, "e1", done.entry["since"])
     assert index.expired(0, now_ts=100.0, ttl=40.0, current=table.get) == []  # since 80 now
     assert index.expired(0, now_ts=121.0, ttl=40.0, current=table.get) == [("e1", "joined")]
+
+
+@pytest.mark.parametrize("label_first", [False, True])
+@pytest.mark.parametrize(
+    ("gap", "joins"), [(86_400.0, True), (86_400.5, False), (-86_401.0, False)]
+)
+def test_a_label_joins_only_within_the_ttl_of_its_event_in_either_order(label_first, gap, joins):
+    """A chargeback stamped 5 days after its order used to be learned with a 1-day TTL when
+    nothing else had moved the join's clock: whether a label is in time is now its own time
+    against its event's, whatever arrived first."""
+    ttl = 86_400.0
+    event, late = park(), label()
+    late["ts"] = event["ts"] + gap
+    first, second = (late, event) if label_first else (event, late)
+    waiting = join(None, first, 0, 0, ttl)
+    outcome = join(waiting.entry, second, 0, 1, ttl)
+    assert (outcome.send is not None) is joins
+    if not joins:
+        assert outcome.counter == "late_labels"
+        # the event waits on (for a label in time, or to expire), never the late label
+        waiting_now = outcome.entry or waiting.entry
+        assert "park" in waiting_now and waiting_now["since"] == event["ts"]
