@@ -244,6 +244,7 @@ class Engine(Service):
         outputs = [t.predictions, t.join, t.events_dlq, t.labels_dlq]
         outputs += [t.enriched] if t.enriched else []
         outputs += [t.shadow] if t.shadow else []
+        outputs += [t.model_events]
         await declare(t.events, *([t.rekeyed] if self.rekeyed else []), *outputs)
         try:
             await self._check_layout()
@@ -304,6 +305,7 @@ class Engine(Service):
             self.config.labels_dlq_topic,
             self.config.enriched_topic,
             self.shadow,
+            self.config.model_events,
         ):
             if topic:
                 self.partitions[topic] = len(await self.producer.partitions_for(topic))
@@ -347,7 +349,19 @@ class Engine(Service):
             finally:  # (an error stops the engine: what was taken is still counted right)
                 live.took(taken_upto, taken)
                 self.n_events += taken
+        if live.models.model_events:
+            self.publish_model_events(live)
         return taken
+
+    def publish_model_events(self, live: LiveShard) -> None:
+        """Write what happened to ``live``'s models (promotions, changes at a restore) to the
+        model-events topic, with the output of the events that caused it."""
+        topic = self.config.model_events
+        partition = live.shard % self.partitions[topic]
+        for record in live.models.take_model_events():
+            key = f"{record['shard']}".encode()
+            self.outbox.add(topic, partition, key, orjson.dumps(record))
+            log.info("shard %d: model event %s", live.shard, record.get("reason"))
 
     def _step_rekeyed(self, live: LiveShard, record, out: Slot) -> None:
         """A re-keyed record: dropped if a copy of it was taken, else stepped."""

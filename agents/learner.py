@@ -97,3 +97,6 @@ def learn_label(
             headers,
             engine.config.labels_dlq_topic,
         )
+        return
+    if live.models.model_events:  # (a promotion)
+        engine.publish_model_events(live)

@@ -17,6 +17,7 @@ from typing import Any
 from app.contracts.mapping import EventMapping, LabelMapping
 from app.features.recipe import Recipe
 from app.models.label_rules import label_check
+from app.models.promotion import PromotionRule
 from app.models.spec import ModelSpec
 from app.settings import Settings
 
@@ -41,6 +42,8 @@ class Config:
     #: how a message of a team's own shape maps to an event / a label (None: streamlearn's)
     event_mapping: EventMapping | None
     label_mapping: LabelMapping | None
+    #: when a challenger becomes a shard's champion (None: by command only)
+    promotion: PromotionRule | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Config:
@@ -53,6 +56,7 @@ class Config:
             check_label=label_check(list(specs)),
             event_mapping=settings.event_mapping,
             label_mapping=settings.label_mapping,
+            promotion=settings.promotion,
         )
 
     def __post_init__(self) -> None:

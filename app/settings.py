@@ -26,6 +26,7 @@ from app.features.spec import FeatureSpec, FeatureSpecError, default_spec
 from app.features.spec import parse as parse_features
 from app.kafka.auth import SecurityError
 from app.kafka.auth import check as check_security
+from app.models.promotion import PromotionError, PromotionRule
 from app.models.spec import ModelSpec, ModelSpecError, parse_model_tables, parse_specs
 
 PREFIX = "STREAMLEARN_"
@@ -76,6 +77,8 @@ class Settings:
     aggregate_list: list | None = field(default=None, compare=False)
     #: the config file's ``[[model]]`` tables (name, spec, role), if it gives them; file only
     model_list: list | None = field(default=None, compare=False)
+    #: the config file's ``[promotion]`` table (app/models/promotion.py); file only
+    promotion_map: dict | None = field(default=None, compare=False)
     #: the config file these settings were read from (None: none), for error messages
     config_file: str | None = field(default=None, compare=False)
     #: the settings the config file gave and the environment did not override (field names),
@@ -101,6 +104,8 @@ class Settings:
     enriched_topic: str = ""
     #: where the challengers' predictions go ("": ``<predictions topic>-shadow``)
     shadow_topic: str = ""
+    #: the audit trail of the models: promotions, changes at a restart ("": ``<id>-model-events``)
+    model_events_topic: str = ""
     standby_replicas: int = 1
     session_timeout: float = 10.0
     #: how every client connects (app/kafka/auth.py): PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
@@ -190,6 +195,22 @@ class Settings:
             return parse_specs(self.model)
         except ModelSpecError as exc:
             raise SettingsError(f"{self.named('model')}: {exc}") from None
+
+    @cached_property
+    def promotion(self) -> PromotionRule | None:
+        """The ``[promotion]`` rule of the config file, checked against :attr:`specs` (None:
+        no table, champions change by command only)."""
+        if self.promotion_map is None:
+            return None
+        try:
+            return PromotionRule.parse(self.promotion_map, self.specs)
+        except PromotionError as exc:
+            raise SettingsError(f"config file {self.config_file}: {exc}") from None
+
+    @property
+    def model_events(self) -> str:
+        """The audit trail's topic: STREAMLEARN_MODEL_EVENTS_TOPIC, else ``<id>-model-events``."""
+        return self.model_events_topic or f"{self.id}-model-events"
 
     @property
     def shadow_predictions_topic(self) -> str:
@@ -361,6 +382,11 @@ def file_values(path: str) -> dict:
         except ModelSpecError as exc:
             raise SettingsError(f"config file {path}: {exc}") from None
         values["model_list"] = models
+    promotion = raw.pop("promotion", None)
+    if promotion is not None:
+        if not isinstance(promotion, dict):
+            raise SettingsError(f"config file {path}: promotion must be a table ([promotion])")
+        values["promotion_map"] = promotion  # (checked against the models by Settings.promotion)
     windows, aggregates = raw.pop("windows", None), raw.pop("aggregate", None)
     try:
         parse_features(windows, aggregates, f"config file {path}")

@@ -66,7 +66,11 @@ def build(settings: Settings) -> Worker:
     checkpoints = checkpoints_table(app, config)
     shard_tables = ShardTables(
         checkpoints=Checkpoints(
-            config.specs, config.checkpoint_secret, checkpoints, config.checkpoint_max_bytes
+            config.specs,
+            config.checkpoint_secret,
+            checkpoints,
+            config.checkpoint_max_bytes,
+            config.promotion,
         ),
         windows=windows_table(app, config),
         counters=counters,

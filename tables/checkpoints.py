@@ -23,6 +23,7 @@ import faust
 from app.config import Config
 from app.kafka.outbox import FlushTimeout, Outbox
 from app.models.codec import CheckpointError, RiverCodec
+from app.models.promotion import PromotionRule
 from app.models.shard import ShardModels
 from app.models.spec import ModelSpec
 
@@ -53,9 +54,16 @@ class Checkpoints:
     """Reads shards' checkpoints from the table; the codec and outbox their writes go through."""
 
     def __init__(
-        self, specs: Sequence[ModelSpec], secret: str, table: Any, max_bytes: int = 2**62
+        self,
+        specs: Sequence[ModelSpec],
+        secret: str,
+        table: Any,
+        max_bytes: int = 2**62,
+        rule: PromotionRule | None = None,
     ) -> None:
         self.specs = list(specs)
+        #: the promotion rule every shard applies (None: none)
+        self.rule = rule
         self.codec = RiverCodec(secret)
         self.table = table
         #: the largest checkpoint that may be written (STREAMLEARN_CHECKPOINT_MAX_BYTES)
@@ -70,9 +78,9 @@ class Checkpoints:
         raw = self.table.get(shard)
         if raw is None:
             log.info("shard %d: no checkpoint, starting fresh models", shard)
-            return ShardModels.fresh(shard, self.specs), False
+            return ShardModels.fresh(shard, self.specs, self.rule), False
         try:
-            models = ShardModels.restore(shard, self.specs, self.codec.loads(raw))
+            models = ShardModels.restore(shard, self.specs, self.codec.loads(raw), self.rule)
         except (
             CheckpointError,
             pickle.UnpicklingError,

@@ -37,6 +37,8 @@ class Topics:
             if len(config.specs) > 1
             else None
         )
+        #: the audit trail of the models (STREAMLEARN_MODEL_EVENTS_TOPIC)
+        self.model_events = app.topic(config.model_events, internal=True)
         #: every event as the model saw it (STREAMLEARN_ENRICHED_TOPIC), or None
         self.enriched = (
             app.topic(config.enriched_topic, internal=True) if config.enriched_topic else None

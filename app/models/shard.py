@@ -21,6 +21,7 @@ from typing import Any
 from river import base
 
 from app.models import metric_batch
+from app.models.promotion import PromotionRule
 from app.models.spec import ModelSpec, champion_of
 
 HISTORY_POINTS = 500
@@ -65,6 +66,11 @@ class LiveModel:
         #: scored ``(y, y_pred)`` the batched metrics have not taken yet (see :meth:`flush`)
         self._pending: list = []
         self._metric = metric
+        #: the promotion rule's metric over this model's last scored labels (None: no rule),
+        #: and the labels it scored since the shard's last change of champion
+        self.judged: Any = None
+        self.n_judged = 0
+        self.judged_wants_label = True
         self.bind()
 
     def __repr__(self) -> str:
@@ -126,6 +132,11 @@ class LiveModel:
                     self.flush()
             self.n_scored += 1
             self.recent.append(scored)
+            judged = self.judged
+            if judged is not None:
+                wants = self.judged_wants_label and isinstance(y_pred, dict)
+                judged.update(y, label_of(y_pred) if wants else y_pred)
+                self.n_judged += 1
         self.model.learn_one(x, y)
         self.n_learned += 1
 
@@ -153,6 +164,16 @@ class LiveModel:
             values = {type(m).__name__: m.get() for m in fresh}
             self._rolling_cache = (self.n_scored, now, values)
         return values
+
+
+def _same_window(saved: Any, fresh: Any) -> bool:
+    """Whether a saved window of the promotion metric is one of the rule now (same metric and
+    size): else the model starts a new window."""
+    return (
+        saved is not None
+        and type(saved.obj) is type(fresh.obj)
+        and saved.window_size == fresh.window_size
+    )
 
 
 def label_of(y_pred: Any) -> Any:
@@ -224,18 +245,84 @@ class ShardModels:
     config_champion: str = ""
     #: what a restore changed ("'tree': spec changed, starts fresh", ...), for the log
     changes: list[str] = field(default_factory=list)
+    #: the promotion rule applied after each scored label (None, or mode "off": none)
+    rule: PromotionRule | None = None
+    #: champions promoted on this shard since it began
+    n_promotions: int = 0
+    #: records of what happened to the models (promotions, changes at a restore) not yet
+    #: written to the model-events topic (:meth:`take_model_events`)
+    model_events: list = field(default_factory=list)
 
     @classmethod
-    def fresh(cls, shard: int, specs: list[ModelSpec]) -> ShardModels:
+    def fresh(
+        cls, shard: int, specs: list[ModelSpec], rule: PromotionRule | None = None
+    ) -> ShardModels:
         champion = champion_of(specs).name if specs else ""
         models = cls(
             shard=shard,
             models={s.name: LiveModel.fresh(s) for s in specs},
             config_champion=champion,
+            rule=rule if rule is not None and rule.mode == "auto" else None,
         )
         if champion:
             models.set_champion(champion)
+        if models.rule is not None:
+            for live in models.models.values():
+                live.judged = models.rule.window_metric()
+                live.judged_wants_label = models.rule.wants_labels
         return models
+
+    def take_model_events(self) -> list[dict]:
+        """The model events recorded since the last call (for the model-events topic)."""
+        out, self.model_events = self.model_events, []
+        return out
+
+    def judge(self, event_id: str, ts: float) -> None:
+        """Apply the promotion rule after a scored label (the event ``event_id`` at ``ts``): a
+        challenger that qualifies becomes the champion from the next event on."""
+        rule = self.rule
+        standings = [(n, m.n_judged, m.judged.get()) for n, m in self.models.items()]
+        winner = rule.winner(self.champion, standings)
+        if winner is None:
+            return
+        before = self.champion
+        values = {name: value for name, _, value in standings}
+        lead = abs(values[winner] - values[before])
+        self.promote(
+            winner,
+            {
+                "metric": rule.metric,
+                "values": {before: values[before], winner: values[winner]},
+                "event_id": event_id,
+                "ts": ts,
+                "reason": (
+                    f"{rule.metric} over the last {rule.window} scored labels: {winner} "
+                    f"{values[winner]:.6g}, {before} {values[before]:.6g}; leads by {lead:.6g} "
+                    f"> margin {rule.margin:g}, both scored >= {rule.min_scored} since the last "
+                    "change of champion"
+                ),
+            },
+        )
+
+    def promote(self, name: str, record: dict) -> None:
+        """Make ``name`` champion and record it (``record``: what decided it)."""
+        before = self.champion
+        self.set_champion(name)
+        for live in self.models.values():
+            live.n_judged = 0
+        self.n_promotions += 1
+        self.model_events.append(
+            {
+                "type": "promotion",
+                "shard": self.shard,
+                "model": name,
+                "before": before,
+                "after": name,
+                "versions": {n: self.models[n].n_learned for n in (before, name)},
+                "scoring_offset": self.offset,
+                **record,
+            }
+        )
 
     def set_champion(self, name: str) -> None:
         """Make ``name`` the shard's champion: its prediction is the one of every event on the
@@ -280,6 +367,8 @@ class ShardModels:
         if src is not None:
             self.origins[f"{src[0]}{src[1]}"] = src[2]
         self.offset = offset
+        if self.rule is not None:
+            self.judge(value["id"], value["ts"])
 
     def take_event(
         self, event: dict, now: float, t_in: float | None = None
@@ -305,6 +394,8 @@ class ShardModels:
                 parked[name] = to_pairs(y_pred)
             predictions.append(_prediction(event, name, version, y_pred, latency))
         if labelled:
+            if self.rule is not None:
+                self.judge(event["id"], event["ts"])
             return predictions, None
         park = {
             "kind": "park",
@@ -325,6 +416,7 @@ class ShardModels:
             "n_duplicates": self.n_duplicates,
             "champion": self.champion,
             "config_champion": self.config_champion,
+            "n_promotions": self.n_promotions,
             "models": {
                 name: {
                     "spec": live.spec.text,
@@ -334,20 +426,29 @@ class ShardModels:
                     "n_predicted": live.n_predicted,
                     "n_scored": live.n_scored,
                     "recent": list(live.recent),
+                    "judged": live.judged,
+                    "n_judged": live.n_judged,
                 }
                 for name, live in self.models.items()
             },
         }
 
     @classmethod
-    def restore(cls, shard: int, specs: list[ModelSpec], snapshot: dict) -> ShardModels:
+    def restore(
+        cls,
+        shard: int,
+        specs: list[ModelSpec],
+        snapshot: dict,
+        rule: PromotionRule | None = None,
+    ) -> ShardModels:
         """Rebuild a shard from :meth:`snapshot` for the models ``specs`` name now: a model
         still there with the same spec keeps its state; a new one, or one whose spec changed,
         starts fresh (said in :attr:`changes`). The shard keeps the champion it held (a
         promotion stands), unless the config now names another champion than it did when the
         snapshot was taken: then the config's."""
-        shard_models = cls.fresh(shard, specs)
+        shard_models = cls.fresh(shard, specs, rule)
         shard_models.offset = snapshot["offset"]
+        shard_models.n_promotions = snapshot.get("n_promotions", 0)
         shard_models.origins = dict(snapshot.get("origins", {}))
         shard_models.n_duplicates = snapshot.get("n_duplicates", 0)
         changes = shard_models.changes
@@ -368,6 +469,9 @@ class ShardModels:
             live.n_scored = saved.get("n_scored", 0)
             live.bind()
             live.recent.extend(saved.get("recent", ()))
+            judged = saved.get("judged")
+            if live.judged is not None and _same_window(judged, live.judged):
+                live.judged, live.n_judged = judged, saved.get("n_judged", 0)
         changes.extend(
             f"{n!r}: new, starts fresh" for n in shard_models.models if n not in snapshot["models"]
         )
@@ -376,6 +480,9 @@ class ShardModels:
             changes.append(f"the config names {config!r} champion now: it serves")
         elif held and held != config and held in restored:
             shard_models.set_champion(held)  # promoted on the stream: it stands
+        shard_models.model_events.extend(
+            {"type": "config_change", "shard": shard, "reason": change} for change in changes
+        )
         return shard_models
 
     def record_history(self, now: float) -> None:

@@ -51,11 +51,24 @@ class PipelineCollector:
             "Copies re-sent upstream after a crash and dropped by the shard.",
             labels=["shard"],
         )
+        promotions = CounterMetricFamily(
+            "streamlearn_promotions",
+            "Challengers promoted to champion on the shard ([promotion]).",
+            labels=["shard"],
+        )
+        champion = GaugeMetricFamily(
+            "streamlearn_champion",
+            "1 for the model whose predictions the shard's events get on the predictions topic.",
+            labels=["model", "shard"],
+        )
         worker = self.figures
         ages = worker.checkpoint_ages(time.time())
         for shard, models in sorted(worker.shards().items()):
             s = str(shard)
             duplicates.add_metric([s], models.n_duplicates)
+            promotions.add_metric([s], models.n_promotions)
+            if models.champion:
+                champion.add_metric([models.champion, s], 1)
             if shard in ages:
                 age.add_metric([s], ages[shard])
             for name, live in models.models.items():
@@ -65,7 +78,7 @@ class PipelineCollector:
                     metric.add_metric([name, s, key], value)
                 for key, value in live.rolling_values().items():
                     rolling.add_metric([name, s, key], value)
-        yield from (predicted, learned, metric, rolling, age, duplicates)
+        yield from (predicted, learned, metric, rolling, age, duplicates, promotions, champion)
 
         pipeline = CounterMetricFamily(
             "streamlearn_pipeline_events",
