@@ -85,6 +85,9 @@ PLAIN_ROW = "streamlearn worker, no windows"
 #: LogLoss) instead of Accuracy alone: what the defaults cost, beside it in the same run
 DEFAULTS_ROW = "streamlearn worker, no windows, default metrics"
 DEFAULTS_MODEL = "lr-defaults"
+#: the worker of PLAIN_ROW [lr] with one challenger beside the champion (bench/workloads.py):
+#: what one more model costs, beside it in the same run
+CHALLENGER_ROW = "streamlearn worker, no windows, one challenger"
 WINDOWS_ROW = "streamlearn worker, windows on keyed events"
 RICH_ROW = "streamlearn worker, rich declared features on keyed events"
 #: the peers streamlearn meets head to head (``--pairs`` pairs each, in this order; ``--against``):
@@ -315,6 +318,17 @@ def _defaults_worker(workload: Workload, expected: dict[str, float]) -> tuple[fl
     return drained.events_s, ok
 
 
+def _challenger_worker(workload: Workload, expected: float) -> tuple[float, bool]:
+    """One fresh worker draining ``workload`` with [lr] as champion and a challenger: events/s,
+    and whether the champion's Accuracy is River's and the predictions topic got one message
+    per event (the champion's)."""
+    drained = worker.drain(workload, workloads.CHALLENGER)
+    PEAK_RSS_MB["no windows, one challenger [lr]"] = drained.peak_rss_mb
+    name = f"{CHALLENGER_ROW} [lr]"
+    n = len(workload.rows)
+    return drained.events_s, _checked(name, drained.accuracy, expected, drained.predictions, n)
+
+
 def references(workload: Workload, topic: str, model: str) -> tuple[Callable, Callable]:
     """The limit's and the in-memory loop's one run on ``workload`` (in ``topic``)."""
     expected = raw_accuracy(workload, model)
@@ -340,6 +354,7 @@ def throughput(
         if model == "lr":
             defaults = workloads.offline_metrics(workload, DEFAULTS_MODEL)
             systems[DEFAULTS_ROW] = partial(_defaults_worker, workload, defaults)
+            systems[CHALLENGER_ROW] = partial(_challenger_worker, workload, accuracy)
         rows += interleaved(model, systems, reps, *references(workload, topic, model))
     return rows
 
@@ -378,6 +393,30 @@ def rich(workload: Workload, topic: str, models: list[str], reps: int, loops: di
         rows += interleaved(model, systems, reps, *references(workload, topic, model))[2:]
         loops[f"{RICH_ROW} [{model}]"] = featured(workload, model, recipe, expected)
     return rows
+
+
+def one_more_model(workload: Workload, reps: int) -> dict:
+    """What one more River model costs without Kafka: River's plain loop with [lr] and the
+    challenger row's challenger, against [lr] alone, ``reps`` back-to-back pairs: the medians
+    and their ratio (the challenger row's cost to compare with)."""
+    pairs = []
+    for _ in range(reps):
+        one, _ = workloads.river_loop(workload, "lr")
+        both, _ = workloads.river_loop_with_challenger(workload)
+        pairs.append((one, both))
+    ratio = statistics.median(both / one for one, both in pairs)
+    out = {
+        "events_s": statistics.median(b for _, b in pairs),
+        "plain_loop_events_s": statistics.median(o for o, _ in pairs),
+        "ratio": ratio,
+        "check": "ok",
+    }
+    print(
+        f"  in memory [lr]: River's loop with one more model {out['events_s']:,.0f} ev/s, "
+        f"without {out['plain_loop_events_s']:,.0f} ev/s: {ratio:.3f} (median of {reps} pairs)",
+        flush=True,
+    )
+    return out
 
 
 def featured(workload: Workload, model: str, recipe: Recipe, expected: float) -> dict:
@@ -683,6 +722,7 @@ def main() -> None:
     if wanted("throughput"):
         section(f"throughput: {n} events, {reps} reps, models {models}")
         table += throughput(plain, expected, reps, topic, with_peers)
+        loops[f"{CHALLENGER_ROW} [lr]"] = one_more_model(plain, reps)
     duels: dict[str, dict | None] = {}
     if with_peers and pairs and wanted("head-to-head"):
         for rival in args.against:
