@@ -16,6 +16,7 @@ from typing import Any
 
 from app.contracts.mapping import EventMapping, LabelMapping
 from app.features.recipe import Recipe
+from app.models.drift import DriftRule
 from app.models.label_rules import label_check
 from app.models.promotion import PromotionRule
 from app.models.spec import ModelSpec
@@ -44,6 +45,8 @@ class Config:
     label_mapping: LabelMapping | None
     #: when a challenger becomes a shard's champion (None: by command only)
     promotion: PromotionRule | None = None
+    #: the drift detectors on the models' errors, and what a drift does (None: none)
+    drift: DriftRule | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Config:
@@ -57,6 +60,7 @@ class Config:
             event_mapping=settings.event_mapping,
             label_mapping=settings.label_mapping,
             promotion=settings.promotion,
+            drift=settings.drift,
         )
 
     def __post_init__(self) -> None:

@@ -26,6 +26,7 @@ from app.features.spec import FeatureSpec, FeatureSpecError, default_spec
 from app.features.spec import parse as parse_features
 from app.kafka.auth import SecurityError
 from app.kafka.auth import check as check_security
+from app.models.drift import DriftError, DriftRule
 from app.models.promotion import PromotionError, PromotionRule
 from app.models.spec import ModelSpec, ModelSpecError, parse_model_tables, parse_specs
 
@@ -79,6 +80,8 @@ class Settings:
     model_list: list | None = field(default=None, compare=False)
     #: the config file's ``[promotion]`` table (app/models/promotion.py); file only
     promotion_map: dict | None = field(default=None, compare=False)
+    #: the config file's ``[drift]`` table (app/models/drift.py); file only
+    drift_map: dict | None = field(default=None, compare=False)
     #: the config file these settings were read from (None: none), for error messages
     config_file: str | None = field(default=None, compare=False)
     #: the settings the config file gave and the environment did not override (field names),
@@ -205,6 +208,16 @@ class Settings:
         try:
             return PromotionRule.parse(self.promotion_map, self.specs)
         except PromotionError as exc:
+            raise SettingsError(f"config file {self.config_file}: {exc}") from None
+
+    @cached_property
+    def drift(self) -> DriftRule | None:
+        """The ``[drift]`` rule of the config file (None: no table, no detectors)."""
+        if self.drift_map is None:
+            return None
+        try:
+            return DriftRule.parse(self.drift_map)
+        except DriftError as exc:
             raise SettingsError(f"config file {self.config_file}: {exc}") from None
 
     @property
@@ -382,11 +395,12 @@ def file_values(path: str) -> dict:
         except ModelSpecError as exc:
             raise SettingsError(f"config file {path}: {exc}") from None
         values["model_list"] = models
-    promotion = raw.pop("promotion", None)
-    if promotion is not None:
-        if not isinstance(promotion, dict):
-            raise SettingsError(f"config file {path}: promotion must be a table ([promotion])")
-        values["promotion_map"] = promotion  # (checked against the models by Settings.promotion)
+    for key in ("promotion", "drift"):
+        table = raw.pop(key, None)
+        if table is not None:
+            if not isinstance(table, dict):
+                raise SettingsError(f"config file {path}: {key} must be a table ([{key}])")
+            values[f"{key}_map"] = table  # (checked by Settings.promotion / Settings.drift)
     windows, aggregates = raw.pop("windows", None), raw.pop("aggregate", None)
     try:
         parse_features(windows, aggregates, f"config file {path}")

@@ -71,6 +71,7 @@ def build(settings: Settings) -> Worker:
             checkpoints,
             config.checkpoint_max_bytes,
             config.promotion,
+            config.drift,
         ),
         windows=windows_table(app, config),
         counters=counters,

@@ -23,6 +23,7 @@ import faust
 from app.config import Config
 from app.kafka.outbox import FlushTimeout, Outbox
 from app.models.codec import CheckpointError, RiverCodec
+from app.models.drift import DriftRule
 from app.models.promotion import PromotionRule
 from app.models.shard import ShardModels
 from app.models.spec import ModelSpec
@@ -60,10 +61,12 @@ class Checkpoints:
         table: Any,
         max_bytes: int = 2**62,
         rule: PromotionRule | None = None,
+        drift: DriftRule | None = None,
     ) -> None:
         self.specs = list(specs)
-        #: the promotion rule every shard applies (None: none)
+        #: the promotion rule and the drift detectors every shard applies (None: none)
         self.rule = rule
+        self.drift = drift
         self.codec = RiverCodec(secret)
         self.table = table
         #: the largest checkpoint that may be written (STREAMLEARN_CHECKPOINT_MAX_BYTES)
@@ -78,9 +81,11 @@ class Checkpoints:
         raw = self.table.get(shard)
         if raw is None:
             log.info("shard %d: no checkpoint, starting fresh models", shard)
-            return ShardModels.fresh(shard, self.specs, self.rule), False
+            return ShardModels.fresh(shard, self.specs, self.rule, self.drift), False
         try:
-            models = ShardModels.restore(shard, self.specs, self.codec.loads(raw), self.rule)
+            models = ShardModels.restore(
+                shard, self.specs, self.codec.loads(raw), self.rule, self.drift
+            )
         except (
             CheckpointError,
             pickle.UnpicklingError,

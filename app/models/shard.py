@@ -21,6 +21,7 @@ from typing import Any
 from river import base
 
 from app.models import metric_batch
+from app.models.drift import DriftRule, error
 from app.models.promotion import PromotionRule
 from app.models.spec import ModelSpec, champion_of
 
@@ -71,6 +72,11 @@ class LiveModel:
         self.judged: Any = None
         self.n_judged = 0
         self.judged_wants_label = True
+        #: the drift detector on this model's errors (None: no [drift]), whether it detected a
+        #: drift at the last scored label, and how many it detected
+        self.detector: Any = None
+        self.drifted = False
+        self.n_drifts = 0
         self.bind()
 
     def __repr__(self) -> str:
@@ -137,6 +143,12 @@ class LiveModel:
                 wants = self.judged_wants_label and isinstance(y_pred, dict)
                 judged.update(y, label_of(y_pred) if wants else y_pred)
                 self.n_judged += 1
+            detector = self.detector
+            if detector is not None:
+                detector.update(error(y, label_of(y_pred), self.spec.is_classifier))
+                if detector.drift_detected:
+                    self.drifted = True
+                    self.n_drifts += 1
         self.model.learn_one(x, y)
         self.n_learned += 1
 
@@ -247,6 +259,8 @@ class ShardModels:
     changes: list[str] = field(default_factory=list)
     #: the promotion rule applied after each scored label (None, or mode "off": none)
     rule: PromotionRule | None = None
+    #: the drift detectors' rule (None: no [drift])
+    drift: DriftRule | None = None
     #: champions promoted on this shard since it began
     n_promotions: int = 0
     #: records of what happened to the models (promotions, changes at a restore) not yet
@@ -255,7 +269,11 @@ class ShardModels:
 
     @classmethod
     def fresh(
-        cls, shard: int, specs: list[ModelSpec], rule: PromotionRule | None = None
+        cls,
+        shard: int,
+        specs: list[ModelSpec],
+        rule: PromotionRule | None = None,
+        drift: DriftRule | None = None,
     ) -> ShardModels:
         champion = champion_of(specs).name if specs else ""
         models = cls(
@@ -263,14 +281,95 @@ class ShardModels:
             models={s.name: LiveModel.fresh(s) for s in specs},
             config_champion=champion,
             rule=rule if rule is not None and rule.mode == "auto" else None,
+            drift=drift,
         )
         if champion:
             models.set_champion(champion)
-        if models.rule is not None:
-            for live in models.models.values():
-                live.judged = models.rule.window_metric()
-                live.judged_wants_label = models.rule.wants_labels
+        for live in models.models.values():
+            models.watch(live)
         return models
+
+    def watch(self, live: LiveModel) -> None:
+        """Give ``live`` a fresh window of the promotion rule's metric and a fresh detector."""
+        if self.rule is not None:
+            live.judged, live.n_judged = self.rule.window_metric(), 0
+            live.judged_wants_label = self.rule.wants_labels
+        if self.drift is not None:
+            live.detector = self.drift.new_detector()
+
+    def after_label(self, event_id: str, ts: float) -> None:
+        """After a scored label (the event ``event_id`` at ``ts``): record the drifts detected,
+        act on the champion's, then apply the promotion rule."""
+        if self.drift is not None:
+            for name, live in list(self.models.items()):
+                if live.drifted:
+                    live.drifted = False
+                    self.drifted(name, event_id, ts)
+        if self.rule is not None:
+            self.judge(event_id, ts)
+
+    def drifted(self, name: str, event_id: str, ts: float) -> None:
+        """Model ``name`` drifted: record it; the champion's drift takes the rule's action."""
+        action = self.drift.action if name == self.champion else "alert"
+        self.model_events.append(
+            {
+                "type": "drift",
+                "shard": self.shard,
+                "model": name,
+                "role": "champion" if name == self.champion else "challenger",
+                "detector": self.drift.detector,
+                "action": action,
+                "version": self.models[name].n_learned,
+                "event_id": event_id,
+                "ts": ts,
+                "scoring_offset": self.offset,
+                "reason": f"{self.drift.detector} detected a change in {name}'s errors",
+            }
+        )
+        if action == "reset_challengers":
+            for other, live in list(self.models.items()):
+                if other != self.champion:
+                    fresh = LiveModel.fresh(live.spec)
+                    fresh.n_drifts = live.n_drifts
+                    self.models[other] = fresh
+                    self.watch(fresh)
+        elif action == "promote_best" and len(self.models) > 1:
+            best = self.best_challenger()
+            if best is not None:
+                self.promote(
+                    best,
+                    {
+                        "event_id": event_id,
+                        "ts": ts,
+                        "reason": f"the champion drifted ({self.drift.detector}): {best} leads "
+                        "the challengers",
+                    },
+                )
+
+    def best_challenger(self) -> str | None:
+        """The challenger that leads on the promotion rule's metric over its window, or else on
+        each model's first metric over its last scored labels (None: none scored yet)."""
+        bigger, scores = True, {}
+        for name, live in self.models.items():
+            if name == self.champion:
+                continue
+            if live.judged is not None:
+                bigger = self.rule.bigger_is_better
+                scores[name] = live.judged.get()
+            elif live.recent:
+                first = next(iter(live.metric))
+                bigger = first.bigger_is_better
+                scores[name] = live.rolling_values().get(type(first).__name__)
+        scores = {n: v for n, v in scores.items() if v is not None}
+        if not scores:
+            return None
+        pick = max if bigger else min
+        return pick(scores, key=scores.get)
+
+    @property
+    def watching(self) -> bool:
+        """Whether scored labels feed a promotion rule or drift detectors."""
+        return self.rule is not None or self.drift is not None
 
     def take_model_events(self) -> list[dict]:
         """The model events recorded since the last call (for the model-events topic)."""
@@ -367,8 +466,8 @@ class ShardModels:
         if src is not None:
             self.origins[f"{src[0]}{src[1]}"] = src[2]
         self.offset = offset
-        if self.rule is not None:
-            self.judge(value["id"], value["ts"])
+        if self.watching:
+            self.after_label(value["id"], value["ts"])
 
     def take_event(
         self, event: dict, now: float, t_in: float | None = None
@@ -394,8 +493,8 @@ class ShardModels:
                 parked[name] = to_pairs(y_pred)
             predictions.append(_prediction(event, name, version, y_pred, latency))
         if labelled:
-            if self.rule is not None:
-                self.judge(event["id"], event["ts"])
+            if self.watching:
+                self.after_label(event["id"], event["ts"])
             return predictions, None
         park = {
             "kind": "park",
@@ -428,6 +527,8 @@ class ShardModels:
                     "recent": list(live.recent),
                     "judged": live.judged,
                     "n_judged": live.n_judged,
+                    "detector": live.detector,
+                    "n_drifts": live.n_drifts,
                 }
                 for name, live in self.models.items()
             },
@@ -440,13 +541,14 @@ class ShardModels:
         specs: list[ModelSpec],
         snapshot: dict,
         rule: PromotionRule | None = None,
+        drift: DriftRule | None = None,
     ) -> ShardModels:
         """Rebuild a shard from :meth:`snapshot` for the models ``specs`` name now: a model
         still there with the same spec keeps its state; a new one, or one whose spec changed,
         starts fresh (said in :attr:`changes`). The shard keeps the champion it held (a
         promotion stands), unless the config now names another champion than it did when the
         snapshot was taken: then the config's."""
-        shard_models = cls.fresh(shard, specs, rule)
+        shard_models = cls.fresh(shard, specs, rule, drift)
         shard_models.offset = snapshot["offset"]
         shard_models.n_promotions = snapshot.get("n_promotions", 0)
         shard_models.origins = dict(snapshot.get("origins", {}))
@@ -472,6 +574,10 @@ class ShardModels:
             judged = saved.get("judged")
             if live.judged is not None and _same_window(judged, live.judged):
                 live.judged, live.n_judged = judged, saved.get("n_judged", 0)
+            detector = saved.get("detector")
+            if live.detector is not None and type(detector) is type(live.detector):
+                live.detector = detector  # (the same class: its state goes on)
+            live.n_drifts = saved.get("n_drifts", 0)
         changes.extend(
             f"{n!r}: new, starts fresh" for n in shard_models.models if n not in snapshot["models"]
         )

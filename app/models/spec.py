@@ -126,6 +126,13 @@ def _river_names() -> dict[str, type]:
 
 
 def _parse_stage(text: str) -> tuple[type, dict]:
+    return parse_call(text, _river_names(), "River estimator")
+
+
+def parse_call(text: str, names: dict[str, type], noun: str) -> tuple[type, dict]:
+    """A class of ``names`` and its keyword arguments, from ``Name`` or ``Name(k=literal, ...)``
+    (a ``noun`` such as "River estimator" says what an unknown name should have been); the
+    class is built once with them, so that a bad argument is found here."""
     try:
         node = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
@@ -139,11 +146,11 @@ def _parse_stage(text: str) -> tuple[type, dict]:
             f"model stage {text.strip()!r} must be a River class name, optionally called with "
             "keyword arguments, e.g. HoeffdingTreeClassifier(grace_period=50)"
         )
-    cls = _river_names().get(name)
+    cls = names.get(name)
     if cls is None:
-        close = difflib.get_close_matches(name, _river_names(), n=3)
+        close = difflib.get_close_matches(name, names, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ModelSpecError(f"unknown River estimator {name!r}{hint}")
+        raise ModelSpecError(f"unknown {noun} {name!r}{hint}")
     kwargs: dict = {}
     if call is not None:
         if call.args:

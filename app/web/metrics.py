@@ -61,6 +61,11 @@ class PipelineCollector:
             "1 for the model whose predictions the shard's events get on the predictions topic.",
             labels=["model", "shard"],
         )
+        drifts = CounterMetricFamily(
+            "streamlearn_drifts",
+            "Drifts the [drift] detector found in the model's errors on the shard.",
+            labels=["model", "shard"],
+        )
         worker = self.figures
         ages = worker.checkpoint_ages(time.time())
         for shard, models in sorted(worker.shards().items()):
@@ -72,6 +77,7 @@ class PipelineCollector:
             if shard in ages:
                 age.add_metric([s], ages[shard])
             for name, live in models.models.items():
+                drifts.add_metric([name, s], live.n_drifts)
                 predicted.add_metric([name, s], live.n_predicted)
                 learned.add_metric([name, s], live.n_learned)
                 for key, value in live.metric_values().items():
@@ -79,6 +85,7 @@ class PipelineCollector:
                 for key, value in live.rolling_values().items():
                     rolling.add_metric([name, s, key], value)
         yield from (predicted, learned, metric, rolling, age, duplicates, promotions, champion)
+        yield drifts
 
         pipeline = CounterMetricFamily(
             "streamlearn_pipeline_events",
