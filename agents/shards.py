@@ -39,6 +39,7 @@ from app.models.shard import ShardModels
 from tables.checkpoints import OutputLost
 from tables.counters import Counters
 from tables.live_shard import LiveShard, ShardTables
+from tables.versions import stored_versions
 from tables.windows import window_state
 
 log = logging.getLogger(__name__)
@@ -423,3 +424,10 @@ class WorkerFigures:
 
     def features(self, key: str) -> dict[str, Any] | None:
         return self.keeper.features(key)
+
+    def versions(self, name: str) -> list[dict]:
+        table = self.keeper.tables.versions
+        if table is None:
+            return []
+        owned = set(self.keeper.live)
+        return [v for v in stored_versions(table, name) if v["shard"] in owned]

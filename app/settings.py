@@ -91,6 +91,10 @@ class Settings:
     #: seconds an event's or a label's time may run ahead of the worker's clock (else refused)
     max_future: float = 3600.0
     checkpoint_every: int = 10000
+    #: a version of a model is kept every this many labels it learns (0: only at promotions,
+    #: drift actions and on command), and the last this many of each model of each shard
+    snapshot_every: int = 10000
+    snapshot_keep: int = 10
     checkpoint_seconds: float = 2.0
     checkpoint_secret: str = DEV_SECRET
     #: largest checkpoint (pickled models of one shard) Kafka is set up to take, in bytes
@@ -302,6 +306,11 @@ class Settings:
 
     def check(self) -> None:
         """Refuse values that would fail later in a less readable way."""
+        if self.snapshot_every < 0 or self.snapshot_keep < 1:
+            raise SettingsError(
+                f"{PREFIX}SNAPSHOT_EVERY must be >= 0 and {PREFIX}SNAPSHOT_KEEP >= 1, got "
+                f"{self.snapshot_every} and {self.snapshot_keep}"
+            )
         if self.partitions < 1:
             raise SettingsError(f"{PREFIX}PARTITIONS must be >= 1, got {self.partitions}")
         if self.replication < 1:

@@ -32,6 +32,7 @@ from tables.checkpoints import Checkpoints, checkpoints_table
 from tables.counters import Counters
 from tables.live_shard import ShardTables
 from tables.pending import pending_table
+from tables.versions import versions_table
 from tables.windows import windows_table
 
 
@@ -72,10 +73,13 @@ def build(settings: Settings) -> Worker:
             config.checkpoint_max_bytes,
             config.promotion,
             config.drift,
+            config.snapshot_every,
         ),
         windows=windows_table(app, config),
         counters=counters,
         anchor=topics.scoring.get_topic_name(),
+        versions=versions_table(app, config),
+        keep=config.snapshot_keep,
     )
 
     # the stages: the shards and the engine that reads their events, the re-key stage

@@ -62,8 +62,11 @@ class Checkpoints:
         max_bytes: int = 2**62,
         rule: PromotionRule | None = None,
         drift: DriftRule | None = None,
+        snapshot_every: int = 0,
     ) -> None:
         self.specs = list(specs)
+        #: a version of a model every this many labels (0: never by count)
+        self.snapshot_every = snapshot_every
         #: the promotion rule and the drift detectors every shard applies (None: none)
         self.rule = rule
         self.drift = drift
@@ -81,10 +84,10 @@ class Checkpoints:
         raw = self.table.get(shard)
         if raw is None:
             log.info("shard %d: no checkpoint, starting fresh models", shard)
-            return ShardModels.fresh(shard, self.specs, self.rule, self.drift), False
+            return self.fresh(shard), False
         try:
             models = ShardModels.restore(
-                shard, self.specs, self.codec.loads(raw), self.rule, self.drift
+                shard, self.specs, self.codec.loads(raw), self.rule, self.drift, self.snapshot_every
             )
         except (
             CheckpointError,
@@ -103,6 +106,10 @@ class Checkpoints:
         for change in models.changes:  # the config's models changed since the checkpoint
             log.warning("shard %d: model %s", shard, change)
         return models, True
+
+    def fresh(self, shard: int) -> ShardModels:
+        """Fresh models for ``shard``, with the rules every shard applies."""
+        return ShardModels.fresh(shard, self.specs, self.rule, self.drift, self.snapshot_every)
 
     def output_lost(self, shard: int, exc: BaseException) -> OutputLost:
         """Remember that output was lost: no checkpoint of this process may be written now."""

@@ -32,6 +32,7 @@ from tables.anchor import writing_to
 from tables.checkpoints import FLUSH_TIMEOUT, Checkpoints
 from tables.counters import Counters
 from tables.direct import persisted, to_changelog, to_store
+from tables.versions import encode, version_key
 from tables.windows import ShardWindows
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ class ShardTables:
     windows: Any
     counters: Counters
     anchor: str
+    #: the ``model-versions`` table (tables/versions.py; None: versions are not kept), and how
+    #: many versions of each model of a shard it keeps
+    versions: Any = None
+    keep: int = 10
 
 
 class LiveShard:
@@ -313,7 +318,17 @@ class LiveShard:
         out = checkpoints.outbox
         upto = self.events_offset
         values, started = self.windows.begin(upto)
+        taken_versions = self.models.take_pending_versions()
         try:
+            if taken_versions and self.tables.versions is not None:
+                kept = {
+                    version_key(meta["name"], shard, meta["version"], self.tables.keep): encode(
+                        meta, payload, checkpoints.codec.secret
+                    )
+                    for meta, payload in taken_versions
+                }
+                to_store(self.tables.versions, shard, kept)
+                to_changelog(self.tables.versions, shard, kept, out)
             if values:
                 to_store(self.tables.windows, shard, values)
                 to_changelog(self.tables.windows, shard, values, out)
@@ -335,6 +350,7 @@ class LiveShard:
             await checkpoints.flush(shard)
         except BaseException:
             self.windows.abort(started)
+            self.models.pending_versions[:0] = taken_versions  # (written with the next one)
             raise
         if self.dropped:
             return  # revoked while it was sent: the new owner reads it from the changelog

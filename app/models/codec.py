@@ -73,6 +73,11 @@ class _RiverUnpickler(pickle.Unpickler):
         raise CheckpointError(f"checkpoint refers to {module}.{name}, which is not allowed")
 
 
+def unpickle(payload: bytes) -> Any:
+    """Unpickle a verified payload, allowing River's classes and :data:`ALLOWED_GLOBALS` only."""
+    return _RiverUnpickler(io.BytesIO(payload)).load()
+
+
 def sign(payload: bytes, secret: str) -> bytes:
     """``payload`` prefixed with its HMAC-SHA256 under ``secret``.
 
@@ -112,7 +117,7 @@ class RiverCodec(codecs.Codec):
         return sign(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), self.secret)
 
     def _loads(self, s: bytes) -> Any:
-        return _RiverUnpickler(io.BytesIO(verify(s, self.secret))).load()
+        return unpickle(verify(s, self.secret))
 
 
 def register() -> None:

@@ -13,6 +13,7 @@ Two entries, one per kind of message:
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -77,6 +78,8 @@ class LiveModel:
         self.detector: Any = None
         self.drifted = False
         self.n_drifts = 0
+        #: snapshots of this model kept so far (the version its predictions name)
+        self.version = 0
         self.bind()
 
     def __repr__(self) -> str:
@@ -261,6 +264,10 @@ class ShardModels:
     rule: PromotionRule | None = None
     #: the drift detectors' rule (None: no [drift])
     drift: DriftRule | None = None
+    #: a version of a model is kept every this many labels it learns (0: never by count)
+    snapshot_every: int = 0
+    #: versions taken and not yet written by a checkpoint: (what it is, its pickle)
+    pending_versions: list = field(default_factory=list)
     #: champions promoted on this shard since it began
     n_promotions: int = 0
     #: records of what happened to the models (promotions, changes at a restore) not yet
@@ -274,6 +281,7 @@ class ShardModels:
         specs: list[ModelSpec],
         rule: PromotionRule | None = None,
         drift: DriftRule | None = None,
+        snapshot_every: int = 0,
     ) -> ShardModels:
         champion = champion_of(specs).name if specs else ""
         models = cls(
@@ -282,6 +290,7 @@ class ShardModels:
             config_champion=champion,
             rule=rule if rule is not None and rule.mode == "auto" else None,
             drift=drift,
+            snapshot_every=snapshot_every,
         )
         if champion:
             models.set_champion(champion)
@@ -319,18 +328,21 @@ class ShardModels:
                 "role": "champion" if name == self.champion else "challenger",
                 "detector": self.drift.detector,
                 "action": action,
-                "version": self.models[name].n_learned,
+                "version": self.models[name].version,
                 "event_id": event_id,
                 "ts": ts,
                 "scoring_offset": self.offset,
                 "reason": f"{self.drift.detector} detected a change in {name}'s errors",
             }
         )
+        if action != "alert":
+            self.take_version(name, f"drift of the champion ({action})", event_id, ts)
         if action == "reset_challengers":
             for other, live in list(self.models.items()):
                 if other != self.champion:
+                    self.take_version(other, "reset: the champion drifted", event_id, ts)
                     fresh = LiveModel.fresh(live.spec)
-                    fresh.n_drifts = live.n_drifts
+                    fresh.n_drifts, fresh.version = live.n_drifts, live.version
                     self.models[other] = fresh
                     self.watch(fresh)
         elif action == "promote_best" and len(self.models) > 1:
@@ -376,6 +388,43 @@ class ShardModels:
         out, self.model_events = self.model_events, []
         return out
 
+    def take_version(
+        self, name: str, reason: str, event_id: str | None = None, ts: float | None = None
+    ) -> None:
+        """Keep a version of model ``name`` as it is now: its number rises by one; the model,
+        its metrics and what it is are pickled now (a checkpoint signs and writes them to the
+        versions table, ``tables/versions.py``), and recorded on the model-events topic."""
+        live = self.models[name]
+        live.flush()
+        live.version += 1
+        meta = {
+            "name": name,
+            "shard": self.shard,
+            "version": live.version,
+            "spec": live.spec.text,
+            "role": "champion" if name == self.champion else "challenger",
+            "n_learned": live.n_learned,
+            "metrics": {k: float(v) for k, v in live.metric_values().items()},
+            "event_id": event_id,
+            "ts": ts,
+            "scoring_offset": self.offset,
+            "reason": reason,
+        }
+        state = {"model": live.model, "metric": live.metric, "meta": meta}
+        self.pending_versions.append((meta, pickle.dumps(state, pickle.HIGHEST_PROTOCOL)))
+        self.model_events.append({"type": "snapshot", "model": name, **meta})
+
+    def take_pending_versions(self) -> list[tuple[dict, bytes]]:
+        """The versions taken since the last call (a checkpoint writes them)."""
+        out, self.pending_versions = self.pending_versions, []
+        return out
+
+    def _count_versions(self, event_id: str, ts: float) -> None:
+        every = self.snapshot_every
+        for name, live in self.models.items():
+            if live.n_learned % every == 0:
+                self.take_version(name, f"every {every} labels learned", event_id, ts)
+
     def judge(self, event_id: str, ts: float) -> None:
         """Apply the promotion rule after a scored label (the event ``event_id`` at ``ts``): a
         challenger that qualifies becomes the champion from the next event on."""
@@ -410,6 +459,10 @@ class ShardModels:
         for live in self.models.values():
             live.n_judged = 0
         self.n_promotions += 1
+        for model in (before, name):
+            self.take_version(
+                model, f"promotion of {name}", record.get("event_id"), record.get("ts")
+            )
         self.model_events.append(
             {
                 "type": "promotion",
@@ -417,7 +470,7 @@ class ShardModels:
                 "model": name,
                 "before": before,
                 "after": name,
-                "versions": {n: self.models[n].n_learned for n in (before, name)},
+                "versions": {n: self.models[n].version for n in (before, name)},
                 "scoring_offset": self.offset,
                 **record,
             }
@@ -466,6 +519,8 @@ class ShardModels:
         if src is not None:
             self.origins[f"{src[0]}{src[1]}"] = src[2]
         self.offset = offset
+        if self.snapshot_every:
+            self._count_versions(value["id"], value["ts"])
         if self.watching:
             self.after_label(value["id"], value["ts"])
 
@@ -485,7 +540,7 @@ class ShardModels:
         labelled = "y" in event
         predictions, parked = [], {}
         for name, live in self.models.items():
-            version = live.n_learned
+            version = live.version
             y_pred = live.predict(x)
             if labelled:
                 live.score_and_learn(x, event["y"], y_pred)
@@ -493,6 +548,8 @@ class ShardModels:
                 parked[name] = to_pairs(y_pred)
             predictions.append(_prediction(event, name, version, y_pred, latency))
         if labelled:
+            if self.snapshot_every:
+                self._count_versions(event["id"], event["ts"])
             if self.watching:
                 self.after_label(event["id"], event["ts"])
             return predictions, None
@@ -529,6 +586,7 @@ class ShardModels:
                     "n_judged": live.n_judged,
                     "detector": live.detector,
                     "n_drifts": live.n_drifts,
+                    "version": live.version,
                 }
                 for name, live in self.models.items()
             },
@@ -542,13 +600,14 @@ class ShardModels:
         snapshot: dict,
         rule: PromotionRule | None = None,
         drift: DriftRule | None = None,
+        snapshot_every: int = 0,
     ) -> ShardModels:
         """Rebuild a shard from :meth:`snapshot` for the models ``specs`` name now: a model
         still there with the same spec keeps its state; a new one, or one whose spec changed,
         starts fresh (said in :attr:`changes`). The shard keeps the champion it held (a
         promotion stands), unless the config now names another champion than it did when the
         snapshot was taken: then the config's."""
-        shard_models = cls.fresh(shard, specs, rule, drift)
+        shard_models = cls.fresh(shard, specs, rule, drift, snapshot_every)
         shard_models.offset = snapshot["offset"]
         shard_models.n_promotions = snapshot.get("n_promotions", 0)
         shard_models.origins = dict(snapshot.get("origins", {}))
@@ -578,6 +637,7 @@ class ShardModels:
             if live.detector is not None and type(detector) is type(live.detector):
                 live.detector = detector  # (the same class: its state goes on)
             live.n_drifts = saved.get("n_drifts", 0)
+            live.version = saved.get("version", 0)
         changes.extend(
             f"{n!r}: new, starts fresh" for n in shard_models.models if n not in snapshot["models"]
         )

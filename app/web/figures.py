@@ -36,6 +36,9 @@ class Figures(Protocol):
     def consumer_lag(self) -> dict[tuple[str, int], int]:
         """``{(topic, partition): end offset - read offset}`` of what this worker reads."""
 
+    def versions(self, name: str) -> list[dict]:
+        """The kept versions of model ``name`` on the shards held here (their descriptions)."""
+
     def features(self, key: str) -> dict[str, Any] | None:
         """One key's windows at its latest event, or None if this worker has none."""
 
@@ -66,3 +69,6 @@ class NoFigures:
 
     def features(self, key: str) -> dict[str, Any] | None:
         return None
+
+    def versions(self, name: str) -> list[dict]:
+        return []

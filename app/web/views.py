@@ -6,6 +6,7 @@
   (``champion``: its predictions are the predictions topic's; else ``challenger``).
 * ``GET /models/{name}/``: one model's shards with their recent metric history.
 * ``GET /models/{name}/history``: the metric time series the dashboard draws (bounded).
+* ``GET /models/{name}/versions/``: the kept versions of a model on the shards held here.
 * ``GET /stats/``: counters, recent dead-letter reasons, lag, checkpoints, feature keys, workers,
   and the settings' ``warnings``.
 * ``GET /features/{key}/``: one key's windowed features at its newest event (keys held here).
@@ -88,7 +89,7 @@ def model_entries(shards: dict[int, ShardModels], topic: str, source: str) -> li
                     "spec": live.spec.text,
                     "role": "champion" if name == models.champion else "challenger",
                     "shard": shard,
-                    "version": live.n_learned,
+                    "version": live.version,
                     "n_learned": live.n_learned,
                     "n_predicted": live.n_predicted,
                     "n_scored": live.n_scored,
@@ -149,6 +150,12 @@ def install(app: faust.App, figures: Figures, warnings: Callable[[], list[str]])
         except Exception:  # noqa: BLE001 - no assignment yet
             pass
         return sorted(urls)
+
+    @app.page("/models/{name}/versions/")
+    async def model_versions(web: View, request: Request, name: str) -> Response:
+        if name not in figures.model_names():
+            return _json(web, {"error": f"no model named {name!r}"}, status=404)
+        return _json(web, {"name": name, "versions": figures.versions(name)})
 
     @app.page("/stats/")
     async def stats(web: View, request: Request) -> Response:

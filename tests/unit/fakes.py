@@ -137,12 +137,17 @@ def fake_counters() -> Counters:
     return Counters(defaultdict(int), defaultdict(list))
 
 
-def fake_shard_tables(specs, checkpoints_table=None, windows_table=None) -> ShardTables:
-    """What a shard writes to, as dicts: checkpoints (secret "s"), key windows, counters."""
+def fake_shard_tables(
+    specs, checkpoints_table=None, windows_table=None, versions_table=None, keep=10
+) -> ShardTables:
+    """What a shard writes to, as dicts: checkpoints (secret "s"), key windows, counters, and
+    the versions table if given."""
     checkpoints = Checkpoints(specs, "s", checkpoints_table or fake_table("shard-checkpoints"))
     return ShardTables(
         checkpoints=checkpoints,
         windows=windows_table or fake_table("key-windows"),
         counters=fake_counters(),
         anchor="unit-scoring",
+        versions=versions_table,
+        keep=keep,
     )

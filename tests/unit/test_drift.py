@@ -36,7 +36,9 @@ def test_the_champion_s_drift_is_recorded_at_the_label_river_s_detector_finds_it
     expected = champion_drifts(events, "ADWIN")
     assert expected and expected[0] > 1000  # (the planted drift at 1000)
     shard = ShardModels.fresh(0, parse_specs(SPECS), drift=DriftRule("ADWIN", "alert"))
-    records = [r for r in run(shard, events) if r["model"] == "StandardScaler-LogisticRegression"]
+    records = [
+        r for r in run(shard, events, "drift") if r["model"] == "StandardScaler-LogisticRegression"
+    ]
     assert [r["event_id"] for r in records] == [f"e{i}" for i in expected]
     assert all(r["type"] == "drift" and r["action"] == "alert" for r in records)
     assert shard.models["StandardScaler-LogisticRegression"].n_drifts == len(expected)

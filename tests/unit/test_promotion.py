@@ -54,12 +54,13 @@ def reference(events: list[dict], rule: PromotionRule) -> int | None:
     return None
 
 
-def run(shard: ShardModels, events: list[dict]) -> list[dict]:
+def run(shard: ShardModels, events: list[dict], kind: str | None = None) -> list[dict]:
+    """Step ``events`` into ``shard``: the model events it recorded (of type ``kind``)."""
     records = []
     for event in events:
         shard.take_event(dict(event, x=dict(event["x"])), 0.0)
         records += shard.take_model_events()
-    return records
+    return [r for r in records if kind is None or r["type"] == kind]
 
 
 def test_the_challenger_is_promoted_at_exactly_the_label_where_the_rule_first_holds():
@@ -67,18 +68,17 @@ def test_the_challenger_is_promoted_at_exactly_the_label_where_the_rule_first_ho
     expected = reference(events, RULE)
     assert expected is not None and expected > DRIFT  # (before the drift no model leads)
     shard = ShardModels.fresh(0, parse_specs(SPECS), RULE)
-    records = run(shard, events)
-    (promotion,) = records  # once: the prior never leads again
+    (promotion,) = run(shard, events, "promotion")  # once: the prior never leads again
     assert promotion["event_id"] == f"e{expected}" and promotion["ts"] == float(expected)
     assert promotion["type"] == "promotion" and promotion["shard"] == 0
     assert (promotion["before"], promotion["after"]) == (
         "PriorClassifier",
         "StandardScaler-LogisticRegression",
     )
-    assert promotion["versions"] == {
-        "PriorClassifier": expected + 1,
-        "StandardScaler-LogisticRegression": expected + 1,
-    }
+    # a version of each is kept at the promotion (their first: no count-based versions here)
+    assert promotion["versions"] == {"PriorClassifier": 1, "StandardScaler-LogisticRegression": 1}
+    (version,) = [v for v in shard.take_pending_versions() if v[0]["name"] == "PriorClassifier"]
+    assert version[0]["n_learned"] == expected + 1 and version[0]["reason"].startswith("promotion")
     values = promotion["values"]
     assert values["StandardScaler-LogisticRegression"] - values["PriorClassifier"] > 0.02
     assert shard.champion == "StandardScaler-LogisticRegression" and shard.n_promotions == 1
@@ -94,7 +94,7 @@ def test_a_restart_half_way_gives_the_same_promotion_at_the_same_label():
     shard = ShardModels.fresh(0, specs, RULE)
     run(shard, events[: expected - 20])  # (inside the window that decides it)
     restored = ShardModels.restore(0, specs, shard.snapshot(), RULE)
-    (promotion,) = run(restored, events[expected - 20 :])
+    (promotion,) = run(restored, events[expected - 20 :], "promotion")
     assert promotion["event_id"] == f"e{expected}"
     # a promotion stands through a restart too
     again = ShardModels.restore(0, specs, restored.snapshot(), RULE)
@@ -106,7 +106,7 @@ def test_no_rule_or_mode_off_promotes_nothing():
     off = PromotionRule("Accuracy", window=200, margin=0.02, min_scored=150, mode="off")
     for rule in (None, off):
         shard = ShardModels.fresh(0, parse_specs(SPECS), rule)
-        assert run(shard, events) == [] and shard.champion == "PriorClassifier"
+        assert run(shard, events, "promotion") == [] and shard.champion == "PriorClassifier"
 
 
 def test_a_lower_is_better_metric_promotes_the_lower():

@@ -73,7 +73,7 @@ def test_a_labelled_event_is_predicted_learned_and_its_offset_kept(make_engine):
     assert learned(engine) == 2
     predictions = [orjson.loads(m[3]) for m in engine.outbox.to("predictions")]
     assert [p["id"] for p in predictions] == ["e0", "e1"]
-    assert predictions[1]["version"] == 1 and predictions[1]["model"] == NAME
+    assert predictions[1]["version"] == 0 and predictions[1]["model"] == NAME  # (none kept yet)
     live = shard(engine)
     assert live.events_offset == 1 and live.taken == 2 and engine.n_events == 2
     assert engine.outbox.to("unit-join") == []  # nothing to park: the labels came inline
