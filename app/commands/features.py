@@ -22,17 +22,12 @@ from pathlib import Path
 import click
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 from faust.cli import AppCommand, argument, option
-from tqdm import tqdm
 
-from app.compat import refresh_metadata
 from app.config import Config
 from app.contracts.mapping import Origin
 from app.features.offline import OfflineFeatures, counted
-from app.kafka.admin import bootstrap_servers
-from app.kafka.auth import client_options
+from app.kafka.reader import bar, records
 
 KAFKA = "kafka:"
 #: rows per Parquet row group
@@ -102,9 +97,9 @@ def file_rows(offline: OfflineFeatures, name: str, topic: str) -> Iterator[dict]
     A message refused is reported as ``name line N`` (N from 1), not as a topic's offset
     (``topic``: the events topic, what a mapping sees as the origin)."""
     path = Path(name)
-    with path.open("rb") as f, _bar(path.stat().st_size, "B", path.name) as bar:
+    with path.open("rb") as f, bar(path.stat().st_size, "B", path.name) as shown:
         for number, line in enumerate(f):
-            bar.update(len(line))
+            shown.update(len(line))
             line = line.rstrip(b"\r\n")
             if not line.strip():
                 continue
@@ -117,53 +112,11 @@ def file_rows(offline: OfflineFeatures, name: str, topic: str) -> Iterator[dict]
 async def topic_rows(offline: OfflineFeatures, topic: str, config: Config) -> AsyncIterator[dict]:
     """The rows of a topic's records: each partition from its beginning to its end offset when
     this started, each partition in order (partitions interleaved)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(config.broker),
-        **client_options(config.settings),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
-    try:
-        await consumer.start()
-    except KafkaError as exc:
-        await consumer.stop()
-        raise click.ClickException(
-            f"cannot read {topic!r} from {config.broker}: {type(exc).__name__}: {exc}"
-        ) from None
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await refresh_metadata(consumer)  # a topic created after the consumer started
-            partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise click.ClickException(f"topic {topic!r} does not exist on {config.broker}")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-        left = {tp: ends[tp] for tp in tps if ends[tp] > starts[tp]}
-        with _bar(sum(ends[tp] - starts[tp] for tp in tps), "msg", topic) as bar:
-            while left:
-                batches = await consumer.getmany(*left, timeout_ms=1000)
-                for tp, records in batches.items():
-                    for record in records:
-                        if record.offset >= left.get(tp, 0):
-                            continue
-                        bar.update(1)
-                        origin = Origin(
-                            topic, tp.partition, record.offset, record.key, record.timestamp
-                        )
-                        row = offline.take(record.value, origin)
-                        if row is not None:
-                            yield row
-                for tp in list(left):
-                    if await consumer.position(tp) >= left[tp]:
-                        del left[tp]
-                        consumer.pause(tp)
-    finally:
-        await consumer.stop()
+    async for record in records(config.settings, topic):
+        origin = Origin(topic, record.partition, record.offset, record.key, record.timestamp)
+        row = offline.take(record.value, origin)
+        if row is not None:
+            yield row
 
 
 async def write_jsonl(rows: AsyncIterator[dict], path: Path) -> int:
@@ -262,11 +215,6 @@ class _replacing:
             os.replace(self.tmp, self.path)
         else:
             os.unlink(self.tmp)
-
-
-def _bar(total: int, unit: str, desc: str) -> tqdm:
-    """A progress bar on a terminal only (stderr)."""
-    return tqdm(total=total, unit=unit, unit_scale=True, desc=desc, file=sys.stderr, disable=None)
 
 
 async def _aiter(rows: Iterator[dict]) -> AsyncIterator[dict]:
