@@ -21,6 +21,7 @@ from agents.guard import Guard
 from agents.rekey import Rekey
 from agents.shards import FaustConsumer, Shards, WorkerFigures
 from app.commands import features as features_command
+from app.commands import models as models_command
 from app.commands import replay
 from app.config import Config
 from app.faust_app import StreamlearnApp, build_app, datadir, settings_warnings, warn_at_start
@@ -106,6 +107,7 @@ def build(settings: Settings) -> Worker:
     warn_at_start(app, config)
     replay.install(app, config)
     features_command.install(app, config)
+    models_command.install(app, config)
 
     datadir(config).mkdir(parents=True, exist_ok=True)  # (Faust does not make missing parents)
     return Worker(

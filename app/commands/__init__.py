@@ -1,2 +1,3 @@
 """The commands beside ``worker``: ``faust -A app replay`` (``replay``, with its sources
-``datasets`` and the seeded ``fraud`` stream) and ``faust -A app features`` (``features``)."""
+``datasets`` and the seeded ``fraud`` stream), ``faust -A app features`` (``features``) and
+``faust -A app models list|export`` (``models``)."""

@@ -1,0 +1,150 @@
+"""``faust -A app models list|export``: the models of a running (or stopped) app, read from Kafka.
+
+Reads: the ``shard-checkpoints`` changelog (``list``: each shard's newest checkpoint) and the
+``model-versions`` changelog (``export``: the kept versions), signed with
+STREAMLEARN_CHECKPOINT_SECRET and checked before anything is unpickled. Writes: ``export``'s
+file (``app/models/version_file.py``: ``from app import load_model`` reads it back). Keeps
+nothing. No worker needs to be running: what the shards checkpointed is in Kafka.
+
+(Faust has a ``models`` command of its own, for its Record classes: this one takes its name.)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import faust
+import orjson
+from faust.cli import AppCommand, argument, option
+
+from app.config import Config
+from app.kafka.reader import records
+from app.models.codec import RiverCodec
+from app.models.signing import CheckpointError
+from app.models.version_file import describe, write_file
+
+ACTIONS = ("list", "export")
+
+
+def install(app: faust.App, config: Config) -> None:
+    """Add ``faust -A app models`` to ``app``."""
+
+    @app.command(
+        argument("action", type=click.Choice(ACTIONS)),
+        argument("name", required=False),
+        option("--version", "version", type=int, default=None, help="export: this version."),
+        option("--shard", "shard", type=int, default=None, help="export: of this shard."),
+        option("--out", "out", default=None, help="export: the file to write."),
+        option("--json", "as_json", is_flag=True, default=False, help="list: JSON lines."),
+        name="models",
+    )
+    async def models(
+        self: AppCommand,
+        action: str,
+        name: str | None,
+        version: int | None,
+        shard: int | None,
+        out: str | None,
+        as_json: bool,
+    ) -> None:
+        """The app's models: list (role, version and metrics per shard) or export NAME
+        (a kept version, to a signed file: --out FILE [--version V] [--shard S])."""
+        try:
+            if action == "list":
+                for line in await listing(config, as_json):
+                    self.say(line)
+            else:
+                self.say(await export(config, name, version, shard, out))
+        except (click.ClickException, CheckpointError) as exc:
+            text = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+            print(f"models {action}: {text}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+
+async def newest(config: Config, table: str) -> dict:
+    """The newest value of each key of ``table``'s changelog (deleted keys left out)."""
+    found: dict = {}
+    topic = f"{config.id}-{table}-changelog"
+    async for record in records(config.settings, topic, progress=False):
+        key = json.loads(record.key)
+        if record.value is None:
+            found.pop(key, None)
+        else:
+            found[key] = record.value
+    return found
+
+
+async def listing(config: Config, as_json: bool = False) -> list[str]:
+    """One line per model and shard: role, version, labels learned and metrics, from the
+    shards' newest checkpoints."""
+    codec = RiverCodec(config.checkpoint_secret)
+    rows = []
+    for shard, raw in sorted((await newest(config, "shard-checkpoints")).items()):
+        snapshot = codec.loads(raw)
+        champion = snapshot.get("champion") or next(iter(snapshot["models"]), "")
+        for model, saved in snapshot["models"].items():
+            rows.append(
+                {
+                    "shard": shard,
+                    "name": model,
+                    "role": "champion" if model == champion else "challenger",
+                    "version": saved.get("version", 0),
+                    "n_learned": saved["n_learned"],
+                    "spec": saved["spec"].strip(),
+                    "metrics": {type(m).__name__: m.get() for m in saved["metric"]},
+                }
+            )
+    if not rows:
+        raise click.ClickException(f"no checkpoint of app {config.id!r} in Kafka yet")
+    if as_json:
+        return [orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY).decode() for row in rows]
+    lines = [f"{'shard':>5}  {'model':<28} {'role':<10} {'version':>7} {'learned':>9}  metrics"]
+    for row in rows:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in row["metrics"].items())
+        lines.append(
+            f"{row['shard']:>5}  {row['name']:<28} {row['role']:<10} {row['version']:>7} "
+            f"{row['n_learned']:>9}  {shown}"
+        )
+    return lines
+
+
+async def export(
+    config: Config, name: str | None, version: int | None, shard: int | None, out: str | None
+) -> str:
+    """Write a kept version of model ``name`` to ``out``: that ``version`` (default: the newest
+    kept) of that ``shard`` (default: the one whose version is newest); what was written."""
+    if not name or not out:
+        raise click.UsageError("export needs NAME and --out FILE")
+    kept = [
+        (describe(value), value)
+        for key, value in (await newest(config, "model-versions")).items()
+        if key.split(":", 1)[0] == name
+    ]
+    if not kept:
+        raise click.ClickException(
+            f"no version of model {name!r} is kept in Kafka (a version is taken every "
+            "STREAMLEARN_SNAPSHOT_EVERY labels, and at promotions and drift actions)"
+        )
+    chosen = [
+        (meta, value)
+        for meta, value in kept
+        if (shard is None or meta["shard"] == shard)
+        and (version is None or meta["version"] == version)
+    ]
+    if not chosen:
+        have = ", ".join(f"shard {m['shard']} v{m['version']}" for m, _ in sorted_kept(kept))
+        raise click.ClickException(f"model {name!r} has no such version; kept: {have}")
+    meta, value = max(chosen, key=lambda mv: (mv[0]["version"], -mv[0]["shard"]))
+    path = Path(out)
+    write_file(path, value)
+    return (
+        f"models export: {name} version {meta['version']} of shard {meta['shard']} "
+        f"({meta['n_learned']} labels learned, {meta['reason']}) written to {path}"
+    )
+
+
+def sorted_kept(kept: list[tuple[dict, bytes]]) -> list[tuple[dict, bytes]]:
+    return sorted(kept, key=lambda mv: (mv[0]["shard"], mv[0]["version"]))
