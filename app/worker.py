@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agents import labels, learner, validate
+from agents import control, labels, learner, validate
 from agents import shards as shard_keeper
 from agents.engine import Engine
 from agents.guard import Guard
@@ -97,6 +97,7 @@ def build(settings: Settings) -> Worker:
     expiry = Expiry()
     join_labels = labels.install(app, config, topics, pending, counters, expiry)
     learn = learner.install(app, shards, engine, topics, counters)
+    control.install(app, shards, engine, topics)  # commands: promote, rollback
 
     # what watches and shows the worker, and the commands beside it
     app.sensors.add(Guard(app, config))

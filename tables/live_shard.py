@@ -32,7 +32,7 @@ from tables.anchor import writing_to
 from tables.checkpoints import FLUSH_TIMEOUT, Checkpoints
 from tables.counters import Counters
 from tables.direct import persisted, to_changelog, to_store
-from tables.versions import encode, version_key
+from tables.versions import encode, load, stored_versions, version_key
 from tables.windows import ShardWindows
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,8 @@ class LiveShard:
         self.dropped = False
         #: one checkpoint of the shard at a time
         self.lock = asyncio.Lock()
+        #: a command changed the models since the last checkpoint (one is owed)
+        self.commanded = False
 
     @property
     def events_offset(self) -> int:
@@ -240,6 +242,37 @@ class LiveShard:
         """Whether the checkpoint in the table already covers ``scoring`` ``offset``."""
         return offset <= self.checkpointed
 
+    # -- commands (the control topic) ---------------------------------------------------
+
+    def command(self, command: dict, offset: int) -> dict:
+        """Apply a command of the control topic at ``offset`` (a rollback's version read from
+        the versions table, signed like checkpoints); the next checkpoint is owed. Returns
+        what it did (``app.models.shard.ShardModels.command``)."""
+        version = None
+        if command.get("action") == "rollback" and command.get("model") in self.models.models:
+            version = self.kept_version(command["model"], command.get("version"))
+        self.commanded = True
+        record = self.models.command(command, offset, version)
+        record["events_offset"] = self.events_offset  # (it takes effect from the next event)
+        return record
+
+    def kept_version(self, name: str, number: int | None) -> dict | None:
+        """Version ``number`` of model ``name`` of this shard, kept in the versions table, or
+        (None) the newest taken at a promotion or drift action; None: not kept."""
+        table = self.tables.versions
+        if table is None:
+            return None
+        kept = [m for m in stored_versions(table, name) if m["shard"] == self.shard]
+        if number is None:
+            kept = [m for m in kept if m["reason"].startswith(("promotion", "drift"))]
+        else:
+            kept = [m for m in kept if m["version"] == number]
+        if not kept:
+            return None
+        meta = max(kept, key=lambda m: m["version"])
+        value = table.get(version_key(name, self.shard, meta["version"], self.tables.keep))
+        return load(value, self.checkpoints.codec.secret)
+
     # -- checkpoints ---------------------------------------------------------------------
 
     def due(self, now: float, every: int, seconds: float, urgent: bool) -> bool:
@@ -274,14 +307,15 @@ class LiveShard:
 
     async def _checkpoint(self) -> None:
         taken = self.taken
-        if self.dropped or not (self.held or taken):
+        if self.dropped or not (self.held or taken or self.commanded):
             return
         if self.checkpoints.outbox is None:
             # the engine is not running (yet, or any more): its outbox may hold output not
             # sent, so nothing is checkpointed past it; what is not covered is replayed
             return
         covered = self.models.offset
-        if covered != self.checkpointed or taken:
+        if covered != self.checkpointed or taken or self.commanded:
+            self.commanded = False
             self.writing = ("starting", time.monotonic())
             try:
                 await self._write(covered, taken)

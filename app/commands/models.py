@@ -1,10 +1,12 @@
-"""``faust -A app models list|export``: the models of a running (or stopped) app, read from Kafka.
+"""``faust -A app models list|export|promote|rollback``: the models of an app, through Kafka.
 
 Reads: the ``shard-checkpoints`` changelog (``list``: each shard's newest checkpoint) and the
 ``model-versions`` changelog (``export``: the kept versions), signed with
 STREAMLEARN_CHECKPOINT_SECRET and checked before anything is unpickled. Writes: ``export``'s
-file (``app/models/version_file.py``: ``from app import load_model`` reads it back). Keeps
-nothing. No worker needs to be running: what the shards checkpointed is in Kafka.
+file (``app/models/version_file.py``: ``from app import load_model`` reads it back);
+``promote`` and ``rollback``: one command per shard on ``<id>-control``, checked first against
+what Kafka holds (an unknown model or version is refused, nothing sent), applied by each shard
+once (``agents/control.py``). Keeps nothing. ``list`` and ``export`` need no worker running.
 
 (Faust has a ``models`` command of its own, for its Record classes: this one takes its name.)
 """
@@ -13,20 +15,25 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 
 import click
 import faust
 import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from faust.cli import AppCommand, argument, option
 
 from app.config import Config
+from app.kafka.admin import bootstrap_servers
+from app.kafka.auth import client_options
 from app.kafka.reader import records
 from app.models.codec import RiverCodec
 from app.models.signing import CheckpointError
 from app.models.version_file import describe, write_file
 
-ACTIONS = ("list", "export")
+ACTIONS = ("list", "export", "promote", "rollback")
 
 
 def install(app: faust.App, config: Config) -> None:
@@ -50,14 +57,18 @@ def install(app: faust.App, config: Config) -> None:
         out: str | None,
         as_json: bool,
     ) -> None:
-        """The app's models: list (role, version and metrics per shard) or export NAME
-        (a kept version, to a signed file: --out FILE [--version V] [--shard S])."""
+        """The app's models: list (role, version and metrics per shard), export NAME (a kept
+        version, to a signed file: --out FILE [--version V] [--shard S]), promote NAME, or
+        rollback NAME [--version V] (default: the version taken at its last promotion or drift
+        action), on every shard."""
         try:
             if action == "list":
                 for line in await listing(config, as_json):
                     self.say(line)
-            else:
+            elif action == "export":
                 self.say(await export(config, name, version, shard, out))
+            else:
+                self.say(await send_command(config, action, name, version))
         except (click.ClickException, CheckpointError) as exc:
             text = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
             print(f"models {action}: {text}", file=sys.stderr)
@@ -148,3 +159,63 @@ async def export(
 
 def sorted_kept(kept: list[tuple[dict, bytes]]) -> list[tuple[dict, bytes]]:
     return sorted(kept, key=lambda mv: (mv[0]["shard"], mv[0]["version"]))
+
+
+async def send_command(config: Config, action: str, name: str | None, version: int | None) -> str:
+    """Check a ``promote`` or ``rollback`` against what Kafka holds, then send it to every
+    shard through ``<id>-control``; what was sent."""
+    if not name:
+        raise click.UsageError(f"{action} needs NAME")
+    checkpoints = await newest(config, "shard-checkpoints")
+    codec = RiverCodec(config.checkpoint_secret)
+    known = {m for raw in checkpoints.values() for m in codec.loads(raw)["models"]}
+    if name not in known:
+        raise click.ClickException(
+            f"no model named {name!r} in the shards' checkpoints (they have: "
+            f"{', '.join(sorted(known)) or 'none yet'})"
+        )
+    if action == "rollback":
+        kept = [
+            describe(value)
+            for key, value in (await newest(config, "model-versions")).items()
+            if key.split(":", 1)[0] == name
+        ]
+        if version is not None:
+            ok = any(m["version"] == version for m in kept)
+            missing = f"version {version} of {name!r} is not kept"
+        else:
+            ok = any(m["reason"].startswith(("promotion", "drift")) for m in kept)
+            missing = f"no version of {name!r} was taken at a promotion or drift action"
+        if not ok:
+            have = ", ".join(f"shard {m['shard']} v{m['version']}" for m in kept) or "none"
+            raise click.ClickException(f"{missing} (kept: {have}); nothing sent")
+    topic = config.internal("control")
+    command = {"action": action, "model": name, "version": version, "id": uuid.uuid4().hex}
+    shards = await send_to_every_partition(config, topic, orjson.dumps(command))
+    return (
+        f"models {action}: {name}{'' if version is None else f' version {version}'} sent to "
+        f"{shards} shard(s) through {topic} (id {command['id']}); each applies it once, at "
+        f"its next read, and records it on {config.model_events}"
+    )
+
+
+async def send_to_every_partition(config: Config, topic: str, value: bytes) -> int:
+    """Send ``value`` to every partition of ``topic``; how many there are."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers(config.broker),
+        **client_options(config.settings),
+        acks="all",
+        enable_idempotence=True,
+    )
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise click.ClickException(f"cannot reach {config.broker}: {exc}") from None
+    try:
+        partitions = await producer.partitions_for(topic)
+        for partition in sorted(partitions):
+            await producer.send_and_wait(topic, value, partition=partition)
+        return len(partitions)
+    finally:
+        await producer.stop()

@@ -37,6 +37,9 @@ class Topics:
             if len(config.specs) > 1
             else None
         )
+        #: commands to the shards (``faust -A app models promote|rollback``), one partition
+        #: per shard
+        self.control = app.topic(config.internal("control"), internal=True)
         #: the audit trail of the models (STREAMLEARN_MODEL_EVENTS_TOPIC)
         self.model_events = app.topic(config.model_events, internal=True)
         #: every event as the model saw it (STREAMLEARN_ENRICHED_TOPIC), or None

@@ -414,6 +414,57 @@ class ShardModels:
         self.pending_versions.append((meta, pickle.dumps(state, pickle.HIGHEST_PROTOCOL)))
         self.model_events.append({"type": "snapshot", "model": name, **meta})
 
+    def command(self, command: dict, offset: int, version: dict | None = None) -> dict:
+        """Apply a command of the control topic (``<id>-control`` at ``offset`` of this shard's
+        partition): ``promote`` a model, or ``rollback`` one to ``version`` (``{"model",
+        "metric", "meta"}`` of a kept version, read by the caller). Recorded on the model-events
+        topic, and the offset in :attr:`origins` (``c<shard>``), so that a checkpoint covers it
+        and a copy read again is not applied twice. Returns the record (``type``:
+        ``promotion``, ``rollback`` or ``command_refused``, with the reason)."""
+        self.origins[f"c{self.shard}"] = offset
+        action, name = command.get("action"), command.get("model")
+        base = {"shard": self.shard, "command": command.get("id"), "control_offset": offset}
+        refused = None
+        if name not in self.models:
+            refused = f"no model named {name!r} on this shard"
+        elif action == "promote" and name == self.champion:
+            refused = f"{name} is the champion already"
+        elif action == "rollback" and version is None:
+            wanted = command.get("version")
+            refused = (
+                f"version {wanted} of {name} is not kept"
+                if wanted is not None
+                else f"no version of {name} was taken at a promotion or drift action"
+            )
+        elif action not in ("promote", "rollback"):
+            refused = f"unknown action {action!r}"
+        if refused is not None:
+            record = {"type": "command_refused", "model": name, "reason": refused, **base}
+            self.model_events.append(record)
+            return record
+        if action == "promote":
+            self.promote(name, {"reason": "promoted by command", **base})
+            return self.model_events[-1]
+        live, meta = self.models[name], version["meta"]
+        before = live.version
+        live.model, live.metric = version["model"], version["metric"]
+        live.n_learned = meta["n_learned"]
+        live.bind()
+        was_champion = meta.get("role") == "champion"
+        if was_champion and name != self.champion:
+            self.set_champion(name)
+        record = {
+            "type": "rollback",
+            "model": name,
+            "versions": {"before": before, "restored": meta["version"]},
+            "champion": self.champion,
+            "reason": f"rolled back by command to version {meta['version']} ({meta['reason']})",
+            **base,
+        }
+        self.model_events.append(record)
+        self.take_version(name, f"rollback to version {meta['version']}")
+        return record
+
     def take_pending_versions(self) -> list[tuple[dict, bytes]]:
         """The versions taken since the last call (a checkpoint writes them)."""
         out, self.pending_versions = self.pending_versions, []

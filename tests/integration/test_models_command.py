@@ -7,7 +7,7 @@ import pytest
 from river import metrics
 
 from app import load_model
-from tests.integration.harness import SECRET, wait_for
+from tests.integration.harness import SECRET, consume_all, run, wait_for
 from tests.integration.test_faults import LR, hyperplane_events, learned
 from tests.model_state import canonical, first_difference
 
@@ -57,3 +57,47 @@ def test_models_list_and_export_a_version_equal_to_river_offline(pipeline_factor
     )
     unknown = pipeline.command("models", "export", "nope", "--out", str(out))
     assert unknown.returncode == 2 and "no version of model 'nope'" in unknown.stderr
+
+
+def test_rollback_by_command_mid_stream_then_learns_on_as_river_would(pipeline_factory):
+    pipeline = pipeline_factory(partitions=1, model=LR.text, snapshot_every=EVERY)
+    worker = pipeline.start_worker()
+    rows = hyperplane_events(1500)
+    pipeline.send(pipeline.events, [orjson.dumps(r) for r in rows[:1000]])
+    wait_for(
+        lambda: (c := pipeline.last_checkpoint(0)) and c["models"][LR.name]["n_learned"] == 1000,
+        what="versions 1 and 2 kept, with the checkpoint after them",
+    )
+    sent = pipeline.command("models", "rollback", LR.name, "--version", "1")
+    assert sent.returncode == 0, sent.stderr
+    assert "sent to 1 shard(s)" in sent.stdout
+
+    def rollback():
+        for record in run(consume_all(pipeline.bootstrap, f"{pipeline.id}-model-events")):
+            value = orjson.loads(record.value)
+            if value["type"] == "rollback":
+                return value
+        return None
+
+    record = wait_for(rollback, what="the rollback on the model-events topic")
+    assert record["versions"]["restored"] == 1 and record["events_offset"] == 999
+    wait_for(lambda: learned([worker])[0]["n_learned"] == EVERY, what="version 1 restored")
+    pipeline.send(pipeline.events, [orjson.dumps(r) for r in rows[1000:]])
+    wait_for(
+        lambda: (c := pipeline.last_checkpoint(0))
+        and c["models"][LR.name]["n_learned"] == EVERY + 500,
+        what="the 500 events after the rollback learned and checkpointed",
+    )
+    # River offline: version 1 (the first 500 labels), then the events after the rollback
+    offline = LR.build()
+    for row in rows[:EVERY] + rows[1000:]:
+        x = orjson.loads(orjson.dumps(row["x"]))
+        offline.predict_one(x)
+        offline.learn_one(x, row["y"])
+    saved = pipeline.last_checkpoint(0)["models"][LR.name]["model"]
+    assert first_difference(canonical(saved), canonical(offline)) is None
+    # a second copy of the command is not applied again (the shard's checkpoint has its offset)
+    worker.stop()
+    worker.start()
+    wait_for(lambda: learned([worker]).get(0), what="restarted")
+    assert learned([worker])[0]["n_learned"] == EVERY + 500

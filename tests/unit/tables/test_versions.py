@@ -78,3 +78,26 @@ async def test_the_checkpoint_writes_the_versions_signed_keeping_the_last_ones()
     assert state["model"].__class__.__name__ == "Pipeline"
     with pytest.raises(CheckpointError):
         load(store[version_key(LR, 0, 3, 2)], "another secret")
+
+
+def test_commands_promote_and_roll_back_once_each_and_refuse_what_is_not_there():
+    shard = ShardModels.fresh(0, SPECS, snapshot_every=100)
+    run(shard, stream(250))
+    shard.take_model_events()
+    (v1_meta, v1_payload), *_ = [v for v in shard.take_pending_versions() if v[0]["name"] == LR]
+    version_one = pickle.loads(v1_payload)
+    record = shard.command({"action": "promote", "model": "GaussianNB", "id": "c1"}, 0)
+    assert record["type"] == "promotion" and shard.champion == "GaussianNB"
+    assert shard.origins["c0"] == 0
+    record = shard.command({"action": "rollback", "model": LR, "id": "c2"}, 1, version_one)
+    assert record["type"] == "rollback" and record["versions"]["restored"] == 1
+    live = shard.models[LR]
+    assert live.n_learned == 100 and live.version == 4  # (2 by count, 1 at the promotion, 1 now)
+    assert first_difference(canonical(live.model), canonical(version_one["model"])) is None
+    assert shard.champion == LR  # (it was the champion at version 1: it is again)
+    refused = shard.command({"action": "promote", "model": "nope", "id": "c3"}, 2)
+    assert refused["type"] == "command_refused" and "no model named 'nope'" in refused["reason"]
+    refused = shard.command({"action": "rollback", "model": LR, "version": 9, "id": "c4"}, 3)
+    assert refused["reason"] == f"version 9 of {LR} is not kept"
+    assert shard.origins["c0"] == 3  # each offset once: a copy read again is skipped
+    assert v1_meta["version"] == 1
