@@ -6,7 +6,9 @@ Writes: ``<id>-scoring`` (the joined label, partition = the event's shard) for a
 Keeps: tables.pending (whichever half arrived first, then a ``joined`` marker for the TTL) and
 tables.counters (duplicate labels, features parked again, expired events, orphan labels). The
 rules are ``app/models/join.py``'s. Waiting entries older than STREAMLEARN_LABEL_TTL seconds of
-event time are dropped and counted: ``expired_events`` (never labelled) and ``orphan_labels`` (a
+event time are dropped and counted: ``expired_events`` (never labelled; or, with
+STREAMLEARN_LABEL_DEFAULT, learned with that label once: ``labels_defaulted``) and
+``orphan_labels`` (a
 label whose event never came); what moves the join's clock is said in ``app/models/join.py``. A
 sweep costs what expires: an index of the entries' times per partition (``app.models.join.Expiry``)
 is built from the table once per partition this worker is assigned, and kept as entries are written;
@@ -22,7 +24,7 @@ import faust
 
 from app.config import Config
 from app.kafka.topics import Topics, declare
-from app.models.join import Expiry, join
+from app.models.join import Expiry, expire, join
 from tables.counters import Counters
 
 log = logging.getLogger(__name__)
@@ -61,14 +63,16 @@ def install(
                 if outcome.counter == "duplicate_labels":
                     log.warning("a second label for %r: keeping the first", event_id)
             # each message sweeps its partition: a look at the oldest entry, unless some expire
-            for key, what in expiry.expired(
-                partition, message["ts"], config.label_ttl, pending.get
-            ):
+            ttl, default = config.label_ttl, config.label_default
+            expired = expiry.expired(partition, message["ts"], ttl, pending.get)
+            for k, (key, _) in enumerate(expired):
+                gone = expire(pending[key], partition, offset, k, ttl, default)
                 del pending[key]
-                if what != "joined":
-                    counters.count(
-                        "expired_events" if what == "park" else "orphan_labels", partition
-                    )
+                if gone.send is not None:  # learned with the default label, once
+                    send = gone.send
+                    await scoring.send(key=send["key"] or key, partition=gone.shard, value=send)
+                if gone.counter is not None:
+                    counters.count(gone.counter, partition)
 
     @app.on_partitions_revoked.connect
     async def forget_revoked_joins(app, revoked, **kwargs) -> None:

@@ -20,7 +20,7 @@ from app.models.drift import DriftRule
 from app.models.label_rules import label_check
 from app.models.promotion import PromotionRule
 from app.models.spec import ModelSpec
-from app.settings import Settings
+from app.settings import Settings, SettingsError
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class Config:
     promotion: PromotionRule | None = None
     #: the drift detectors on the models' errors, and what a drift does (None: none)
     drift: DriftRule | None = None
+    #: the label of events never labelled within the TTL (``(value,)``; None: they are dropped)
+    label_default: tuple | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Config:
@@ -61,6 +63,7 @@ class Config:
             label_mapping=settings.label_mapping,
             promotion=settings.promotion,
             drift=settings.drift,
+            label_default=_label_default(settings, label_check(list(specs))),
         )
 
     def __post_init__(self) -> None:
@@ -79,3 +82,11 @@ class Config:
     def internal(self, name: str) -> str:
         """The name of one of the app's own topics: ``<id>-<name>``."""
         return f"{self.settings.id}-{name}"
+
+
+def _label_default(settings: Settings, check: Callable[[Any], str | None]) -> tuple | None:
+    """STREAMLEARN_LABEL_DEFAULT, checked as a label of these models."""
+    default = settings.label_default_value
+    if default is not None and (problem := check(default[0])) is not None:
+        raise SettingsError(f"{settings.named('label_default')}: {problem}")
+    return default

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 
+import orjson
+
 from app.contracts.mapping import EventMapping, LabelMapping, MappingError
 from app.features.recipe import Recipe
 from app.features.spec import FeatureSpec, FeatureSpecError, default_spec
@@ -88,6 +90,9 @@ class Settings:
     #: so that an error names the file and the key (:meth:`named`)
     from_file: frozenset | None = field(default=None, compare=False, repr=False)
     label_ttl: float = 86400.0
+    #: a label (JSON) an event still unlabelled after ``label_ttl`` of event time is learned
+    #: with, once ("": none, the event is dropped and counted)
+    label_default: str = ""
     #: seconds an event's or a label's time may run ahead of the worker's clock (else refused)
     max_future: float = 3600.0
     checkpoint_every: int = 10000
@@ -223,6 +228,22 @@ class Settings:
             return DriftRule.parse(self.drift_map)
         except DriftError as exc:
             raise SettingsError(f"config file {self.config_file}: {exc}") from None
+
+    @cached_property
+    def label_default_value(self) -> tuple | None:
+        """STREAMLEARN_LABEL_DEFAULT parsed: ``(value,)``, or None when unset.
+
+        >>> Settings(label_default="false").label_default_value, Settings().label_default_value
+        ((False,), None)
+        """
+        if not self.label_default.strip():
+            return None
+        try:
+            return (orjson.loads(self.label_default),)
+        except orjson.JSONDecodeError:
+            raise SettingsError(
+                f'{self.named("label_default")}: not a JSON value (e.g. false, 0, "ok")'
+            ) from None
 
     @property
     def model_events(self) -> str:

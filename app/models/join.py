@@ -103,6 +103,43 @@ def join(
     return Joined(entry={kind: message, "since": message["ts"], "p": partition})
 
 
+#: a joined label a default makes is numbered ``offset * DEFAULT_SEQ + k`` (the ``k``-th entry
+#: the join message at ``offset`` expired), so that the learner drops a copy by its number
+DEFAULT_SEQ = 1 << 20
+
+
+def expire(
+    entry: dict, partition: int, offset: int, k: int, ttl: float, default: tuple | None
+) -> Joined:
+    """What the ``k``-th entry that the ``join`` message at ``offset`` expires does: a parked
+    event never labelled is ``expired_events``, or, with a default label (``(value,)``:
+    STREAMLEARN_LABEL_DEFAULT), learned with it once (``labels_defaulted``: the ``scoring``
+    message is sent to its shard, stamped with its deadline); a label whose event never came is
+    ``orphan_labels``; a joined marker goes silently.
+
+    >>> park = {"kind": "park", "id": "e", "key": None, "ts": 1.0, "x": {}, "y_pred": {},
+    ...         "shard": 2}
+    >>> expire({"park": park, "since": 1.0, "p": 0}, 0, 7, 0, 60.0, None).counter
+    'expired_events'
+    >>> done = expire({"park": park, "since": 1.0, "p": 0}, 0, 7, 3, 60.0, (False,))
+    >>> done.counter, done.shard, done.send["y"], done.send["ts"], done.send["src"]
+    ('labels_defaulted', 2, False, 61.0, ['d', 0, 7340035])
+    """
+    kind = kind_of(entry)
+    if kind == "joined":
+        return Joined()
+    if kind == "label":
+        return Joined(counter="orphan_labels")
+    if default is None:
+        return Joined(counter="expired_events")
+    park = entry["park"]
+    label = {"id": park["id"], "y": default[0], "ts": park["ts"] + ttl}
+    send = joined(park, label, partition, offset)
+    send["src"] = ["d", partition, offset * DEFAULT_SEQ + k]
+    send["defaulted"] = True
+    return Joined(send=send, shard=park["shard"], counter="labels_defaulted")
+
+
 def kind_of(entry: dict) -> str:
     """``"park"``, ``"label"`` or ``"joined"``: what an entry holds."""
     return next(k for k in ("park", "label", "joined") if k in entry)
@@ -151,7 +188,8 @@ class Expiry:
         current: Callable[[str], dict | None],
     ) -> list[tuple[str, str]]:
         """``(id, kind)`` of the entries of ``partition`` stored more than ``ttl`` before
-        ``now_ts``, oldest first, taken out of the index; ``current(id)`` reads the table."""
+        ``now_ts``, oldest first (ties: by id), taken out of the index; ``current(id)`` reads
+        the table."""
         heap = self.heaps.get(partition, [])
         out = []
         while heap and now_ts - heap[0][0] > ttl:
