@@ -358,7 +358,14 @@ class Engine(Service):
         model-events topic, with the output of the events that caused it."""
         topic = self.config.model_events
         partition = live.shard % self.partitions[topic]
-        for record in live.models.take_model_events():
+        models = live.models
+        now = time.time()
+        for record in models.take_model_events():
+            record["t"] = now  # (when it was written: the dashboard's marks)
+            model = models.models.get(record.get("model"))
+            if model is not None:
+                record.setdefault("n_learned", model.n_learned)
+            models.recent_events.append(record)
             key = f"{record['shard']}".encode()
             self.outbox.add(topic, partition, key, orjson.dumps(record))
             log.info("shard %d: model event %s", live.shard, record.get("reason"))

@@ -425,6 +425,10 @@ class WorkerFigures:
     def features(self, key: str) -> dict[str, Any] | None:
         return self.keeper.features(key)
 
+    def model_events(self) -> list[dict]:
+        events = [e for live in self.keeper.live.values() for e in live.models.recent_events]
+        return sorted(events, key=lambda e: e.get("t", 0.0), reverse=True)
+
     def versions(self, name: str) -> list[dict]:
         table = self.keeper.tables.versions
         if table is None:

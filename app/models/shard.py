@@ -27,6 +27,8 @@ from app.models.promotion import PromotionRule
 from app.models.spec import ModelSpec, champion_of
 
 HISTORY_POINTS = 500
+#: model events (promotions, drifts, rollbacks, snapshots) a shard keeps for the web view
+RECENT_EVENTS = 100
 #: Size of the rolling window of the "recent" metrics the web view shows beside the totals.
 ROLLING_WINDOW = 1000
 #: Seconds the "recent" metrics may be behind the shard (they are recomputed when asked for).
@@ -273,6 +275,8 @@ class ShardModels:
     #: records of what happened to the models (promotions, changes at a restore) not yet
     #: written to the model-events topic (:meth:`take_model_events`)
     model_events: list = field(default_factory=list)
+    #: the last RECENT_EVENTS records written, for the web view (``GET /model-events/``)
+    recent_events: deque = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
 
     @classmethod
     def fresh(
@@ -624,6 +628,7 @@ class ShardModels:
             "champion": self.champion,
             "config_champion": self.config_champion,
             "n_promotions": self.n_promotions,
+            "recent_events": list(self.recent_events),
             "models": {
                 name: {
                     "spec": live.spec.text,
@@ -661,6 +666,7 @@ class ShardModels:
         shard_models = cls.fresh(shard, specs, rule, drift, snapshot_every)
         shard_models.offset = snapshot["offset"]
         shard_models.n_promotions = snapshot.get("n_promotions", 0)
+        shard_models.recent_events.extend(snapshot.get("recent_events", ()))
         shard_models.origins = dict(snapshot.get("origins", {}))
         shard_models.n_duplicates = snapshot.get("n_duplicates", 0)
         changes = shard_models.changes

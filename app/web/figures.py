@@ -39,6 +39,10 @@ class Figures(Protocol):
     def versions(self, name: str) -> list[dict]:
         """The kept versions of model ``name`` on the shards held here (their descriptions)."""
 
+    def model_events(self) -> list[dict]:
+        """The last model events (promotions, drifts, rollbacks, ...) of the shards held here,
+        newest first."""
+
     def features(self, key: str) -> dict[str, Any] | None:
         """One key's windows at its latest event, or None if this worker has none."""
 
@@ -71,4 +75,7 @@ class NoFigures:
         return None
 
     def versions(self, name: str) -> list[dict]:
+        return []
+
+    def model_events(self) -> list[dict]:
         return []

@@ -7,6 +7,8 @@
 * ``GET /models/{name}/``: one model's shards with their recent metric history.
 * ``GET /models/{name}/history``: the metric time series the dashboard draws (bounded).
 * ``GET /models/{name}/versions/``: the kept versions of a model on the shards held here.
+* ``GET /model-events/``: the last promotions, drifts, rollbacks, snapshots and refused commands
+  of the shards held here, newest first (the dashboard marks them on its curves).
 * ``GET /stats/``: counters, recent dead-letter reasons, lag, checkpoints, feature keys, workers,
   and the settings' ``warnings``.
 * ``GET /features/{key}/``: one key's windowed features at its newest event (keys held here).
@@ -156,6 +158,10 @@ def install(app: faust.App, figures: Figures, warnings: Callable[[], list[str]])
         if name not in figures.model_names():
             return _json(web, {"error": f"no model named {name!r}"}, status=404)
         return _json(web, {"name": name, "versions": figures.versions(name)})
+
+    @app.page("/model-events/")
+    async def model_events(web: View, request: Request) -> Response:
+        return _json(web, {"events": figures.model_events()})
 
     @app.page("/stats/")
     async def stats(web: View, request: Request) -> Response:

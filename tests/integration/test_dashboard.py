@@ -157,11 +157,12 @@ def test_dashboard_shows_what_models_says(pipeline_factory):
         assert [link.removeprefix(base) for link in links] == [
             "/models/",
             "/stats/",
+            "/model-events/",
             "/metrics",
             "/router/",
             "/table/",
         ]
-        assert [status(link) for link in links] == [200] * 5
+        assert [status(link) for link in links] == [200] * 6
         # the checkpoint secret is set: no warning anywhere, and the secret is shown nowhere
         assert page.locator("#warnings li").count() == 0
         assert worker.stats()["warnings"] == []
@@ -202,3 +203,39 @@ def test_the_default_checkpoint_secret_is_warned_about_at_every_start(pipeline_f
     worker.start()
     wait_for(lambda: worker.log().count(SECRET_WARNING) == 2, what="the warning again")
     assert worker.stats()["warnings"] == [warning]
+
+
+def test_the_dashboard_marks_a_promotion_on_the_curves_and_lists_it(pipeline_factory, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.test_promotion import CONFIG
+    from tests.unit.test_promotion import RULE, reference, stream
+
+    config = tmp_path / "streamlearn.toml"
+    config.write_text(CONFIG)
+    pipeline = pipeline_factory(partitions=1, config=str(config), checkpoint_every=200)
+    worker = pipeline.start_worker()
+    events = stream(2000)
+    expected = reference(events, RULE)
+    pipeline.send(pipeline.events, [orjson.dumps(e) for e in events])
+    wait_for(
+        lambda: any(e["type"] == "promotion" for e in worker.get("/model-events/")["events"]),
+        what="the promotion",
+    )
+    (promotion,) = [e for e in worker.get("/model-events/")["events"] if e["type"] == "promotion"]
+    assert promotion["event_id"] == f"e{expected}" and promotion["n_learned"] == expected + 1
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(f"http://127.0.0.1:{worker.port}/dashboard/")
+        page.wait_for_selector("#model-events tr[data-type=promotion]", timeout=30_000)
+        row = page.locator("#model-events tr[data-type=promotion]").inner_text()
+        assert "lr" in row and str(expected + 1) in row and "leads by" in row
+        # a mark on each learning curve, where the promotion happened
+        page.wait_for_function(
+            "document.querySelectorAll('svg.curve line.mark[data-type=promotion]').length >= 1",
+            timeout=30_000,
+        )
+        title = page.locator("svg.curve line.mark[data-type=promotion] title").first.inner_text()
+        assert title.startswith("promotion #0 lr")
+        browser.close()
