@@ -358,13 +358,9 @@ class Engine(Service):
         model-events topic, with the output of the events that caused it."""
         topic = self.config.model_events
         partition = live.shard % self.partitions[topic]
-        models = live.models
-        now = time.time()
+        models, now = live.models, time.time()
         for record in models.take_model_events():
-            record["t"] = now  # (when it was written: the dashboard's marks)
-            model = models.models.get(record.get("model"))
-            if model is not None:
-                record.setdefault("n_learned", model.n_learned)
+            record["t"] = now  # (when it was written: the dashboard's table)
             models.recent_events.append(record)
             key = f"{record['shard']}".encode()
             self.outbox.add(topic, partition, key, orjson.dumps(record))

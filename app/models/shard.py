@@ -333,6 +333,7 @@ class ShardModels:
                 "detector": self.drift.detector,
                 "action": action,
                 "version": self.models[name].version,
+                "n_learned": self.models[name].n_learned,
                 "event_id": event_id,
                 "ts": ts,
                 "scoring_offset": self.offset,
@@ -461,6 +462,7 @@ class ShardModels:
             "type": "rollback",
             "model": name,
             "versions": {"before": before, "restored": meta["version"]},
+            "n_learned": live.n_learned,
             "champion": self.champion,
             "reason": f"rolled back by command to version {meta['version']} ({meta['reason']})",
             **base,
@@ -526,6 +528,7 @@ class ShardModels:
                 "before": before,
                 "after": name,
                 "versions": {n: self.models[n].version for n in (before, name)},
+                "n_learned": self.models[name].n_learned,
                 "scoring_offset": self.offset,
                 **record,
             }

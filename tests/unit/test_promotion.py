@@ -71,6 +71,7 @@ def test_the_challenger_is_promoted_at_exactly_the_label_where_the_rule_first_ho
     (promotion,) = run(shard, events, "promotion")  # once: the prior never leads again
     assert promotion["event_id"] == f"e{expected}" and promotion["ts"] == float(expected)
     assert promotion["type"] == "promotion" and promotion["shard"] == 0
+    assert promotion["n_learned"] == expected + 1  # (the labels it had learned then)
     assert (promotion["before"], promotion["after"]) == (
         "PriorClassifier",
         "StandardScaler-LogisticRegression",
