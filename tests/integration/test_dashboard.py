@@ -236,6 +236,6 @@ def test_the_dashboard_marks_a_promotion_on_the_curves_and_lists_it(pipeline_fac
             "document.querySelectorAll('svg.curve line.mark[data-type=promotion]').length >= 1",
             timeout=30_000,
         )
-        title = page.locator("svg.curve line.mark[data-type=promotion] title").first.inner_text()
+        title = page.locator("svg.curve line.mark[data-type=promotion] title").first.text_content()
         assert title.startswith("promotion #0 lr")
         browser.close()
