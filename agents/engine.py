@@ -16,10 +16,11 @@ engine writes what it gives, a refused record to ``<events>-dlq`` with the reaso
 the ``sl-src`` header: a copy the re-key stage sent again after a crash (origin offset not above
 the shard's ``origins["r<q>"]``) is dropped and counted.
 
-Writes: predictions to partition ``p % partitions`` of the predictions topic, parked features to
-``<id>-join`` (by event id), dead letters, and the enriched topic if set, all as record batches of
-one outbox, which every checkpoint flushes. Keeps: its consumer and producer, what it read and
-took (``GET /stats/`` "engine").
+Writes: the champion's predictions to partition ``p % partitions`` of the predictions topic
+(the challengers' to the shadow topic), parked features to ``<id>-join`` (by event id), dead
+letters, the model events of its shards (promotions, drifts, versions) and the enriched topic if
+set, all as record batches of one outbox, which every checkpoint flushes. Keeps: its consumer
+and producer, what it read and took (``GET /stats/`` "engine").
 """
 
 from __future__ import annotations

@@ -9,6 +9,13 @@ Two entries, one per kind of message:
   without, return what must be parked until the label arrives;
 * :meth:`ShardModels.step` (the learner, for each joined label from ``<id>-scoring``): score the
   prediction made when the event arrived, then learn; a copy sent again upstream is dropped.
+
+A shard also governs its models: which one is the champion (its predictions are the
+predictions topic's; :meth:`ShardModels.set_champion`), the promotion rule and the drift
+detectors applied after each scored label (``app/models/promotion.py``, ``app/models/drift.py``),
+the versions it keeps (:meth:`ShardModels.take_version`), the commands of the control topic
+(:meth:`ShardModels.command`), and the records of all of it for the model-events topic. All of
+it is in the shard's checkpoint, so the same labels in the same order give the same decisions.
 """
 
 from __future__ import annotations
