@@ -1,8 +1,9 @@
 """Messages to produce, gathered per topic partition into Kafka record batches.
 
 The engine writes a prediction per event (and one per challenger to the shadow topic);
-aiokafka's ``send()`` costs more per message than learning it, so messages are appended to a record batch of their topic partition
-(a C-level append) and each full or pending batch is handed to the producer at once.
+aiokafka's ``send()`` costs more per message than learning it, so messages are appended to a
+record batch of their topic partition (a C-level append) and each full or pending batch is
+handed to the producer at once.
 """
 
 from __future__ import annotations
