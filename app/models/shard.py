@@ -277,8 +277,9 @@ class ShardModels:
     snapshot_every: int = 0
     #: versions taken and not yet written by a checkpoint: (what it is, its pickle)
     pending_versions: list = field(default_factory=list)
-    #: champions promoted on this shard since it began
+    #: champions promoted on this shard since it began, and models rolled back by command
     n_promotions: int = 0
+    n_rollbacks: int = 0
     #: records of what happened to the models (promotions, changes at a restore) not yet
     #: written to the model-events topic (:meth:`take_model_events`)
     model_events: list = field(default_factory=list)
@@ -475,6 +476,7 @@ class ShardModels:
             **base,
         }
         self.model_events.append(record)
+        self.n_rollbacks += 1
         self.take_version(name, f"rollback to version {meta['version']}")
         return record
 
@@ -638,6 +640,7 @@ class ShardModels:
             "champion": self.champion,
             "config_champion": self.config_champion,
             "n_promotions": self.n_promotions,
+            "n_rollbacks": self.n_rollbacks,
             "recent_events": list(self.recent_events),
             "models": {
                 name: {
@@ -676,6 +679,7 @@ class ShardModels:
         shard_models = cls.fresh(shard, specs, rule, drift, snapshot_every)
         shard_models.offset = snapshot["offset"]
         shard_models.n_promotions = snapshot.get("n_promotions", 0)
+        shard_models.n_rollbacks = snapshot.get("n_rollbacks", 0)
         shard_models.recent_events.extend(snapshot.get("recent_events", ()))
         shard_models.origins = dict(snapshot.get("origins", {}))
         shard_models.n_duplicates = snapshot.get("n_duplicates", 0)

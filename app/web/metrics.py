@@ -56,6 +56,11 @@ class PipelineCollector:
             "Challengers promoted to champion on the shard ([promotion]).",
             labels=["shard"],
         )
+        rollbacks = CounterMetricFamily(
+            "streamlearn_rollbacks",
+            "Models rolled back to a kept version by command on the shard.",
+            labels=["shard"],
+        )
         champion = GaugeMetricFamily(
             "streamlearn_champion",
             "1 for the model whose predictions the shard's events get on the predictions topic.",
@@ -72,6 +77,7 @@ class PipelineCollector:
             s = str(shard)
             duplicates.add_metric([s], models.n_duplicates)
             promotions.add_metric([s], models.n_promotions)
+            rollbacks.add_metric([s], models.n_rollbacks)
             if models.champion:
                 champion.add_metric([models.champion, s], 1)
             if shard in ages:
@@ -86,6 +92,7 @@ class PipelineCollector:
                     rolling.add_metric([name, s, key], value)
         yield from (predicted, learned, metric, rolling, age, duplicates, promotions, champion)
         yield drifts
+        yield rollbacks
 
         pipeline = CounterMetricFamily(
             "streamlearn_pipeline_events",

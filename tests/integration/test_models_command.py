@@ -8,6 +8,7 @@ from river import metrics
 
 from app import load_model
 from tests.integration.harness import SECRET, consume_all, run, wait_for
+from tests.integration.test_dashboard import scrape
 from tests.integration.test_faults import LR, hyperplane_events, learned
 from tests.model_state import canonical, first_difference
 
@@ -96,8 +97,24 @@ def test_rollback_by_command_mid_stream_then_learns_on_as_river_would(pipeline_f
         offline.learn_one(x, row["y"])
     saved = pipeline.last_checkpoint(0)["models"][LR.name]["model"]
     assert first_difference(canonical(saved), canonical(offline)) is None
+    metrics = scrape(worker)
+    assert metrics[("streamlearn_rollbacks_total", (("shard", "0"),))] == 1
+    assert metrics[("streamlearn_champion", (("model", LR.name), ("shard", "0")))] == 1
+    # promoting the champion: refused by the shard, with the reason, and nothing changes
+    sent = pipeline.command("models", "promote", LR.name)
+    assert sent.returncode == 0, sent.stderr
+
+    def refused():
+        for record in run(consume_all(pipeline.bootstrap, f"{pipeline.id}-model-events")):
+            value = orjson.loads(record.value)
+            if value["type"] == "command_refused":
+                return value
+        return None
+
+    assert "is the champion already" in wait_for(refused, what="the refusal")["reason"]
     # a second copy of the command is not applied again (the shard's checkpoint has its offset)
     worker.stop()
     worker.start()
     wait_for(lambda: learned([worker]).get(0), what="restarted")
     assert learned([worker])[0]["n_learned"] == EVERY + 500
+    assert scrape(worker)[("streamlearn_rollbacks_total", (("shard", "0"),))] == 1

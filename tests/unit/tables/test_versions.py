@@ -91,6 +91,7 @@ def test_commands_promote_and_roll_back_once_each_and_refuse_what_is_not_there()
     assert shard.origins["c0"] == 0
     record = shard.command({"action": "rollback", "model": LR, "id": "c2"}, 1, version_one)
     assert record["type"] == "rollback" and record["versions"]["restored"] == 1
+    assert shard.n_rollbacks == 1 and record["n_learned"] == 100
     live = shard.models[LR]
     assert live.n_learned == 100 and live.version == 4  # (2 by count, 1 at the promotion, 1 now)
     assert first_difference(canonical(live.model), canonical(version_one["model"])) is None
