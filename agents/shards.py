@@ -29,10 +29,12 @@ import time
 from typing import Any, Protocol
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from app import compat
 from app.config import Config
+from app.features.encode import one_hot
 from app.kafka.outbox import Outbox
 from app.models.codec import CheckpointError
 from app.models.shard import ShardModels
@@ -435,3 +437,50 @@ class WorkerFigures:
             return []
         owned = set(self.keeper.live)
         return [v for v in stored_versions(table, name) if v["shard"] in owned]
+
+
+class Scorer:
+    """Scores on request (``POST /predict/``, app/web/predict.py) with the shards held here:
+    the champion of the key's shard, on the key's windowed features as the stream would
+    compute them for the event, changing nothing."""
+
+    def __init__(self, app: faust.App, keeper: Shards, partitions: int) -> None:
+        self.app = app
+        self.keeper = keeper
+        self.partitions = partitions
+
+    def shard_of(self, event: dict) -> int:
+        """The shard an event belongs to: its key's (its id's, without a key), as Kafka's
+        default partitioner places it on the events topic."""
+        routing = (event["key"] if event["key"] is not None else event["id"]).encode()
+        return (murmur2(routing) & 0x7FFFFFFF) % self.partitions
+
+    def ready(self, shard: int) -> bool:
+        """Whether this worker holds ``shard`` and its models are loaded, no rebalance going on."""
+        return not self.app.rebalancing and self.keeper.read_by_engine(shard) is not None
+
+    def owner(self, shard: int) -> str | None:
+        """The web address of the worker that holds ``shard`` (None: not known now)."""
+        changelog = self.keeper.tables.checkpoints.table.changelog_topic.get_topic_name()
+        try:
+            hosts = self.app.router.tables_metadata()
+        except Exception:  # noqa: BLE001 - no assignment yet
+            return None
+        for url, topics in hosts.items():
+            if shard in topics.get(changelog, ()):
+                return str(url).rstrip("/")
+        return None
+
+    def score(self, event: dict, all_models: bool) -> dict:
+        """The answer for a checked event of a shard held here (:meth:`ready`)."""
+        live = self.keeper.read_by_engine(self.shard_of(event))
+        x = dict(event["x"])
+        if event["key"] is not None:
+            live.windows.peek(event["key"], event["ts"], x)
+        event = {**event, "x": one_hot(x)}
+        answers = live.models.answer(event, all_models)
+        champion = answers[0]
+        out = {"id": event["id"], "key": event["key"], **champion, "features": event["x"]}
+        if all_models:
+            out["challengers"] = answers[1:]
+        return out

@@ -116,6 +116,9 @@ class Settings:
     enriched_topic: str = ""
     #: where the challengers' predictions go ("": ``<predictions topic>-shadow``)
     shadow_topic: str = ""
+    #: ``POST /predict/``: the most events one request may hold, and the most bytes
+    predict_max: int = 1000
+    predict_max_bytes: int = 1024 * 1024
     #: the audit trail of the models: promotions, changes at a restart ("": ``<id>-model-events``)
     model_events_topic: str = ""
     standby_replicas: int = 1

@@ -19,7 +19,7 @@ from agents import shards as shard_keeper
 from agents.engine import Engine
 from agents.guard import Guard
 from agents.rekey import Rekey
-from agents.shards import FaustConsumer, Shards, WorkerFigures
+from agents.shards import FaustConsumer, Scorer, Shards, WorkerFigures
 from app.commands import features as features_command
 from app.commands import models as models_command
 from app.commands import replay
@@ -28,7 +28,7 @@ from app.faust_app import StreamlearnApp, build_app, datadir, settings_warnings,
 from app.kafka.topics import Topics
 from app.models.join import Expiry
 from app.settings import Settings
-from app.web import views
+from app.web import predict, views
 from tables.checkpoints import Checkpoints, checkpoints_table
 from tables.counters import Counters
 from tables.live_shard import ShardTables
@@ -105,6 +105,8 @@ def build(settings: Settings) -> Worker:
     figures.engine = engine
     figures.readers.extend(r for r in (engine, rekey) if r is not None)
     views.install(app, figures, lambda: settings_warnings(config))
+    scorer = Scorer(app, shards, config.partitions)
+    predict.install(app, scorer, engine.intake, config.predict_max, config.predict_max_bytes)
     warn_at_start(app, config)
     replay.install(app, config)
     features_command.install(app, config)

@@ -112,6 +112,24 @@ class ShardWindows:
         #: entries the sweep could not read (kept)
         self.unreadable = 0
 
+    def peek(self, key: str, ts: float, x: dict) -> int:
+        """Add to ``x`` the windowed features an event of ``key`` at ``ts`` would get now, as
+        :meth:`update` would, changing nothing (a score on request); the recipe's flags."""
+        state = self.cache.get(key, _MISSING)
+        if state is _MISSING:
+            state = self._stored(key)
+        _, flags = self.recipe.step(self.recipe.copy(state) if state is not None else None, ts, x)
+        return flags
+
+    def _stored(self, key: str) -> dict | None:
+        """``key``'s state in the table as of the checkpoint it is read against, if the running
+        recipe made it (None: none)."""
+        raw = self.table.get(key)
+        if raw is None:
+            return None
+        value = orjson.loads(raw)
+        return self._as_of_base(value) if self.recipe.made_by(value.get("r")) else None
+
     def _load(self, key: str) -> dict | None:
         raw = self.table.get(key)
         if raw is None:

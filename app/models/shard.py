@@ -134,6 +134,10 @@ class LiveModel:
         self.n_predicted += 1
         return self._predict(x)
 
+    def peek(self, x: dict) -> Any:
+        """What :meth:`predict` gives for ``x``, counting nothing (a score on request)."""
+        return self._predict(x)
+
     def score_and_learn(self, x: dict, y: Any, y_pred: Any) -> None:
         """Score ``y_pred`` (if there was one), then learn ``(x, y)``."""
         if y_pred is not None and y_pred != {}:
@@ -590,6 +594,26 @@ class ShardModels:
             self._count_versions(value["id"], value["ts"])
         if self.watching:
             self.after_label(value["id"], value["ts"])
+
+    def answer(self, event: dict, all_models: bool = False) -> list[dict]:
+        """The champion's answer for ``event`` (a checked event whose ``x`` holds the features
+        the model sees), then, with ``all_models``, each challenger's: ``model``, ``version``,
+        ``y_pred``, ``proba``. Nothing changes: no model, metric or counter."""
+        out = []
+        for name, live in self.models.items():
+            y_pred = live.peek(event["x"])
+            out.append(
+                {
+                    "model": name,
+                    "role": "champion" if name == self.champion else "challenger",
+                    "version": live.version,
+                    "y_pred": label_of(y_pred),
+                    "proba": to_pairs(y_pred) if isinstance(y_pred, dict) else None,
+                }
+            )
+            if not all_models:
+                break
+        return out
 
     def take_event(
         self, event: dict, now: float, t_in: float | None = None

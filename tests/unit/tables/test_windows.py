@@ -225,3 +225,21 @@ def test_stored_scans_one_partition_of_a_rocksdict_store_in_key_order(tmp_path):
         assert stored(SimpleNamespace(data={}), 0, None, 10, 1000) == ([], True)  # memory://
     finally:
         db.close()
+
+
+def test_a_peek_gives_what_an_update_would_and_changes_nothing(table):
+    windows = ShardWindows(0, base=-1, cache_size=100)
+    for i in range(5):
+        windows.update("k", 100.0 + i, {"0": 1.0})
+    land(windows.begin(4)[0])
+    windows.committed(4, {})
+    cached = orjson.dumps(windows.cache)
+    peeked, updated = {"0": 2.0}, {"0": 2.0}
+    flags = windows.peek("k", 110.0, peeked)
+    assert orjson.dumps(windows.cache) == cached and windows.clean == {}
+    assert flags == windows.update("k", 110.0, updated) and peeked == updated
+    # a key that left the cache: read from the table, not put back
+    fresh = ShardWindows(0, base=4, cache_size=100)
+    x = {"0": 2.0}
+    fresh.peek("k", 110.0, x)
+    assert x == updated and fresh.cache == {} and fresh.clean == {}
