@@ -34,8 +34,7 @@ def install(app: faust.App, shards: Shards, engine: Engine, topics: Topics) -> A
     @app.agent(topics.control, concurrency=1)
     async def control(stream):
         async for event in stream.noack().events():
-            while not engine.ready.is_set():  # the engine is starting: its outbox next
-                await asyncio.sleep(0.05)
+            await engine.ready.wait()  # the engine is starting: its outbox next
             message = event.message
             live = shards.owned(message.partition)
             if live is None:

@@ -33,7 +33,6 @@ import time
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import murmur2
 from mode import Service
 
 from agents.rekey import KEY_HEADER, ORIGIN_HEADER
@@ -44,7 +43,7 @@ from app.contracts.mapping import Origin
 from app.kafka import raw_fetch
 from app.kafka.admin import bootstrap_servers
 from app.kafka.auth import client_options
-from app.kafka.outbox import Outbox, Slot
+from app.kafka.outbox import Outbox, Slot, partition_of
 from app.kafka.raw_fetch import RAW
 from app.kafka.topics import Topics, declare
 from app.step import Refused, Step
@@ -429,9 +428,7 @@ class Engine(Service):
         """Send an unlabelled event's features to the label join, keyed by event id."""
         park_key = park["id"].encode()
         n = self.partitions[self.join_topic]
-        self.outbox.add(
-            self.join_topic, (murmur2(park_key) & 0x7FFFFFFF) % n, park_key, orjson.dumps(park)
-        )
+        self.outbox.add(self.join_topic, partition_of(park_key, n), park_key, orjson.dumps(park))
 
     def _reject(
         self, shard: int, record, reason: str, counter: str, now: float, source: tuple | None

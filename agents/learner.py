@@ -11,7 +11,6 @@ after a crash is dropped by its origin (``src``); an offset past a hole is read 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -37,8 +36,7 @@ def install(
     @app.agent(topics.scoring, concurrency=1)
     async def learn(stream):
         async for event in stream.noack().events():
-            while not engine.ready.is_set():  # the engine is starting: its outbox next
-                await asyncio.sleep(0.05)
+            await engine.ready.wait()  # the engine is starting: its outbox next
             message = event.message
             live = shards.owned(message.partition)
             if live is None:

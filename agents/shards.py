@@ -29,13 +29,12 @@ import time
 from typing import Any, Protocol
 
 import faust
-from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from app import compat
 from app.config import Config
 from app.features.encode import one_hot
-from app.kafka.outbox import Outbox
+from app.kafka.outbox import Outbox, partition_of
 from app.models.codec import CheckpointError
 from app.models.shard import ShardModels
 from tables.checkpoints import OutputLost
@@ -453,7 +452,7 @@ class Scorer:
         """The shard an event belongs to: its key's (its id's, without a key), as Kafka's
         default partitioner places it on the events topic."""
         routing = (event["key"] if event["key"] is not None else event["id"]).encode()
-        return (murmur2(routing) & 0x7FFFFFFF) % self.partitions
+        return partition_of(routing, self.partitions)
 
     def ready(self, shard: int) -> bool:
         """Whether this worker holds ``shard`` and its models are loaded, no rebalance going on."""

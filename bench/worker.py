@@ -31,9 +31,9 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import murmur2
 
 from app.kafka import raw_fetch
+from app.kafka.outbox import partition_of
 from bench.peer_runs import count_messages, produce_parts
 from bench.workloads import MODELS, WINDOW_FEATURES, Workload
 from tests.integration.harness import Pipeline, Worker, ensure_topics, options, run, wait_for
@@ -184,15 +184,6 @@ def _predictions_written(pipeline: Pipeline, n: int, stall: float = 30.0) -> int
         elif time.monotonic() - moved > stall:
             return written
         time.sleep(0.2)
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (aiokafka's, the Java client's) puts ``key`` in.
-
-    >>> [partition_of(k, 2) for k in (b"b0", b"b1", b"b2", b"b3")]
-    [0, 1, 0, 1]
-    """
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def split(workload: Workload, partitions: int) -> list[Workload]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from app.compat import append_to_batch
 
@@ -57,6 +58,16 @@ class Slot:
             taken.append(self.batch)
             self.batch = self.create()
         return taken
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (aiokafka's, the Java client's) puts ``key`` in:
+    where a producer keying by entity sends an event, and so the shard that owns the key.
+
+    >>> [partition_of(k, 2) for k in (b"b0", b"b1", b"b2", b"b3")]
+    [0, 1, 0, 1]
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class Outbox:
