@@ -72,6 +72,25 @@ def publish_every(n_records: int) -> int:
     return BACKLOG_PUBLISH_EVERY if n_records >= BACKLOG_READ else PUBLISH_EVERY
 
 
+#: Seconds of stepping records before the engine gives the event loop a turn: what a request to
+#: ``POST /predict/`` (or a label, a heartbeat) waits for the engine at most, about.
+TURN = 0.002
+
+
+def turn_size(planned: int, size: int, spent: float, most: int) -> int:
+    """Records to step in a turn, after ``size`` records took ``spent`` seconds in a turn
+    planned for ``planned``: as many as :data:`TURN` holds at that pace, moving at most 2x a
+    turn (one slow event, a collection, does not swing it), at least 1 and at most ``most``.
+
+    >>> turn_size(100, 100, 0.004, 1000), turn_size(100, 100, 0.0, 1000)
+    (50, 200)
+    >>> turn_size(100, 100, 0.0015, 1000), turn_size(20, 4, 0.0004, 1000)
+    (133, 20)
+    """
+    wanted = size * TURN / spent if spent > 0 else 2 * planned
+    return max(1, min(most, 2 * planned, max(planned // 2, int(wanted))))
+
+
 #: Allocations between collections of the youngest generation (Python's default: 700).
 GC_THRESHOLD = 50_000
 
@@ -147,6 +166,11 @@ class Engine(Service):
         #: how many times the shards read were set (:meth:`read`): a read made before the last
         #: one is stale
         self.epoch = 0
+        #: records stepped in one turn of the event loop (:func:`turn_size`): from a few, it
+        #: doubles each turn up to what a turn holds
+        self.turn_size = 16
+        #: what turns are timed by (a test drives it)
+        self.clock = time.perf_counter
         #: wall-clock time the engine first took an event, and last finished a batch
         self.first_taken: float | None = None
         self.last_taken: float | None = None
@@ -273,25 +297,36 @@ class Engine(Service):
                 self.last_taken = time.time()
 
     async def take_read(self, batch: dict) -> Exception | None:
-        """Step one read (records by topic partition) into the shards, handing their output to
-        the producer every few hundred records; the rest of the read is dropped once the shards
-        read were set again meanwhile (:meth:`read`: its records come again from the new
-        positions). An error of the producer: output is lost, returned."""
+        """Step one read (records by topic partition) into the shards, giving the event loop a
+        turn every :data:`TURN` seconds of stepping (a request to ``/predict/``, a label, a
+        heartbeat waits no longer for the engine) and handing their output to the producer
+        every few hundred records; the rest of the read is dropped once the shards read were
+        set again meanwhile (:meth:`read`: its records come again from the new positions). An
+        error of the producer: output is lost, returned."""
         epoch = self.epoch
+        clock = self.clock
         for tp, records in batch.items():
             self.n_received += len(records)
             every = publish_every(len(records))
-            for start in range(0, len(records), every):
+            done = published = 0
+            while done < len(records):
                 if self.epoch != epoch:
                     return None
-                self.take(tp.partition, records[start : start + every])
-                # predictions leave while the rest of the read is stepped: an event's
-                # latency does not grow with the size of the read it came in
-                try:
-                    await self.outbox.send()
-                except Exception as exc:  # the producer refused batches: output is lost
-                    return self.keeper.output_lost(tp.partition, exc)
-                await asyncio.sleep(0)  # the producer's and the fetcher's turn
+                planned = self.turn_size
+                size = min(planned, every - (done - published))
+                started = clock()
+                self.take(tp.partition, records[done : done + size])
+                self.turn_size = turn_size(planned, size, clock() - started, every)
+                done += size
+                if done - published >= every or done == len(records):
+                    # predictions leave while the rest of the read is stepped: an event's
+                    # latency does not grow with the size of the read it came in
+                    published = done
+                    try:
+                        await self.outbox.send()
+                    except Exception as exc:  # the producer refused batches: output is lost
+                        return self.keeper.output_lost(tp.partition, exc)
+                await asyncio.sleep(0)  # the loop's turn: requests, the producer, the fetcher
             live = self.keeper.read_by_engine(tp.partition)
             if live is not None and self.epoch == epoch:
                 live.read_to(records[-1].offset, self.consumer.highwater(tp))

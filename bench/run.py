@@ -34,9 +34,10 @@ aggregations on two fields, one ``distinct``, one ``ewm_mean``: 35 features), ea
 against River offline on what the worker's model sees (``app.features.recipe.Recipe.step``, the
 worker's own code) and, for the log, River's plain loop with those features in memory; scale-out
 (the same backlog on two partitions drained by one worker and by two, in back-to-back pairs), the
-latency from
-producing an event to reading its prediction at half the maximum rate (measured right before
-each run), the worker's memory from 100k to 1M distinct keys, and events/s at 10, 100 and 1,000
+latency from producing an event to reading its prediction at half the maximum rate (measured
+right before each run), scores on request (``POST /predict/``, 200 a second from an aiohttp
+client in another process, bench/ask.py) while the stream is learned at half the maximum rate,
+asked of the worker holding the key and forwarded to another one, the worker's memory from 100k to 1M distinct keys, and events/s at 10, 100 and 1,000
 features. Results go to ``bench/results/latest.json`` and ``bench/results/latest.png``
 (git-ignored; ``--only`` runs some sections, e.g. ``--quick --only rich``, and writes
 ``bench/results/only-<sections>.json`` instead). A Kafka broker is started by scripts/kafka.sh
@@ -104,6 +105,7 @@ SECTIONS = (
     "rich",
     "scale-out",
     "latency",
+    "scoring",
     "memory",
     "features",
 )
@@ -558,6 +560,79 @@ def latency(workload: Workload, seconds: float, reps: int, maximum: float | None
     }
 
 
+#: ``POST /predict/`` requests a second in the scoring section (a card-payment service's
+#: authorisations on one worker), one event each
+ASKS = 200
+#: where the scoring section asks: its name in the log and the JSON -> forwarded
+ASKED = {"this worker": False, "forwarded to another worker": True}
+
+
+def scoring(
+    workload: Workload, seconds: float, reps: int, maximum: float | None = None
+) -> dict[str, dict]:
+    """Scores on request while the workers learn: for each of :data:`ASKED`, ``reps`` runs of
+    ``worker.asking``, each at half the rate one worker drained ``workload`` at right before it
+    (or, given ``maximum``, half of that), the client asking :data:`ASKS` times a second for
+    ``seconds``. Per row: the medians of the runs' p50 and p99 (ms, answered requests), the
+    events/s the workers learned meanwhile, the statuses of every request, every run beside.
+
+    The forwarded row runs two workers of two partitions at that rate in all, on these 2 cores
+    beside the broker and both clients: each learns a quarter of its maximum, the machine as
+    busy as in the first row.
+    """
+    out = {}
+    rows = workload
+    for where, forwarded in ASKED.items():
+        runs = []
+        for _ in range(reps):
+            rate = round((maximum or worker.drain(workload, "lr").events_s) / 2)
+            needed = math.ceil(rate * (seconds + 2))
+            if len(rows.rows) < needed:
+                rows = workloads.make(needed)
+                if rows.rows[: len(workload.rows)] != workload.rows:
+                    raise ValueError("scoring: the rows must be workloads.make(n)'s")
+            runs.append(worker.asking(rows, "lr", rate, seconds, ASKS, forwarded))
+            print(f"  {where}: {runs[-1]}", flush=True)
+        statuses: dict[str, int] = {}
+        for r in runs:
+            for status, count in r["statuses"].items():
+                statuses[status] = statuses.get(status, 0) + count
+        out[where] = {
+            "asks": ASKS,
+            "rate": round(statistics.median(r["stream_rate"] for r in runs)),
+            "learned_events_s": round(statistics.median(r["learned_events_s"] for r in runs)),
+            "p50_ms": _median_or_none([r["p50_ms"] for r in runs]),
+            "p99_ms": _median_or_none([r["p99_ms"] for r in runs]),
+            "statuses": statuses,
+            "runs": runs,
+        }
+    return out
+
+
+def format_scoring(score: dict[str, dict]) -> str:
+    """The scoring section's lines.
+
+    >>> print(format_scoring({"here": {"asks": 200, "rate": 9000, "learned_events_s": 8990,
+    ...     "p50_ms": 1.25, "p99_ms": 9.5, "statuses": {"200": 400}, "runs": [{}, {}]}}))
+    POST /predict/ while learning, 200 requests/s, medians of 2 runs:
+      here: p50 1.2 ms, p99 9.5 ms; learning 8,990 ev/s (sent at 9,000); statuses {'200': 400}
+    """
+    lines = []
+    for where, row in score.items():
+        if not lines:
+            lines.append(
+                f"POST /predict/ while learning, {row['asks']} requests/s, medians of "
+                f"{len(row['runs'])} runs:"
+            )
+        p50 = "-" if row["p50_ms"] is None else f"{row['p50_ms']:.1f}"
+        p99 = "-" if row["p99_ms"] is None else f"{row['p99_ms']:.1f}"
+        lines.append(
+            f"  {where}: p50 {p50} ms, p99 {p99} ms; learning {row['learned_events_s']:,} ev/s "
+            f"(sent at {row['rate']:,}); statuses {row['statuses']}"
+        )
+    return "\n".join(lines)
+
+
 def ensure_broker() -> None:
     """Start a broker with scripts/kafka.sh if nothing answers on KAFKA_PORT (it is left
     running, for the next run and the tests: ``make kafka-down`` stops it)."""
@@ -754,13 +829,13 @@ def main() -> None:
         )
         scale = guarded(lambda: scale_out(plain, "lr", scale_pairs), "scale-out")
 
+    # (quick: half the table's one worker drain, not one more drain; none without the table)
+    drained = (
+        next((r for name, r, _, _, _ in table if name.startswith(PLAIN_ROW)), None)
+        if quick
+        else None
+    )
     if wanted("latency"):
-        # (quick: half the table's one worker drain, not one more drain; none without the table)
-        drained = (
-            next((r for name, r, _, _, _ in table if name.startswith(PLAIN_ROW)), None)
-            if quick
-            else None
-        )
         section(
             "latency at half the maximum, "
             + ("the throughput table's" if drained else "measured right before each run")
@@ -768,6 +843,14 @@ def main() -> None:
         lat = guarded(
             lambda: latency(plain, seconds=3 if quick else 10, reps=reps, maximum=drained or None),
             "latency",
+        )
+
+    score = None
+    if wanted("scoring"):
+        section(f"POST /predict/ at {ASKS} requests/s while learning at half the maximum")
+        score = guarded(
+            lambda: scoring(plain, seconds=3 if quick else 10, reps=reps, maximum=drained or None),
+            "scoring",
         )
 
     if wanted("memory"):
@@ -811,6 +894,8 @@ def main() -> None:
             f"{len(lat['runs'])} runs: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms "
             f"(p99 ms at ev/s of each run: {each})"
         )
+    if score:
+        print(format_scoring(score))
     if mem:
         print(
             "worker memory (MB) by distinct keys: "
@@ -846,6 +931,7 @@ def main() -> None:
         # (each rival's duel under its key; None: not run, or it failed)
         **{key: duels.get(rival) for rival, (_, key) in RIVALS.items()},
         "latency": lat,
+        "scoring": score,
         "memory_mb_by_keys": mem,
         "peak_rss_mb": PEAK_RSS_MB,
         "features": features,
@@ -870,7 +956,7 @@ def sections_of(text: str) -> tuple[str, ...]:
     Traceback (most recent call last):
     ...
     argparse.ArgumentTypeError: unknown section(s): nope (one of: throughput, head-to-head, \
-windows, rich, scale-out, latency, memory, features)
+windows, rich, scale-out, latency, scoring, memory, features)
     """
     names = {n.strip() for n in text.split(",") if n.strip()}
     unknown = sorted(names.difference(SECTIONS))

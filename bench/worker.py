@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,16 @@ from app.kafka import raw_fetch
 from app.kafka.outbox import partition_of
 from bench.peer_runs import count_messages, produce_parts
 from bench.workloads import MODELS, WINDOW_FEATURES, Workload
-from tests.integration.harness import Pipeline, Worker, ensure_topics, options, run, wait_for
+from tests.integration.harness import (
+    ARTIFACTS,
+    ROOT,
+    Pipeline,
+    Worker,
+    ensure_topics,
+    options,
+    run,
+    wait_for,
+)
 
 #: The worker's settings in every run: streamlearn's defaults, but windows on feature "0" only.
 SETTINGS = {"checkpoint_seconds": 2.0, "window_features": ",".join(WINDOW_FEATURES)}
@@ -302,6 +312,120 @@ def latency(workload: Workload, model: str, rate: float, seconds: float) -> dict
         pipeline.stop()
 
 
+def asking(
+    workload: Workload,
+    model: str,
+    rate: float,
+    seconds: float,
+    asks: float,
+    forwarded: bool,
+    workers: int = 1,
+) -> dict:
+    """Scores on request while the stream is learned: ``asks`` requests a second, for
+    ``seconds``, to one worker's ``POST /predict/`` from :mod:`bench.ask` (another process),
+    while events are produced at ``rate``/s into the workers (:func:`_paced`).
+
+    ``workers`` workers of as many partitions (two at least with ``forwarded``: then every
+    request is for a key of a shard the asked worker does not hold, and is forwarded). Gives
+    the client's summary (p50/p99 of answered requests, statuses), the events/s the workers
+    took while it asked, and the events' own latency (produced to prediction read) over the
+    whole run.
+    """
+    partitions = max(workers, 2) if forwarded else workers
+    pipeline = Pipeline("asking", partitions=partitions, model=MODELS[model].text, **SETTINGS)
+    topics = [pipeline.events, pipeline.labels]
+    run(
+        ensure_topics(
+            pipeline.settings["BROKER"], topics, partitions, 1, options(pipeline.bootstrap)
+        )
+    )
+    try:
+        running = [pipeline.start_worker() for _ in range(partitions)]
+
+        def owned() -> list[list[int]] | None:
+            held = [(w.stats().get("engine") or {}).get("partitions") or [] for w in running]
+            whole = sorted(p for h in held for p in h) == list(range(partitions))
+            return held if whole and all(held) else None
+
+        held = wait_for(owned, timeout=STALL, what="each worker's engine to own a partition")
+        asked = running[0]
+        mine = set(held[0])
+        keys = [
+            key
+            for key in (f"k{i}" for i in range(1000))
+            if (partition_of(key.encode(), partitions) in mine) != forwarded
+        ]
+        bodies = []
+        for i, row in enumerate(workload.rows[:1000]):
+            event = orjson.loads(row)
+            bodies.append(
+                orjson.dumps({"id": f"q{i}", "key": keys[i % len(keys)], "x": event["x"]})
+            )
+        path = ARTIFACTS / pipeline.id / "bodies.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\n".join(bodies) + b"\n")
+        # the stream runs a second before the client asks and a second after it is done
+        n = min(len(workload.rows), int(rate * (seconds + 2)))
+        url = f"http://127.0.0.1:{asked.port}/predict/"
+        return run(
+            _asking(pipeline, running, workload, n, rate, partitions, url, path, asks, seconds)
+        )
+    finally:
+        pipeline.stop()
+
+
+async def _asking(
+    pipeline: Pipeline,
+    workers: list[Worker],
+    workload: Workload,
+    n: int,
+    rate: float,
+    partitions: int,
+    url: str,
+    bodies: Path,
+    asks: float,
+    seconds: float,
+) -> dict:
+    def taken() -> tuple[float, int]:
+        return time.perf_counter(), sum(w.stats()["engine"]["events"] for w in workers)
+
+    stream = asyncio.ensure_future(
+        _paced(pipeline, workload.rows[:n], workload.keys[:n], rate, partitions=partitions)
+    )
+    try:
+        await asyncio.sleep(1.0)  # (the stream's first second: models and connections warm)
+        t0, before = await asyncio.to_thread(taken)
+        client = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.ask",
+            url,
+            str(bodies),
+            "--rate",
+            str(asks),
+            "--seconds",
+            str(seconds),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await client.communicate()
+        t1, after = await asyncio.to_thread(taken)
+        if client.returncode != 0:
+            raise RuntimeError(f"bench.ask exited with {client.returncode}")
+        latencies = sorted(await stream)
+    finally:
+        stream.cancel()
+    answered = orjson.loads(out)
+    return {
+        **answered,
+        "asks": asks,
+        "stream_rate": rate,
+        "learned_events_s": round((after - before) / (t1 - t0)),
+        "event_p50_ms": round(statistics.median(latencies) * 1000, 3),
+        "event_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 3),
+    }
+
+
 async def send_rows(
     producer: AIOKafkaProducer, topic: str, partition: int, keys: list, values: list
 ) -> list[asyncio.Future]:
@@ -342,9 +466,16 @@ async def wait_task(
 
 
 async def _paced(
-    pipeline: Pipeline, rows: list, keys: list, rate: float, stall: float = STALL
+    pipeline: Pipeline,
+    rows: list,
+    keys: list,
+    rate: float,
+    stall: float = STALL,
+    partitions: int = 1,
 ) -> list[float]:
-    """Send ``rows`` at ``rate``/s, a record batch every 5 ms, and time each prediction.
+    """Send ``rows`` at ``rate``/s, a record batch every 5 ms, and time each prediction;
+    each row to the partition of its Kafka key among ``partitions`` (Kafka's default
+    partitioner, as a producer of a team's would place it).
 
     The driver shares the 2 cores with the worker and the broker: it hands each tick's events
     to the producer as one record batch (:data:`TICK_BATCH_BYTES`; more batches if a tick
@@ -374,8 +505,8 @@ async def _paced(
     await producer.start()
     reader = None
     try:
-        partitions = consumer.partitions_for_topic(pipeline.predictions) or {0}
-        consumer.assign([TopicPartition(pipeline.predictions, p) for p in partitions])
+        # (the worker makes its predictions topic with as many partitions as its events')
+        consumer.assign([TopicPartition(pipeline.predictions, p) for p in range(partitions)])
         await consumer.seek_to_end()
 
         async def read() -> None:
@@ -391,7 +522,7 @@ async def _paced(
 
         reader = asyncio.ensure_future(read())
         ids = [orjson.loads(row)["id"].encode() for row in rows]
-        partition = 0  # the events topic of the latency run has one partition
+        placed = [partition_of(key, partitions) for key in keys]
         tick = 0.005
         per_tick = max(1, round(rate * tick))
         delivered: list[asyncio.Future] = []
@@ -407,9 +538,16 @@ async def _paced(
             now = time.perf_counter()
             for j in range(i, end):
                 sent[ids[j]] = now
-            delivered += await send_rows(
-                producer, pipeline.events, partition, keys[i:end], rows[i:end]
-            )
+            for partition in range(partitions):
+                tick_rows = [j for j in range(i, end) if placed[j] == partition]
+                if tick_rows:
+                    delivered += await send_rows(
+                        producer,
+                        pipeline.events,
+                        partition,
+                        [keys[j] for j in tick_rows],
+                        [rows[j] for j in tick_rows],
+                    )
         await asyncio.gather(*delivered)  # every batch acknowledged (or what Kafka said)
         try:
             await wait_task(reader, lambda: len(latencies), len(rows), "predictions", stall)

@@ -114,12 +114,17 @@ class RecordingOutbox:
 
     def __init__(self) -> None:
         self.messages: list[tuple] = []
+        self.sends = 0  # hand-overs to the producer
 
     def slot(self, topic: str, partition: int) -> RecordingSlot:
         return RecordingSlot(topic, partition, self.messages)
 
     def add(self, topic, partition, key, value, headers=()) -> None:
         self.messages.append((topic, partition, key, value, list(headers)))
+
+    async def send(self) -> None:
+        """A hand-over (what it holds stays: :meth:`to` reads it)."""
+        self.sends += 1
 
     def to(self, topic: str) -> list[tuple]:
         return [m for m in self.messages if m[0] == topic]

@@ -110,10 +110,11 @@ def test_the_table_prints_every_row_with_both_ratios() -> None:
 
 def test_the_bench_modules_doctests() -> None:
     # (bench/ is not among pytest's doctest paths)
+    import bench.ask
     import bench.run
     import bench.worker
 
-    for module in (bench.run, bench.worker):
+    for module in (bench.ask, bench.run, bench.worker):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, module.__name__
         assert result.attempted > 0
@@ -142,3 +143,35 @@ def test_each_latency_run_sends_its_seconds_of_rows_however_fast_the_machine(mon
 
     assert sent == [(500, 200), (4000, 2000)]  # 2 s at 200/s: the 500 rows; at 2,000/s: 4,000
     assert [r["seconds"] for r in result["runs"]] == [2.0, 2.0]
+
+
+def test_each_scoring_run_asks_at_half_the_drain_before_it_with_rows_enough(monkeypatch) -> None:
+    import bench.run as bench_run
+    from bench.workloads import make
+
+    asked: list[tuple[int, int, bool]] = []
+
+    def asking(workload, model, rate, seconds, asks, forwarded) -> dict:
+        assert workload.rows[:500] == plain.rows and asks == bench_run.ASKS
+        asked.append((len(workload.rows), rate, forwarded))
+        p99 = 20.0 if forwarded else 5.0
+        return {
+            "statuses": {"200": 10, "503": 1},
+            "stream_rate": rate,
+            "learned_events_s": rate - 1,
+            "p50_ms": 1.0,
+            "p99_ms": p99 + len(asked),
+        }
+
+    drains = iter(SimpleNamespace(events_s=r) for r in (400.0, 4000.0, 600.0, 800.0))
+    monkeypatch.setattr(bench_run.worker, "asking", asking)
+    monkeypatch.setattr(bench_run.worker, "drain", lambda workload, model: next(drains))
+    plain = make(500)
+
+    result = bench_run.scoring(plain, seconds=2, reps=2)
+
+    # (2 s of asking and 2 more of stream: 800 rows at 200/s, 8,000 at 2,000/s; the 500 first)
+    assert asked == [(800, 200, False), (8000, 2000, False), (8000, 300, True), (8000, 400, True)]
+    here, there = result["this worker"], result["forwarded to another worker"]
+    assert (here["p99_ms"], there["p99_ms"], there["rate"]) == (6.5, 23.5, 350)
+    assert here["statuses"] == {"200": 20, "503": 2} and len(there["runs"]) == 2

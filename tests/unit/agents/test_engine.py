@@ -1,11 +1,13 @@
 """The engine's per-record path without a broker: records in, models, windows and output out."""
 
+import asyncio
 import time
 
 import orjson
 import pytest
 from aiokafka import TopicPartition
 
+from agents import engine as engine_module
 from agents.engine import Engine
 from agents.shards import Shards
 from app import parts
@@ -320,3 +322,33 @@ def test_the_engine_writes_the_champion_s_prediction_once_and_the_challengers_to
         (f"e{i}", "LogisticRegression") for i in range(5)
     ]
     assert [(p["id"], p["model"]) for p in shadow] == [(f"e{i}", "GaussianNB") for i in range(5)]
+
+
+async def test_the_engine_gives_the_loop_a_turn_every_turn_s_worth_of_events(make_engine):
+    engine = make_engine()
+    engine.outbox = RecordingOutbox()
+    engine.consumer = Positions()
+    engine.ready.set()
+    engine.keeper.reader = engine
+    cost = 0.0001  # seconds per event, on the engine's clock: a turn holds 20 events
+    engine.clock = lambda: engine.n_events * cost
+    seen: list[int] = []  # events taken each time another task ran
+    reading = True
+
+    async def another_task() -> None:
+        while reading:
+            seen.append(engine.n_events)
+            await asyncio.sleep(0)
+
+    task = asyncio.ensure_future(another_task())
+    records = [record(i, event(i)) for i in range(3000)]
+    await asyncio.sleep(0)
+    assert await engine.take_read({TopicPartition(engine.source, 0): records}) is None
+    reading = False
+    await task
+    assert learned(engine) == 3000 and shard(engine).events_offset == 2999
+    gaps = [b - a for a, b in zip(seen, seen[1:], strict=False)]
+    # 16 events in the first turn, then twice as many each turn up to the 20 a turn holds
+    assert gaps[:3] == [16, 20, 20]
+    assert max(gaps) == round(engine_module.TURN / cost) and sum(gaps) == 3000
+    assert engine.outbox.sends == 3  # output handed over every 1,000 events of the read
