@@ -266,3 +266,16 @@ def test_a_port_open_beyond_loopback_without_a_token_is_warned_about():
     )
     assert settings_warnings(Config.build(guarded)) == []
     assert settings_warnings(Config.build(Settings(checkpoint_secret="s", web_bind="::1"))) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "advertised"),
+    [
+        ({"web_bind": "0.0.0.0", "web_url": "http://10.0.0.5:6066/"}, "http://10.0.0.5:6066"),
+        ({"web_bind": "127.0.0.2", "web_port": 7001}, "http://127.0.0.2:7001"),
+    ],
+)
+def test_the_advertised_url_is_what_faust_tells_the_other_workers(tmp_path, settings, advertised):
+    app = worker_app(tmp_path, "unit-web-url", **settings)
+    assert str(app.conf.canonical_url) == advertised
+    assert app.conf.web_bind == settings["web_bind"]  # (bound where it was told)
