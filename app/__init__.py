@@ -7,7 +7,7 @@ Rooms (each package's docstring says what it holds):
 * ``app/models/``: model specs, a shard's models and metrics, label rules, the join's rules,
   the checkpoint codec;
 * ``app/kafka/``: client options, topics, the outbox of record batches, the raw fetch;
-* ``app/web/``: the pages, the dashboard, ``/metrics``;
+* ``app/web/``: the pages, the dashboard, ``/metrics``, ``/predict/``, the web token;
 * ``app/commands/``: ``replay`` and ``features``.
 
 At the top: ``settings`` (every setting), ``config`` (what a worker is built with: the

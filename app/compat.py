@@ -95,6 +95,24 @@ def drop_blueprint(web: Any, blueprint: str) -> bool:
     return True
 
 
+def add_web_middleware(web: Any, middleware: Callable) -> None:
+    """Add an aiohttp ``middleware`` to Faust's web server, before it starts: it then sees
+    every request the server answers (Faust's own pages and a 404 too).
+
+    Needed by app/web/auth.py (STREAMLEARN_WEB_TOKEN): Faust has no setting for middlewares.
+    faust-streaming 0.15.3's aiohttp driver (``faust.web.drivers.aiohttp.Web``) builds its
+    ``aiohttp.web.Application`` when the app's ``web`` is first asked for and keeps it as
+    ``web_app``; aiohttp freezes its ``middlewares`` list when the server starts
+    (``AppRunner.setup``), so this must run while the worker is assembled.
+    """
+    from aiohttp import web as aiohttp_web
+
+    application = web.web_app
+    if not isinstance(application, aiohttp_web.Application) or application.frozen:
+        raise RuntimeError("Faust's web server has started, or is not aiohttp's: no middleware")
+    application.middlewares.append(middleware)
+
+
 def forget_gaps(consumer: Any, tp: Any, start: int) -> None:
     """Forget the offsets from ``start`` on that Faust's ``consumer`` saw skipped in ``tp``, so
     that its commit waits for them to be acknowledged.

@@ -3,15 +3,15 @@
 Reads a :class:`app.settings.Settings` (the config file and ``STREAMLEARN_*`` variables); gives a
 :class:`Config`: those values, plus what is parsed from them once, at start-up, so that an error
 in any of them stops the start with the setting named (``SettingsError``): the models' specs, the
-feature recipe, the label rules and the mappings. Keeps nothing else: no module reads a global
-config; the worker (``app/worker.py``) builds one and hands it to each part. Pure: no faust, mode
-or aiokafka.
+feature recipe, the label rules, the mappings, and the web token (read from its file once, never
+in the repr). Keeps nothing else: no module reads a global config; the worker
+(``app/worker.py``) builds one and hands it to each part. Pure: no faust, mode or aiokafka.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from app.contracts.mapping import EventMapping, LabelMapping
@@ -49,6 +49,9 @@ class Config:
     drift: DriftRule | None = None
     #: the label of events never labelled within the TTL (``(value,)``; None: they are dropped)
     label_default: tuple | None = None
+    #: the token every request to the web port must carry ("": none asked): the setting, or the
+    #: first line of STREAMLEARN_WEB_TOKEN_FILE, read once; never in the repr
+    web_token: str = field(default="", repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Config:
@@ -64,6 +67,7 @@ class Config:
             promotion=settings.promotion,
             drift=settings.drift,
             label_default=_label_default(settings, label_check(list(specs))),
+            web_token=settings.read_web_token(),
         )
 
     def __post_init__(self) -> None:

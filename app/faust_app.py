@@ -1,13 +1,15 @@
 """The Faust app of streamlearn, and the worker class that runs it.
 
 :func:`build_app` builds the Faust app a :class:`app.config.Config` describes (its codecs
-registered); ``app/worker.py`` adds every part to it, top to bottom, and ``app/__init__.py`` turns
-a start-up error into one line and exit status 2. :class:`StreamlearnWorker` does the same for
-Kafka refusing the worker as it starts. This module imports none of the parts.
+registered, its web URL the one other workers reach it at: ``STREAMLEARN_WEB_URL``);
+``app/worker.py`` adds every part to it, top to bottom, and ``app/__init__.py`` turns a start-up
+error into one line and exit status 2. :class:`StreamlearnWorker` does the same for Kafka refusing
+the worker as it starts. This module imports none of the parts.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -80,6 +82,8 @@ def build_app(config: Config) -> StreamlearnApp:
         web_port=config.web_port,
         web_bind=config.web_bind,
         web_host=config.web_bind,
+        # what other workers are told (Faust's assignor) and forward requests to
+        canonical_url=config.web_url_value,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=1000,
         # a checkpoint is one message: a grown tree model easily passes Kafka's 1 MB default
@@ -99,14 +103,41 @@ def datadir(config: Config) -> Path:
 def settings_warnings(config: Config) -> list[str]:
     """What the settings do that production should not: logged at every worker start
     (:func:`warn_at_start`) and listed in ``GET /stats/`` as ``warnings`` (the dashboard shows
-    them). Never a secret's value."""
+    them): the public checkpoint secret, a web port open beyond loopback without a token, a
+    wildcard bind advertised as the URL. Never a secret's value."""
     out = []
     if config.checkpoint_secret == DEV_SECRET:
         out.append(
             "STREAMLEARN_CHECKPOINT_SECRET is not set: model checkpoints are signed with the "
             "public development secret. Set it to a private value in production."
         )
+    if not config.web_token and not is_loopback(config.web_bind):
+        out.append(
+            f"STREAMLEARN_WEB_BIND={config.web_bind} opens the web port beyond this machine "
+            "without STREAMLEARN_WEB_TOKEN: whoever reaches it can read the tables and ask for "
+            "scores. Set a token, or bind to 127.0.0.1 behind a proxy."
+        )
+    if not config.web_url and config.web_bind in ("0.0.0.0", "::"):
+        out.append(
+            f"STREAMLEARN_WEB_URL is not set: other workers are told to reach this one at "
+            f"{config.web_url_value}, which is not an address of this machine for them. Set it "
+            "to the URL they reach this worker at."
+        )
     return out
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) is this machine's loopback only.
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "localhost", "0.0.0.0")]
+    [True, True, True, True, False]
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def warn_at_start(app: faust.App, config: Config) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -40,6 +41,15 @@ DEFAULT_CONFIG = "streamlearn.toml"
 
 class SettingsError(ValueError):
     """A ``STREAMLEARN_*`` variable holds a value that cannot be used."""
+
+
+def is_secret(name: str) -> bool:
+    """Whether setting ``name`` is a secret (or names one's file): its value is never shown.
+
+    >>> [is_secret(n) for n in ("web_token", "sasl_password", "checkpoint_secret", "web_url")]
+    [True, True, True, False]
+    """
+    return any(word in name for word in ("secret", "password", "token"))
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,14 @@ class Settings:
     predictions_topic: str = "predictions"
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
+    #: the URL other workers reach this one at, advertised to them through Faust's assignor
+    #: (Faust's ``canonical_url``); "": ``http://<web_bind>:<web_port>`` (:attr:`web_url_value`)
+    web_url: str = ""
+    #: when set, every request to the web port needs ``Authorization: Bearer <token>``
+    #: (app/web/auth.py); never shown: not in the settings' repr, a log, an error or a page
+    web_token: str = field(default="", repr=False)
+    #: a file whose first line is the web token (a secret mounted by an orchestrator)
+    web_token_file: str = ""
     datadir: Path = Path(".data")
     window: float = 3600.0
     hop_window: float = 3600.0
@@ -101,7 +119,8 @@ class Settings:
     snapshot_every: int = 10000
     snapshot_keep: int = 10
     checkpoint_seconds: float = 2.0
-    checkpoint_secret: str = DEV_SECRET
+    #: never shown: not in the settings' repr, a log, an error or a web page
+    checkpoint_secret: str = field(default=DEV_SECRET, repr=False)
     #: largest checkpoint (pickled models of one shard) Kafka is set up to take, in bytes
     checkpoint_max_bytes: int = 64 * 1024 * 1024
     processing_guarantee: str = "at_least_once"
@@ -259,6 +278,44 @@ class Settings:
         ``<predictions topic>-shadow``."""
         return self.shadow_topic or f"{self.predictions_topic}-shadow"
 
+    @property
+    def web_url_value(self) -> str:
+        """The URL other workers reach this one at: STREAMLEARN_WEB_URL (without a trailing
+        ``/``), else ``http://<web_bind>:<web_port>``.
+
+        >>> Settings(web_bind="10.0.0.5").web_url_value, Settings(web_bind="::1").web_url_value
+        ('http://10.0.0.5:6066', 'http://[::1]:6066')
+        >>> Settings(web_url="https://w1.example:8443/").web_url_value
+        'https://w1.example:8443'
+        """
+        if self.web_url:
+            return self.web_url.rstrip("/")
+        host = f"[{self.web_bind}]" if ":" in self.web_bind else self.web_bind
+        return f"http://{host}:{self.web_port}"
+
+    def read_web_token(self) -> str:
+        """The web token: STREAMLEARN_WEB_TOKEN, else the first line of
+        STREAMLEARN_WEB_TOKEN_FILE, else "" (no token: the web port is open). Read when called
+        (once, by :meth:`app.config.Config.build`); a SettingsError never holds the token.
+
+        >>> Settings(web_token="t0k").read_web_token(), Settings().read_web_token()
+        ('t0k', '')
+        """
+        if self.web_token or not self.web_token_file:
+            return self.web_token
+        try:
+            token = Path(self.web_token_file).read_text().splitlines()[0].strip()
+        except (OSError, IndexError, UnicodeDecodeError) as exc:
+            raise SettingsError(
+                f"{PREFIX}WEB_TOKEN_FILE={self.web_token_file!r} cannot be read "
+                f"({type(exc).__name__})"
+            ) from None
+        if not token:
+            raise SettingsError(
+                f"{PREFIX}WEB_TOKEN_FILE={self.web_token_file!r}: its first line is empty"
+            )
+        return token
+
     def named(self, name: str) -> str:
         """Setting ``name`` and its value as the user wrote it, for an error message: the
         config file and its key when the file gave it, else the environment variable (the
@@ -271,7 +328,7 @@ class Settings:
         "config file s.toml: model = 'bogus'"
         """
         value = getattr(self, name)
-        shown = "(hidden)" if "secret" in name or "password" in name else repr(str(value))
+        shown = "(hidden)" if is_secret(name) else repr(str(value))
         if self.config_file and name in (self.from_file or ()):
             return f"config file {self.config_file}: {name} = {shown}"
         return f"{PREFIX}{name.upper()}={shown}"
@@ -370,6 +427,7 @@ class Settings:
             raise SettingsError(f"{PREFIX}CHECKPOINT_EVERY must be >= 1")
         if self.distinct_max < 1:
             raise SettingsError(f"{PREFIX}DISTINCT_MAX must be >= 1")
+        self._check_web()
         try:
             check_security(self)
         except SecurityError as exc:
@@ -378,6 +436,27 @@ class Settings:
             self.feature_spec  # noqa: B018 (checked at start-up, naming the entry)
         except FeatureSpecError as exc:
             raise SettingsError(str(exc)) from None
+
+    def _check_web(self) -> None:
+        """The web settings: one token setting at most, its file there, a URL with a scheme and
+        a host (the token's value is never in the error)."""
+        if self.web_token and self.web_token_file:
+            raise SettingsError(
+                f"{PREFIX}WEB_TOKEN and {PREFIX}WEB_TOKEN_FILE are both set: set one of them"
+            )
+        if self.web_token_file and not Path(self.web_token_file).is_file():
+            raise SettingsError(f"{PREFIX}WEB_TOKEN_FILE={self.web_token_file!r}: no such file")
+        if self.web_url:
+            url = urlsplit(self.web_url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise SettingsError(
+                    f"{self.named('web_url')}: expected the URL other workers reach this one at, "
+                    "with http:// or https:// and a host, e.g. http://10.0.0.5:6066"
+                )
+            try:
+                url.port  # noqa: B018 (a port that is not a number raises here)
+            except ValueError:
+                raise SettingsError(f"{self.named('web_url')}: the port is not a number") from None
 
 
 def _parse_bool(raw: str) -> bool:
@@ -455,7 +534,7 @@ def file_values(path: str) -> dict:
         if type(value) is not kind and not (
             isinstance(f.default, Path) and isinstance(value, Path)
         ):
-            shown = "(hidden)" if "secret" in key or "password" in key else repr(value)
+            shown = "(hidden)" if is_secret(key) else repr(value)
             raise SettingsError(f"config file {path}: {key} = {shown}: expected {_toml_type(kind)}")
         values[key] = Path(value) if isinstance(f.default, Path) else value
     return values

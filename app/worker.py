@@ -2,11 +2,11 @@
 
 Reads the settings (``app/settings.py``); builds, in this order: the :class:`~app.config.Config`,
 the Faust app, its topics and tables, the shard keeper, the engine (which imports the transform),
-the re-key stage, the label agents, the guard, the figures and pages of the web view, and the
-commands; then makes the data directory (only once everything could be built). Keeps what it
-built in a :class:`Worker`; ``app/__init__.py`` builds one per process, when ``app.app`` is first
-asked for (``faust -A app ...``), and turns a start-up error into one line and exit status 2.
-No other module builds state when imported.
+the re-key stage, the label agents, the guard, the figures and pages of the web view (and the token
+every request to it needs, when one is set), and the commands; then makes the data directory (only
+once everything could be built). Keeps what it built in a :class:`Worker`; ``app/__init__.py``
+builds one per process, when ``app.app`` is first asked for (``faust -A app ...``), and turns a
+start-up error into one line and exit status 2. No other module builds state when imported.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from app.faust_app import StreamlearnApp, build_app, datadir, settings_warnings,
 from app.kafka.topics import Topics
 from app.models.join import Expiry
 from app.settings import Settings
-from app.web import predict, views
+from app.web import auth, predict, views
 from tables.checkpoints import Checkpoints, checkpoints_table
 from tables.counters import Counters
 from tables.live_shard import ShardTables
@@ -106,7 +106,15 @@ def build(settings: Settings) -> Worker:
     figures.readers.extend(r for r in (engine, rekey) if r is not None)
     views.install(app, figures, lambda: settings_warnings(config))
     scorer = Scorer(app, shards, config.partitions)
-    predict.install(app, scorer, engine.intake, config.predict_max, config.predict_max_bytes)
+    predict.install(
+        app,
+        scorer,
+        engine.intake,
+        config.predict_max,
+        config.predict_max_bytes,
+        config.web_token,
+    )
+    auth.install(app, config.web_token)  # the whole web port, Faust's own pages too
     warn_at_start(app, config)
     replay.install(app, config)
     features_command.install(app, config)

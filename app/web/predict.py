@@ -8,7 +8,9 @@ request's order: ``id``, ``key``, ``model``, ``role``, ``version``, ``y_pred``, 
 ``?all=1`` also ``challengers``. Each is the champion of the event's shard on the key's
 windowed features as the stream would compute them for that event now; nothing is stored
 (:class:`Scorer`, ``agents/shards.py``). Events of shards held elsewhere are forwarded, in one
-request per worker, to the worker that holds them. Keeps nothing.
+request per worker, to the worker that holds them, at the URL it advertises
+(STREAMLEARN_WEB_URL) and with the web token when one is set (``app/web/auth.py``). Keeps
+nothing.
 
 Errors: ``400`` with ``{"error": reason, "index": i}`` for a body that cannot be read or an
 event that would be refused (the first one); ``503`` with ``Retry-After`` while a shard has no
@@ -29,6 +31,7 @@ from faust.web import Request, Response, View
 
 from app.contracts.intake import Intake
 from app.contracts.mapping import Origin
+from app.web import auth
 
 #: the header a forwarded request carries (a worker that does not hold its shards says 503)
 FORWARDED = "X-Streamlearn-Forwarded"
@@ -38,6 +41,8 @@ WORKER = "X-Streamlearn-Worker"
 RETRY_AFTER = 1
 #: seconds a forwarded request may take
 FORWARD_TIMEOUT = 10.0
+#: why a forwarded request was refused with 401 (after the worker's URL)
+TOKEN_REFUSED = "refused the web token: set the same STREAMLEARN_WEB_TOKEN on every worker"
 
 
 class Scorer(Protocol):
@@ -102,10 +107,14 @@ def read_events(
     return events, many
 
 
-def install(app: faust.App, scorer: Scorer, intake: Intake, most: int, most_bytes: int) -> Callable:
+def install(
+    app: faust.App, scorer: Scorer, intake: Intake, most: int, most_bytes: int, token: str = ""
+) -> Callable:
     """Add ``POST /predict/`` to ``app``'s web view; returns the function that answers a list
-    of events (for the tests)."""
+    of events (for the tests). A request forwarded to another worker carries ``token``
+    (STREAMLEARN_WEB_TOKEN, which every worker of the app shares) as a bearer token."""
     me = str(app.conf.canonical_url).rstrip("/")
+    forward_headers = {FORWARDED: "1", **auth.headers(token)}
 
     async def answer(events: list[dict], all_models: bool, forwarded: bool) -> list[dict]:
         by_owner: dict[str, list[int]] = {}
@@ -141,9 +150,11 @@ def install(app: faust.App, scorer: Scorer, intake: Intake, most: int, most_byte
             timeout = aiohttp.ClientTimeout(total=FORWARD_TIMEOUT)
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 async with session.post(
-                    f"{url}/predict/", data=body, params=params, headers={FORWARDED: "1"}
+                    f"{url}/predict/", data=body, params=params, headers=forward_headers
                 ) as response:
                     payload = await response.read()
+                    if response.status == 401:  # (a worker started with another token, or none)
+                        raise Refused(503, {"error": f"{url} {TOKEN_REFUSED}"})
                     if response.status != 200:
                         raise Refused(503, {"error": f"{url} answered {response.status}"})
                     return orjson.loads(payload)

@@ -72,9 +72,9 @@ def run(coro) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -120,8 +120,9 @@ class Pipeline:
         env.update({f"STREAMLEARN_{k}": v for k, v in self.settings.items()})
         return env
 
-    def start_worker(self, datadir: Path | None = None) -> Worker:
-        """Start a worker (with ``datadir``: that data dir instead of its own)."""
+    def start_worker(self, datadir: Path | None = None, host: str | None = None) -> Worker:
+        """Start a worker (with ``datadir``: that data dir instead of its own; with ``host``:
+        its web port bound to that loopback address and advertised as its URL)."""
         if not self.workers:  # as a user would: the input topics exist before the first event
             run(
                 ensure_topics(
@@ -132,7 +133,7 @@ class Pipeline:
                     options(self.bootstrap),
                 )
             )
-        worker = Worker(self, len(self.workers))
+        worker = Worker(self, len(self.workers), host)
         if datadir is not None:
             worker.datadir = datadir
         self.workers.append(worker)
@@ -223,12 +224,15 @@ class _Sender(threading.Thread):
 
 
 class Worker:
-    """A ``faust -A app worker`` subprocess with its own web port, data dir and log file."""
+    """A ``faust -A app worker`` subprocess with its own web port, data dir and log file; its
+    web port on ``host`` (given: bound there, ``STREAMLEARN_WEB_URL`` its :attr:`url`)."""
 
-    def __init__(self, pipeline: Pipeline, index: int) -> None:
+    def __init__(self, pipeline: Pipeline, index: int, host: str | None = None) -> None:
         self.pipeline = pipeline
         self.index = index
-        self.port = free_port()
+        self.bind = host
+        self.host = host or "127.0.0.1"
+        self.port = free_port(self.host)
         self.datadir = ARTIFACTS / pipeline.id / f"worker-{index}"
         self.log_path = ARTIFACTS / pipeline.id / f"worker-{index}.log"
         self.process: subprocess.Popen | None = None
@@ -245,6 +249,9 @@ class Worker:
         env = self.pipeline.env()
         env["STREAMLEARN_WEB_PORT"] = str(self.port)
         env["STREAMLEARN_DATADIR"] = str(self.datadir)
+        if self.bind is not None:
+            env["STREAMLEARN_WEB_BIND"] = self.bind
+            env["STREAMLEARN_WEB_URL"] = self.url
         log = open(self.log_path, "a")  # noqa: SIM115 - closed with the process
         self.starts += 1
         self.process = subprocess.Popen(
@@ -261,12 +268,23 @@ class Worker:
         return self.get("/stats/") is not None
 
     @property
+    def url(self) -> str:
+        """The worker's web address."""
+        return f"http://{self.host}:{self.port}"
+
+    def headers(self) -> dict[str, str]:
+        """What a request to the worker carries: the pipeline's web token, if it has one."""
+        token = self.pipeline.settings.get("WEB_TOKEN")
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def get(self, path: str) -> Any:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+            request = urllib.request.Request(f"{self.url}{path}", headers=self.headers())
+            with urllib.request.urlopen(request, timeout=5) as r:
                 return json.loads(r.read())
         except OSError:
             return None

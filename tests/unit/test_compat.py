@@ -7,6 +7,8 @@ import time
 
 import faust
 import pytest
+from aiohttp import web as aiohttp_web
+from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer.fetcher import PartitionRecords
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -121,6 +123,26 @@ def test_a_dropped_blueprint_is_not_served(drop):
     served = {route.resource.canonical for route in web.web_app.router.routes()}
     assert ("/" in served) is not drop
     assert "/table/" in served  # the others stay
+
+
+async def test_a_web_middleware_sees_every_request_faust_s_server_answers():
+    web = faust.App("compat-middleware").web
+    seen = []
+
+    @aiohttp_web.middleware
+    async def note(request, handler):
+        seen.append(request.path)
+        return await handler(request)
+
+    compat.add_web_middleware(web, note)
+    web.init_server()  # what the worker does as it starts
+    async with TestClient(TestServer(web.web_app)) as client:
+        assert (await client.get("/table/")).status == 200  # Faust's own page
+        assert (await client.get("/no-such-page")).status == 404
+        # once the server started, aiohttp's list is frozen: refused, not silently ignored
+        with pytest.raises(RuntimeError, match="has started"):
+            compat.add_web_middleware(web, note)
+    assert seen == ["/table/", "/no-such-page"]
 
 
 @pytest.mark.parametrize("forget", [False, True])

@@ -122,3 +122,26 @@ def test_what_the_settings_derive_is_built_once():
 def test_models_that_cannot_be_built_name_the_setting():
     with pytest.raises(SettingsError, match=r"STREAMLEARN_MODEL='Nope': unknown River estimator"):
         Settings(model="Nope").specs  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("url", "advertised"),
+    [
+        ("", "http://127.0.0.1:6066"),
+        ("http://10.0.0.5:6066", "http://10.0.0.5:6066"),
+        ("https://worker-1.example:8443/", "https://worker-1.example:8443"),
+        ("http://[fd00::5]:6066", "http://[fd00::5]:6066"),
+    ],
+)
+def test_the_web_url_is_the_setting_or_the_bind_address(url, advertised):
+    assert Settings.from_env({"STREAMLEARN_WEB_URL": url}).web_url_value == advertised
+
+
+@pytest.mark.parametrize(
+    "url", ["10.0.0.5:6066", "localhost:6066", "ftp://h/", "http://", "http://h:x"]
+)
+def test_a_web_url_without_a_scheme_or_a_host_is_refused_naming_it(url):
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"STREAMLEARN_WEB_URL": url})
+    assert str(refused.value).startswith(f"STREAMLEARN_WEB_URL={url!r}: ")
+    assert "\n" not in str(refused.value)

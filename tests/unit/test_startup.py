@@ -28,6 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
             "STREAMLEARN_TRANSFORM='json:nope': json has no function 'nope'",
         ),
         ({"PARTITIONS": "abc"}, "STREAMLEARN_PARTITIONS='abc': expected int"),
+        (
+            {"WEB_URL": "10.0.0.5:6066"},
+            "STREAMLEARN_WEB_URL='10.0.0.5:6066': expected the URL other workers reach this one "
+            "at, with http:// or https:// and a host, e.g. http://10.0.0.5:6066",
+        ),
         ({"CONFIG": "/nonexistent/streamlearn.toml"}, "cannot be read (No such file"),
     ],
 )
