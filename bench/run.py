@@ -37,10 +37,11 @@ worker's own code) and, for the log, River's plain loop with those features in m
 latency from producing an event to reading its prediction at half the maximum rate (measured
 right before each run), scores on request (``POST /predict/``, 200 a second from an aiohttp
 client in another process, bench/ask.py) while the stream is learned at half the maximum rate,
-asked of the worker holding the key and forwarded to another one, the worker's memory from 100k to 1M distinct keys, and events/s at 10, 100 and 1,000
-features. Results go to ``bench/results/latest.json`` and ``bench/results/latest.png``
-(git-ignored; ``--only`` runs some sections, e.g. ``--quick --only rich``, and writes
-``bench/results/only-<sections>.json`` instead). A Kafka broker is started by scripts/kafka.sh
+asked of the worker holding the key and forwarded to another one, the worker's memory from
+100k to 1M distinct keys, and events/s at 10, 100 and 1,000 features. Results go to
+``bench/results/latest.json`` and ``bench/results/latest.png`` (git-ignored; ``--only`` runs
+some sections, e.g. ``--quick --only rich``, and writes ``bench/results/only-<sections>.json``
+instead). A Kafka broker is started by scripts/kafka.sh
 (and left running: ``make kafka-down``) if none answers on KAFKA_PORT.
 """
 

@@ -1,7 +1,8 @@
 """What a raw events message goes through before windows and models, for the stream and offline.
 
-Reads one message's bytes (and, with an ``[events]`` mapping, where it came from); gives the
-event, or why it is refused; keeps nothing. The engine (``agents/engine.py``) and the offline
+Reads one message's bytes, or its value already decoded from JSON (``POST /predict/``), and,
+with an ``[events]`` mapping, where it came from; gives the event, or why it is refused; keeps
+nothing. The engine (``agents/engine.py``) and the offline
 ``features`` command (``app/features/offline.py``) both call :meth:`Intake.event`, so that both take
 the same events: streamlearn's own shape or the mapping, then the user's transform, then the clock
 and the label checks (docs/contracts.md).
@@ -64,6 +65,27 @@ class Intake:
             event = parse_event(raw) if self.mapping is None else self.mapping.read(raw, origin)
         except Malformed as exc:
             return DEAD_LETTERS, str(exc)
+        return self._checked(event, now)
+
+    def event_of(
+        self, value: object, origin: Origin | None, now: float
+    ) -> dict | tuple[str, str | None]:
+        """As :meth:`event`, for a message already decoded from JSON (``POST /predict/``'s
+        events: a body is decoded once, and a value orjson reads may be nested deeper than it
+        writes, so it is not written again)."""
+        try:
+            if self.mapping is None:
+                event = check_event(value)
+            elif type(value) is dict:
+                event = self.mapping.read_value(value, origin)
+            else:
+                raise Malformed(f"expected a JSON object, got {type(value).__name__}")
+        except Malformed as exc:
+            return DEAD_LETTERS, str(exc)
+        return self._checked(event, now)
+
+    def _checked(self, event: dict, now: float) -> dict | tuple[str, str | None]:
+        """The transform, the clock and the label checks of a well-formed ``event``."""
         if self.transform is not None:
             try:
                 out = self.transform(event)

@@ -34,6 +34,8 @@ from app.contracts.records import (
 )
 
 TIME_FORMATS = ("epoch_s", "epoch_ms", "iso8601")
+#: objects a feature may be nested in (a message nested deeper is refused, naming the field)
+MAX_DEPTH = 32
 _MISSING = object()
 
 
@@ -183,7 +185,10 @@ class EventMapping:
 
     def read(self, raw: bytes | None, origin: Origin) -> dict:
         """The event ``raw`` maps to, checked; ``Malformed`` names what it could not read."""
-        value = _decode(raw)
+        return self.read_value(_decode(raw), origin)
+
+    def read_value(self, value: dict, origin: Origin) -> dict:
+        """The event a decoded message ``value`` maps to, checked (as :meth:`read`)."""
         event: dict[str, Any] = {
             "id": self.fields.read_id(value, origin),
             "key": self.read_key(value, origin),
@@ -229,6 +234,10 @@ class EventMapping:
             if path in used or any(path[: len(e)] == e for e in self.exclude):
                 continue
             if isinstance(feature, dict):
+                if len(path) >= MAX_DEPTH:  # (JSON may nest deeper than Python recurses)
+                    raise Malformed(
+                        f"feature {_name(path[:3])!r}... is nested deeper than {MAX_DEPTH} objects"
+                    )
                 self._walk(feature, path, used, x)
             else:
                 self._add(x, path, feature)

@@ -20,6 +20,7 @@ it is in the shard's checkpoint, so the same labels in the same order give the s
 
 from __future__ import annotations
 
+import copy
 import pickle
 import time
 from collections import deque
@@ -74,6 +75,9 @@ class LiveModel:
         #: view (computed when asked for, so that the per-event cost is one append)
         self.recent = deque(maxlen=ROLLING_WINDOW) if recent is None else recent
         self._rolling_cache: tuple[int, float, dict] = (-1, float("-inf"), {})
+        #: what :meth:`peek` predicts with: (the model and n_learned it copies, the copy's
+        #: predict)
+        self._peek_copy: tuple[Any, int, Any] | None = None
         #: scored ``(y, y_pred)`` the batched metrics have not taken yet (see :meth:`flush`)
         self._pending: list = []
         self._metric = metric
@@ -115,6 +119,7 @@ class LiveModel:
         #: whether River's progressive validation would predict probabilities for the metrics
         self.uses_proba = self.spec.is_classifier and not self._metric.requires_labels
         self._predict = self.model.predict_proba_one if self.uses_proba else self.model.predict_one
+        self._peek_copy = None
         self._updates, self._batched = metric_batch.plan(self._metric)
 
     def flush(self) -> None:
@@ -135,8 +140,23 @@ class LiveModel:
         return self._predict(x)
 
     def peek(self, x: dict) -> Any:
-        """What :meth:`predict` gives for ``x``, counting nothing (a score on request)."""
-        return self._predict(x)
+        """What :meth:`predict` gives for ``x``, counting and changing nothing (a score on
+        request).
+
+        River's models are not read-only when they predict: a feature they have not seen is
+        added to their statistics (StandardScaler's running means and variances, GaussianNB's
+        Gaussians are defaultdicts), which changes the model's state, its checkpoint, and the
+        order of its dicts from then on. So the answer comes from a copy of the model, taken
+        again once the model has learned since (or was replaced). Entries a request adds to
+        the copy are at their initial state, as the live model would create them: they do not
+        change a later answer.
+        """
+        held = self._peek_copy
+        if held is None or held[0] is not self.model or held[1] != self.n_learned:
+            model = copy.deepcopy(self.model)
+            predict = model.predict_proba_one if self.uses_proba else model.predict_one
+            self._peek_copy = held = (self.model, self.n_learned, predict)
+        return held[2](x)
 
     def score_and_learn(self, x: dict, y: Any, y_pred: Any) -> None:
         """Score ``y_pred`` (if there was one), then learn ``(x, y)``."""

@@ -135,3 +135,24 @@ def test_the_rekey_stage_routes_by_the_mapped_key_else_id_else_kafka_key():
     no_card = {**ORDER, "card": {"id": None}}
     assert mapping.routing_key(orjson.dumps(no_card), ORIGIN) == b"o-17"
     assert mapping.routing_key(b"garbage", ORIGIN) == b"card-9"
+
+
+def test_a_feature_nested_deeper_than_python_recurses_is_refused_naming_it_not_raised():
+    # orjson reads objects 1024 deep; walking them for features recursed past Python's limit
+    # (RecursionError: the engine's step raised, and POST /predict/ answered 500)
+    from app.contracts.intake import Intake
+    from app.step import MemoryWindows, Refused, Step
+
+    raw = b'{"order": {"ref": "o-1"}, "card": {"id": "c"}, "v": ' + b'{"a": ' * 1000
+    raw += b"1" + b"}" * 1000 + b"}"
+    mapping = EventMapping.from_config({"id": "order.ref", "key": "card.id"}, "orders", "[events]")
+    with pytest.raises(Malformed) as error:
+        mapping.read(raw, ORIGIN)
+    assert str(error.value) == "feature 'v.a.a'... is nested deeper than 32 objects"
+    step = Step(Intake(mapping, None, 3600.0, lambda y: None))
+    refused = step.take(raw, ORIGIN, 1_767_225_600.0, MemoryWindows(None))
+    assert type(refused) is Refused and refused.counter == "dead_letters"
+    # as deep as allowed: the feature is named by its path
+    raw = b'{"order": {"ref": "o-1"}, "card": {"id": "c"}, "v": ' + b'{"a": ' * 31
+    raw += b"1" + b"}" * 31 + b"}"
+    assert mapping.read(raw, ORIGIN)["x"] == {"v" + ".a" * 31: 1}

@@ -159,3 +159,24 @@ def test_copies_of_joined_labels_resent_upstream_are_taken_once():
     assert live_twice.metric_values() == live_once.metric_values()
     restored = ShardModels.restore(0, [spec], twice.snapshot())
     assert restored.origins == {"j0": 29} and restored.n_duplicates == 25
+
+
+@pytest.mark.parametrize("spec", ["StandardScaler | LogisticRegression", "GaussianNB"])
+def test_a_peek_answers_as_a_prediction_and_leaves_the_model_as_it_was(spec):
+    # River adds a feature it has not seen to a model's statistics when it predicts (the
+    # scaler's and GaussianNB's defaultdicts): a score on request changed the live model
+    shard = ShardModels.fresh(0, parse_specs(spec))
+    (live,) = shard.models.values()
+    for i in range(50):
+        x = {"a": float(i % 7), "b": float(i % 3)}
+        live.score_and_learn(x, i % 2 == 0, live.predict(x))
+    before, counts = pickle.dumps(live.model), (live.n_learned, live.n_predicted)
+    for x in [{"a": 2.0, "new": 5.0}, {"a": 2.0, "b": 1.0, "other": 1.0}, {"a": 1.0}]:
+        expected = pickle.loads(before).predict_proba_one(x)  # (a copy predicts: it may change)
+        assert live.peek(x) == expected
+        assert live.peek(x) == expected  # (again: what the copy took in does not matter)
+    assert pickle.dumps(live.model) == before and (live.n_learned, live.n_predicted) == counts
+    live.score_and_learn({"a": 1.0, "new": 2.0}, True, None)  # learned since: a fresh copy
+    assert live.peek({"a": 1.0, "new": 2.0}) == pickle.loads(
+        pickle.dumps(live.model)
+    ).predict_proba_one({"a": 1.0, "new": 2.0})
