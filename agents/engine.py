@@ -46,6 +46,7 @@ from app.kafka.auth import client_options
 from app.kafka.outbox import Outbox, Slot, partition_of
 from app.kafka.raw_fetch import RAW
 from app.kafka.topics import Topics, declare
+from app.kafka.transaction import engine_producer
 from app.step import Refused, Step
 from tables.anchor import writing_to
 from tables.counters import Counters
@@ -151,8 +152,11 @@ class Engine(Service):
         self.anchor = config.internal("scoring")
         #: where the challengers' predictions go (None: the champion has none)
         self.shadow = config.shadow_predictions_topic if len(config.specs) > 1 else None
-        #: the shadow topic's batches of the shard being taken
+        #: the shadow topic's batches of the shard being taken, and its outbox
         self.shadow_out: Slot | None = None
+        self.current: Outbox | None = None
+        #: STREAMLEARN_PROCESSING_GUARANTEE=exactly_once: each shard's output in transactions
+        self.exactly_once = config.exactly_once
         #: what a message goes through before windows and models (app/contracts/intake.py)
         self.intake = Intake.configured(config)
         #: the per-event logic (app/step.py); the engine routes records through it
@@ -193,26 +197,19 @@ class Engine(Service):
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
+            # (exactly_once: a transactional producer's events count once they are committed)
+            isolation_level="read_committed" if self.exactly_once else "read_uncommitted",
         )
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=servers,
-            **client_options(self.config.settings),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=0,  # batches are formed per read already
-            max_batch_size=512 * 1024,
-            # as patient as Faust's own producer (20 min by default): aiokafka's default (40 s)
-            # drops a batch Kafka did not take in that time, which stops the worker (lost
-            # output) when a broker is unreachable for longer; with this, the engine waits for
-            # Kafka (a checkpoint still fails after FLUSH_TIMEOUT and is tried again)
-            request_timeout_ms=int(self.app.conf.producer_request_timeout * 1000),
-            # checkpoints go through it too, as large as Faust's producer takes
-            max_request_size=self.app.conf.producer_max_request_size,
+        conf = self.app.conf
+        self.producer = engine_producer(
+            self.config, conf.producer_request_timeout, conf.producer_max_request_size
         )
         await self.consumer.start()
         await self.producer.start()
         self.outbox = Outbox(self.producer)
-        self.keeper.start(self, self.outbox)  # checkpoints flush this outbox
+        # checkpoints flush this outbox; exactly_once: each shard writes through its own
+        self.keeper.start(self, self.outbox)
+
 
     async def on_stop(self) -> None:
         # the last checkpoints, before the producer they go through stops
@@ -228,6 +225,11 @@ class Engine(Service):
         the keeper holds then."""
         if not self.ready.is_set():
             return
+        if self.exactly_once:  # each shard's transactions open before anything is read
+            for shard in offsets:
+                live = self.keeper.owned(shard)
+                if live is not None:
+                    await self.keeper.opened(live)
         tps = {TopicPartition(self.source, shard): offset for shard, offset in offsets.items()}
         # a read in progress came from the positions before this one: the rest of it is dropped
         # (a shard restored meanwhile may start before it: stepping it would skip events)
@@ -312,6 +314,10 @@ class Engine(Service):
             while done < len(records):
                 if self.epoch != epoch:
                     return None
+                live = self.keeper.read_by_engine(tp.partition)
+                if live is not None and not live.steppable():
+                    await self.keeper.opened(live)  # (exactly_once: a commit in progress)
+                    continue
                 planned = self.turn_size
                 size = min(planned, every - (done - published))
                 started = clock()
@@ -323,7 +329,7 @@ class Engine(Service):
                     # latency does not grow with the size of the read it came in
                     published = done
                     try:
-                        await self.outbox.send()
+                        await (self.outbox_of(live) if live is not None else self.outbox).send()
                     except Exception as exc:  # the producer refused batches: output is lost
                         return self.keeper.output_lost(tp.partition, exc)
                 await asyncio.sleep(0)  # the loop's turn: requests, the producer, the fetcher
@@ -367,9 +373,10 @@ class Engine(Service):
             return 0  # revoked while these were read
         last = taken_upto = live.events_offset
         topic = self.config.predictions_topic
-        out = self.outbox.slot(topic, shard % self.partitions[topic])
+        outbox = self.current = self.outbox_of(live)
+        out = outbox.slot(topic, shard % self.partitions[topic])
         if self.shadow is not None:
-            self.shadow_out = self.outbox.slot(self.shadow, shard % self.partitions[self.shadow])
+            self.shadow_out = outbox.slot(self.shadow, shard % self.partitions[self.shadow])
         step = self._step_rekeyed if self.rekeyed else self._step
         taken = 0
         with writing_to(shard, self.anchor):
@@ -388,17 +395,22 @@ class Engine(Service):
             self.publish_model_events(live)
         return taken
 
+    def outbox_of(self, live: LiveShard) -> Outbox:
+        """Where ``live``'s output goes: the engine's outbox, or (exactly_once) the shard's own,
+        open once :meth:`agents.shards.Shards.opened` said so."""
+        return live.own_outbox if self.exactly_once else self.outbox
+
     def publish_model_events(self, live: LiveShard) -> None:
         """Write what happened to ``live``'s models (promotions, changes at a restore) to the
         model-events topic, with the output of the events that caused it."""
         topic = self.config.model_events
         partition = live.shard % self.partitions[topic]
-        models, now = live.models, time.time()
+        models, now, outbox = live.models, time.time(), self.outbox_of(live)
         for record in models.take_model_events():
             record["t"] = now  # (when it was written: the dashboard's table)
             models.recent_events.append(record)
             key = f"{record['shard']}".encode()
-            self.outbox.add(topic, partition, key, orjson.dumps(record))
+            outbox.add(topic, partition, key, orjson.dumps(record))
             log.info("shard %d: model event %s", live.shard, record.get("reason"))
 
     def _step_rekeyed(self, live: LiveShard, record, out: Slot) -> None:
@@ -457,13 +469,13 @@ class Engine(Service):
             event["t_in"] = t_in
             topic = self.config.enriched_topic
             partition = live.shard % self.partitions[topic]
-            self.outbox.add(topic, partition, record.key, orjson.dumps(event))
+            self.current.add(topic, partition, record.key, orjson.dumps(event))
 
     def _park(self, park: dict) -> None:
         """Send an unlabelled event's features to the label join, keyed by event id."""
         park_key = park["id"].encode()
         n = self.partitions[self.join_topic]
-        self.outbox.add(self.join_topic, partition_of(park_key, n), park_key, orjson.dumps(park))
+        self.current.add(self.join_topic, partition_of(park_key, n), park_key, orjson.dumps(park))
 
     def _reject(
         self, shard: int, record, reason: str, counter: str, now: float, source: tuple | None
@@ -480,4 +492,6 @@ class Engine(Service):
         """Send ``value`` (a message of ``shard``) to ``dlq`` (the events' or the labels'
         dead-letter topic) with the next checkpoint's output (``headers``: from
         ``tables.counters.refuse``)."""
-        self.outbox.add(dlq, shard % self.partitions[dlq], key, value, headers)
+        live = self.keeper.owned(shard)
+        outbox = self.outbox_of(live) if live is not None else self.outbox
+        outbox.add(dlq, shard % self.partitions[dlq], key, value, headers)

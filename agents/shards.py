@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import faust
@@ -35,6 +36,7 @@ from app import compat
 from app.config import Config
 from app.features.encode import one_hot
 from app.kafka.outbox import Outbox, partition_of
+from app.kafka.transaction import ShardOutbox
 from app.models.codec import CheckpointError
 from app.models.shard import ShardModels
 from tables.checkpoints import OutputLost
@@ -47,6 +49,9 @@ log = logging.getLogger(__name__)
 
 #: a checkpoint still being written after this many seconds is reported (and every such period)
 SLOW_CHECKPOINT = 15.0
+#: the key (in each table's own encoding) of the tombstones written after a shard's transactions
+#: (:meth:`FaustConsumer.mark_end`): no table holds it
+TAIL_KEY = "\x00streamlearn-transactions-end"
 
 
 class Reader(Protocol):
@@ -111,6 +116,18 @@ class FaustConsumer:
         """Whether a rebalance is under way."""
         return bool(self.app.rebalancing)
 
+    async def mark_end(self, ends: list[tuple[str, int, bytes]]) -> None:
+        """Write a tombstone of ``key`` at the end of each ``(topic, partition, key)``, with
+        Faust's own producer (no transaction), and wait until Kafka has it.
+
+        Faust's table recovery waits for a message at the last offset of each changelog
+        partition (its highwater - 1); when that offset is the marker of a transaction (a
+        commit, or the abort of one a killed worker left open), no message ever comes there
+        and the recovery never ends. A record after the marker ends it; deleting a key no
+        table holds changes no state."""
+        for topic, partition, key in ends:
+            await self.app.producer.send_and_wait(topic, key, None, partition, None, None)
+
     async def crash(self, exc: BaseException) -> None:
         """Stop the worker with ``exc`` as the reason."""
         await self.app.crash(exc)
@@ -120,7 +137,11 @@ class Shards:
     """The shards this worker owns, by shard number, and what happens to them."""
 
     def __init__(
-        self, config: Config, tables: ShardTables, consumer: FaustConsumer | None = None
+        self,
+        config: Config,
+        tables: ShardTables,
+        consumer: FaustConsumer | None = None,
+        open_outbox: Callable[[int], Awaitable[ShardOutbox]] | None = None,
     ) -> None:
         self.specs = list(config.specs)
         #: a shard owes a checkpoint after this many messages or seconds
@@ -137,6 +158,10 @@ class Shards:
         self.recipe = config.recipe
         self.consumer = consumer
         self.key_cache = config.key_cache
+        #: exactly_once: what opens a shard's transactional outbox (None: at least once), and
+        #: the outboxes opened at an assignment, before their shards are loaded
+        self.open_outbox = open_outbox
+        self.fenced: dict[int, ShardOutbox] = {}
 
     # -- life -----------------------------------------------------------------------------
 
@@ -153,25 +178,72 @@ class Shards:
         return live
 
     def start(self, reader: Reader, outbox: Outbox) -> None:
-        """The engine has started: it reads the owned shards, checkpoints go through ``outbox``."""
+        """The engine has started: it reads the owned shards, checkpoints go through ``outbox``
+        (exactly_once: each shard's through its own)."""
         self.reader = reader
         self.checkpoints.outbox = outbox
 
+    async def fence(self, assigned: set[int]) -> None:
+        """exactly_once: open the transactional outbox of each shard just assigned, before its
+        tables are recovered: opening it fences the shard's previous producer and aborts the
+        transaction it left open (a worker killed), whose messages would otherwise hold back
+        every ``read_committed`` reader of those partitions, Faust's table recovery among them,
+        until the transaction timed out."""
+        if self.open_outbox is None:
+            return
+        for shard in sorted(assigned):
+            live = self.live.get(shard)
+            if shard in self.fenced or (live is not None and live.own_outbox is not None):
+                continue
+            self.fenced[shard] = await self.open_outbox(shard)
+            if self.consumer is not None:  # (each changelog ends with a record, not a marker)
+                await self.consumer.mark_end([(t, shard, k) for t, k in self.changelog_ends()])
+
+    def changelog_ends(self) -> list[tuple[str, bytes]]:
+        """The changelog topics a shard writes in its transactions (its partition of each),
+        each with :data:`TAIL_KEY` in its table's encoding."""
+        tables = [self.checkpoints.table, self.tables.windows, self.tables.versions]
+        return [
+            (t.changelog_topic.get_topic_name(), compat.store_encoders(t.data)[0](TAIL_KEY))
+            for t in tables
+            if t is not None
+        ]
+
+    async def opened(self, live: LiveShard) -> bool:
+        """Wait until ``live`` may be stepped: exactly_once, its transactional outbox open and
+        no commit in progress. False: it was dropped meanwhile, or the engine stopped."""
+        while not live.steppable():
+            if live.dropped or self.reader is None or self.open_outbox is None:
+                return False
+            if not live.gate.is_set():
+                await live.gate.wait()
+                continue
+            async with live.opening:
+                if live.own_outbox is None and not live.dropped:
+                    outbox = self.fenced.pop(live.shard, None)
+                    if outbox is None:
+                        outbox = await self.open_outbox(live.shard)
+                    if live.dropped:
+                        await outbox.close()
+                        return False
+                    live.own_outbox = outbox
+        return not live.dropped
+
     async def load(self, owned: set[int]) -> None:
         """Own exactly ``owned`` (tables recovered), and have the reader read exactly those."""
-        self.own(owned)
+        await self.close(self.own(owned))
         if self.reader is not None:
             await self.reader.read(self.read_offsets())
 
-    def own(self, owned: set[int]) -> None:
+    def own(self, owned: set[int]) -> list[LiveShard]:
         """Hold exactly ``owned``, each read by the engine: new shards are created (restored or
-        fresh), the others dropped."""
+        fresh), the others dropped (returned: their outboxes to :meth:`close`)."""
         # shards loaded for an assignment revoked before its recovery finished are not ours
         stale = set(self.live) - owned
-        if stale:
-            self._drop(stale)
+        dropped = self._drop(stale) if stale else []
         for shard in sorted(owned):
             self.adopt(shard).reading = True
+        return dropped
 
     def read_offsets(self) -> dict[int, int]:
         """Where to read each shard the engine reads: right after the last event it took."""
@@ -228,15 +300,40 @@ class Shards:
                 except Exception:  # the next owner replays what the last checkpoint missed
                     log.exception("shard %d: checkpoint on revocation failed", shard)
         finally:
-            self._drop(revoked)
+            await self.close(self._drop(revoked))
+            await self.unfence(revoked)
         if lost is not None:
             await self.stop_worker(lost)
 
-    def _drop(self, gone: set[int]) -> None:
+    def _drop(self, gone: set[int]) -> list[LiveShard]:
+        dropped = []
         for shard in gone:
             live = self.live.pop(shard, None)
             if live is not None:
                 live.drop()
+                dropped.append(live)
+        return dropped
+
+    async def unfence(self, shards: set[int] | None = None) -> None:
+        """Close the outboxes opened for ``shards`` (all: None) that no shard took."""
+        for shard in sorted(self.fenced if shards is None else shards & set(self.fenced)):
+            outbox = self.fenced.pop(shard)
+            try:
+                await outbox.close()
+            except Exception:  # noqa: BLE001 - the next owner fences it anyway
+                log.exception("shard %d: closing its producer failed", shard)
+
+    @staticmethod
+    async def close(dropped: list[LiveShard]) -> None:
+        """Stop the transactional producers of ``dropped`` shards (exactly_once); a transaction
+        left open is aborted by Kafka when the shard's next owner opens it."""
+        for live in dropped:
+            outbox, live.own_outbox = live.own_outbox, None
+            if outbox is not None:
+                try:
+                    await outbox.close()
+                except Exception:  # noqa: BLE001 - the next owner fences it anyway
+                    log.exception("shard %d: closing its producer failed", live.shard)
 
     async def stop(self) -> None:
         """The engine stops: write what every shard has not checkpointed, then let go of the
@@ -248,6 +345,8 @@ class Shards:
                 await live.checkpoint(wait=True)
             except Exception:  # noqa: BLE001 - shutting down: the replay covers it
                 log.exception("shard %d: final checkpoint failed", shard)
+        await self.close(list(self.live.values()))
+        await self.unfence()
         self.checkpoints.outbox = None
         self.reader = None
 
@@ -342,6 +441,12 @@ def install(app: faust.App, shards: Shards, checkpoints_table: Any) -> None:
             await shards.load(shards.consumer.assigned())
         except CheckpointError as exc:
             await shards.stop_worker(exc)
+
+    @app.on_partitions_assigned.connect
+    async def fence_assigned_shards(app, assigned, **kwargs) -> None:
+        """exactly_once: each newly assigned shard's previous producer fenced, at once."""
+        scoring = shards.tables.anchor
+        await shards.fence({tp.partition for tp in assigned if tp.topic == scoring})
 
     @app.on_partitions_revoked.connect
     async def forget_revoked_shards(app, revoked, **kwargs) -> None:

@@ -83,6 +83,11 @@ class Config:
             raise AttributeError(name)
         return getattr(self.settings, name)
 
+    @property
+    def exactly_once(self) -> bool:
+        """STREAMLEARN_PROCESSING_GUARANTEE=exactly_once: each shard's output in transactions."""
+        return self.settings.processing_guarantee == "exactly_once"
+
     def internal(self, name: str) -> str:
         """The name of one of the app's own topics: ``<id>-<name>``."""
         return f"{self.settings.id}-{name}"

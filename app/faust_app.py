@@ -16,6 +16,7 @@ from pathlib import Path
 
 import faust
 
+from app import compat
 from app.config import Config
 from app.kafka.auth import faust_credentials
 from app.models import codec
@@ -62,7 +63,7 @@ def build_app(config: Config) -> StreamlearnApp:
     """The Faust app ``config`` describes, its codecs registered (:func:`app.worker.build` adds
     the topics, tables, agents, views and commands to it, and makes its data directory)."""
     codec.register()
-    return StreamlearnApp(
+    app = StreamlearnApp(
         config.id,
         broker=config.broker,
         broker_credentials=faust_credentials(config.settings),
@@ -78,7 +79,8 @@ def build_app(config: Config) -> StreamlearnApp:
         table_standby_replicas=config.standby_replicas,
         broker_session_timeout=config.session_timeout,
         broker_heartbeat_interval=min(3.0, config.session_timeout / 3),
-        processing_guarantee=config.processing_guarantee,
+        # (Faust's own: its agents at least once; exactly_once is streamlearn's, per shard)
+        processing_guarantee="at_least_once",
         web_port=config.web_port,
         web_bind=config.web_bind,
         web_host=config.web_bind,
@@ -91,6 +93,9 @@ def build_app(config: Config) -> StreamlearnApp:
         stream_buffer_maxsize=8192,
         table_cleanup_interval=min(30.0, config.window_expires),
     )
+    if config.exactly_once:  # tables and joins stand only on committed transactions
+        compat.read_committed(app)
+    return app
 
 
 def datadir(config: Config) -> Path:

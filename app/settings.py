@@ -37,6 +37,8 @@ PREFIX = "STREAMLEARN_"
 DEV_SECRET = "streamlearn-dev-secret"
 #: the config file read when STREAMLEARN_CONFIG is not set, if it exists
 DEFAULT_CONFIG = "streamlearn.toml"
+#: STREAMLEARN_PROCESSING_GUARANTEE's values
+GUARANTEES = ("at_least_once", "exactly_once")
 
 
 class SettingsError(ValueError):
@@ -123,6 +125,9 @@ class Settings:
     checkpoint_secret: str = field(default=DEV_SECRET, repr=False)
     #: largest checkpoint (pickled models of one shard) Kafka is set up to take, in bytes
     checkpoint_max_bytes: int = 64 * 1024 * 1024
+    #: "at_least_once": every event learned once (checkpoints), its output written at least
+    #: once; "exactly_once": its output too, in Kafka transactions per shard, committed with
+    #: each checkpoint (consumers read with isolation.level=read_committed)
     processing_guarantee: str = "at_least_once"
     #: re-key events by their ``key`` (else ``id``) through the internal ``<id>-rekeyed`` topic
     #: before the engine reads them: for producers that do not key events by entity
@@ -396,11 +401,11 @@ class Settings:
             raise SettingsError(f"{PREFIX}PARTITIONS must be >= 1, got {self.partitions}")
         if self.replication < 1:
             raise SettingsError(f"{PREFIX}REPLICATION must be >= 1, got {self.replication}")
-        if self.processing_guarantee != "at_least_once":
+        if self.processing_guarantee not in GUARANTEES:
             raise SettingsError(
-                f"{PREFIX}PROCESSING_GUARANTEE={self.processing_guarantee!r} is not supported: "
-                "streamlearn learns each event exactly once through its checkpoints, on top of "
-                "Faust's at_least_once (Faust's exactly_once is untested here). Leave it unset."
+                f"{PREFIX}PROCESSING_GUARANTEE={self.processing_guarantee!r}: one of "
+                f"{', '.join(GUARANTEES)} (at_least_once: every event is learned once and its "
+                "output written at least once; exactly_once: its output exactly once too)"
             )
         if self.batch_size < 1:
             raise SettingsError(f"{PREFIX}BATCH_SIZE must be >= 1")

@@ -26,6 +26,7 @@ from app.commands import replay
 from app.config import Config
 from app.faust_app import StreamlearnApp, build_app, datadir, settings_warnings, warn_at_start
 from app.kafka.topics import Topics
+from app.kafka.transaction import shard_outboxes
 from app.models.join import Expiry
 from app.settings import Settings
 from app.web import auth, predict, views
@@ -81,10 +82,18 @@ def build(settings: Settings) -> Worker:
         anchor=topics.scoring.get_topic_name(),
         versions=versions_table(app, config),
         keep=config.snapshot_keep,
+        exactly_once=config.exactly_once,
     )
 
     # the stages: the shards and the engine that reads their events, the re-key stage
-    shards = Shards(config, shard_tables, FaustConsumer(app, topics.scoring))
+    # (exactly_once: each shard's output in its own transactions, app/kafka/transaction.py)
+    conf = app.conf
+    opener = (
+        shard_outboxes(config, conf.producer_request_timeout, conf.producer_max_request_size)
+        if config.exactly_once
+        else None
+    )
+    shards = Shards(config, shard_tables, FaustConsumer(app, topics.scoring), opener)
     shard_keeper.install(app, shards, checkpoints)
     engine = Engine(app, config, shards, topics, counters)  # (imports the transform)
     app.service(engine)  # started once the tables are recovered, stopped before them

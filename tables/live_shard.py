@@ -73,6 +73,9 @@ class ShardTables:
     #: many versions of each model of a shard it keeps
     versions: Any = None
     keep: int = 10
+    #: STREAMLEARN_PROCESSING_GUARANTEE=exactly_once: each shard writes through its own
+    #: transactional outbox (``app/kafka/transaction.py``), committed with its checkpoints
+    exactly_once: bool = False
 
 
 class LiveShard:
@@ -126,6 +129,26 @@ class LiveShard:
         self.lock = asyncio.Lock()
         #: a command changed the models since the last checkpoint (one is owed)
         self.commanded = False
+        #: exactly_once: the shard's own transactional outbox (None: not opened yet)
+        self.own_outbox: Any = None
+        #: exactly_once: clear from a checkpoint's snapshot until its transaction is committed;
+        #: nothing steps the shard meanwhile (what it wrote would join that transaction)
+        self.gate = asyncio.Event()
+        self.gate.set()
+        #: one opening of its outbox at a time (the engine, the learner, a command)
+        self.opening = asyncio.Lock()
+
+    @property
+    def outbox(self) -> Any:
+        """Where the shard's output goes: its own transactional outbox (exactly_once), else the
+        engine's (None: not open, or the engine is not running)."""
+        if self.tables.exactly_once:
+            return self.own_outbox
+        return self.checkpoints.outbox
+
+    def steppable(self) -> bool:
+        """Whether the shard may be stepped now: its outbox open, no commit in progress."""
+        return self.gate.is_set() and (self.own_outbox is not None or not self.tables.exactly_once)
 
     @property
     def events_offset(self) -> int:
@@ -309,9 +332,10 @@ class LiveShard:
         taken = self.taken
         if self.dropped or not (self.held or taken or self.commanded):
             return
-        if self.checkpoints.outbox is None:
+        if self.checkpoints.outbox is None or self.outbox is None:
             # the engine is not running (yet, or any more): its outbox may hold output not
             # sent, so nothing is checkpointed past it; what is not covered is replayed
+            # (exactly_once: the shard's own outbox is not open, so nothing was stepped)
             return
         covered = self.models.offset
         if covered != self.checkpointed or taken or self.commanded:
@@ -335,34 +359,18 @@ class LiveShard:
         checkpoints = self.checkpoints
         if checkpoints.lost is not None:  # no checkpoint of this process may cover that output
             raise checkpoints.lost
+        if self.tables.exactly_once:
+            await self._commit(covered, taken)
+            return
         shard = self.shard
         self._stage("snapshot")
-        started_at = time.perf_counter()
-        raw = checkpoints.codec.dumps(self.models.snapshot())
-        # the model's pickling only: window values cost in proportion to the keys changed since
-        # the last checkpoint, so spacing checkpoints by them would make the next one bigger
-        self.snapshot_seconds = time.perf_counter() - started_at
-        if len(raw) > checkpoints.max_bytes:
-            raise CheckpointError(
-                f"shard {shard}: the checkpoint is {len(raw) / 2**20:.1f} MiB, more than "
-                f"STREAMLEARN_CHECKPOINT_MAX_BYTES ({checkpoints.max_bytes / 2**20:.0f} "
-                "MiB): the models keep learning but cannot be saved. Raise the setting (on a "
-                "new STREAMLEARN_ID, whose topics are created for it), or bound the model's size."
-            )
+        raw = self._snapshot()
         out = checkpoints.outbox
         upto = self.events_offset
         values, started = self.windows.begin(upto)
         taken_versions = self.models.take_pending_versions()
         try:
-            if taken_versions and self.tables.versions is not None:
-                kept = {
-                    version_key(meta["name"], shard, meta["version"], self.tables.keep): encode(
-                        meta, payload, checkpoints.codec.secret
-                    )
-                    for meta, payload in taken_versions
-                }
-                to_store(self.tables.versions, shard, kept)
-                to_changelog(self.tables.versions, shard, kept, out)
+            self._versions(taken_versions)
             if values:
                 to_store(self.tables.windows, shard, values)
                 to_changelog(self.tables.windows, shard, values, out)
@@ -390,11 +398,86 @@ class LiveShard:
             return  # revoked while it was sent: the new owner reads it from the changelog
         to_store(checkpoints.table, shard, checkpoint)
         persisted(checkpoints.table, shard, out)
+        self._committed(covered, taken, upto, values)
+
+    async def _commit(self, covered: int, taken: int) -> None:
+        """exactly_once: the checkpoint, its window values and versions join the transaction
+        that holds the output of the events it covers, and it is committed; nothing steps the
+        shard from the snapshot until the next transaction begins. A transaction that cannot
+        commit stops the worker (``OutputLost``): its messages are never seen, and the next
+        owner learns those events again from the last committed checkpoint."""
+        checkpoints, shard, out = self.checkpoints, self.shard, self.own_outbox
+        self._stage("snapshot")
+        self.gate.clear()  # (from the snapshot on: what is stepped now is the next checkpoint's)
+        try:
+            raw = self._snapshot()
+            upto = self.events_offset
+            values, started = self.windows.begin(upto)
+            taken_versions = self.models.take_pending_versions()
+            try:
+                self._versions(taken_versions)
+                if values:
+                    to_store(self.tables.windows, shard, values)
+                    to_changelog(self.tables.windows, shard, values, out)
+                checkpoint = {shard: raw}
+                to_changelog(checkpoints.table, shard, checkpoint, out)
+                self._stage("committing")
+                await out.commit()
+            except BaseException as exc:
+                self.windows.abort(started)
+                self.models.pending_versions[:0] = taken_versions  # (written with the next one)
+                if isinstance(exc, Exception) and not isinstance(exc, CheckpointError):
+                    raise checkpoints.output_lost(shard, exc) from exc
+                raise
+        finally:
+            self.gate.set()
+        if values:
+            persisted(self.tables.windows, shard, out)
+        if self.dropped:
+            return  # revoked while it was committed: the new owner reads it from the changelog
+        to_store(checkpoints.table, shard, checkpoint)
+        persisted(checkpoints.table, shard, out)
+        self._committed(covered, taken, upto, values)
+
+    def _snapshot(self) -> bytes:
+        """The models, pickled and signed (a ``CheckpointError`` when too big for Kafka)."""
+        checkpoints = self.checkpoints
+        started_at = time.perf_counter()
+        raw = checkpoints.codec.dumps(self.models.snapshot())
+        # the model's pickling only: window values cost in proportion to the keys changed since
+        # the last checkpoint, so spacing checkpoints by them would make the next one bigger
+        self.snapshot_seconds = time.perf_counter() - started_at
+        if len(raw) > checkpoints.max_bytes:
+            raise CheckpointError(
+                f"shard {self.shard}: the checkpoint is {len(raw) / 2**20:.1f} MiB, more than "
+                f"STREAMLEARN_CHECKPOINT_MAX_BYTES ({checkpoints.max_bytes / 2**20:.0f} "
+                "MiB): the models keep learning but cannot be saved. Raise the setting (on a "
+                "new STREAMLEARN_ID, whose topics are created for it), or bound the model's size."
+            )
+        return raw
+
+    def _versions(self, taken_versions: list) -> None:
+        """Write ``taken_versions`` to the ``model-versions`` table (store and changelog)."""
+        if not taken_versions or self.tables.versions is None:
+            return
+        shard, secret = self.shard, self.checkpoints.codec.secret
+        kept = {
+            version_key(meta["name"], shard, meta["version"], self.tables.keep): encode(
+                meta, payload, secret
+            )
+            for meta, payload in taken_versions
+        }
+        to_store(self.tables.versions, shard, kept)
+        to_changelog(self.tables.versions, shard, kept, self.outbox)
+
+    def _committed(self, covered: int, taken: int, upto: int, values: dict) -> None:
+        """The checkpoint covering ``covered`` (``taken`` events, up to events offset
+        ``upto``, with window ``values``) is in Kafka."""
         self.windows.committed(upto, values)
         forgotten = sum(1 for value in values.values() if value is None)
         if forgotten:  # idle keys deleted from the store (tables/windows.py)
-            with writing_to(shard, self.tables.anchor):
-                self.tables.counters.count("keys_forgotten", shard, forgotten)
+            with writing_to(self.shard, self.tables.anchor):
+                self.tables.counters.count("keys_forgotten", self.shard, forgotten)
         self.checkpointed = covered
         self.taken -= taken
 

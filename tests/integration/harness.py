@@ -370,10 +370,17 @@ async def consume(bootstrap: str, topic: str, count: int, timeout: float) -> lis
     return records
 
 
-async def consume_all(bootstrap: str, topic: str) -> list:
-    """Every record of ``topic`` up to its end offsets now."""
+async def consume_all(
+    bootstrap: str, topic: str, isolation_level: str = "read_uncommitted"
+) -> list:
+    """Every record of ``topic`` up to its end offsets now (``read_committed``: of committed
+    transactions only, up to the first one still open)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **options(bootstrap)
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        isolation_level=isolation_level,
+        **options(bootstrap),
     )
     await consumer.start()
     try:

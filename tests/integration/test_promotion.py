@@ -43,13 +43,21 @@ def by_shard(events: list[dict], partitions: int) -> dict[int, list[dict]]:
     return shards
 
 
-@pytest.mark.parametrize(("partitions", "kills"), [(1, 2), (3, 0)])
+@pytest.mark.parametrize(
+    ("partitions", "kills", "guarantee"),
+    [(1, 2, "at_least_once"), (3, 0, "at_least_once"), (1, 2, "exactly_once")],
+)
 def test_a_planted_drift_promotes_the_challenger_at_the_label_river_computes(
-    pipeline_factory, tmp_path, partitions, kills
+    pipeline_factory, tmp_path, partitions, kills, guarantee
 ):
     config = tmp_path / "streamlearn.toml"
     config.write_text(CONFIG)
-    pipeline = pipeline_factory(partitions=partitions, config=str(config), checkpoint_every=300)
+    pipeline = pipeline_factory(
+        partitions=partitions,
+        config=str(config),
+        checkpoint_every=300,
+        processing_guarantee=guarantee,
+    )
     worker = pipeline.start_worker()
     events = stream(N)
     shards = by_shard(events, partitions)
@@ -74,12 +82,24 @@ def test_a_planted_drift_promotes_the_challenger_at_the_label_river_computes(
     )
 
     # the predictions topic: each event's prediction names the champion of its shard at it
-    # (after a kill, the replay writes some predictions again: each copy names the same model)
-    models_of: dict[str, set] = {}
-    for record in run(consume_all(pipeline.bootstrap, pipeline.predictions)):
+    # (at least once: after a kill, the replay writes some predictions again, and each copy
+    # names the same model; exactly once: one message per event, read committed)
+    exactly = guarantee == "exactly_once"
+    level = "read_committed" if exactly else "read_uncommitted"
+
+    def predictions() -> list:
+        return run(consume_all(pipeline.bootstrap, pipeline.predictions, level))
+
+    if exactly:  # (the last events' transaction commits with the shard's next checkpoint)
+        wait_for(lambda: len(predictions()) >= N, what=f"{N} committed predictions")
+    models_of: dict[str, list] = {}
+    for record in predictions():
         value = orjson.loads(record.value)
-        models_of.setdefault(value["id"], set()).add(value["model"])
-    assert len(models_of) == N and all(len(m) == 1 for m in models_of.values())
+        models_of.setdefault(value["id"], []).append(value["model"])
+    assert len(models_of) == N and all(len(set(m)) == 1 for m in models_of.values())
+    if exactly:
+        assert all(len(m) == 1 for m in models_of.values()), "an event with two predictions"
+    models_of = {i: set(m) for i, m in models_of.items()}
     for shard, mine in shards.items():
         served = [next(iter(models_of[e["id"]])) for e in mine]
         switch = expected[shard] + 1  # promoted after the label of event `expected`
@@ -88,8 +108,11 @@ def test_a_planted_drift_promotes_the_challenger_at_the_label_river_computes(
     # the audit trail: one promotion per shard, at that label (a replay may repeat a record)
     records = [
         orjson.loads(r.value)
-        for r in run(consume_all(pipeline.bootstrap, f"{pipeline.id}-model-events"))
+        for r in run(consume_all(pipeline.bootstrap, f"{pipeline.id}-model-events", level))
     ]
+    if exactly:  # (each record once: in the transaction of the checkpoint that covers it)
+        promoted = [r for r in records if r["type"] == "promotion"]
+        assert len(promoted) == partitions, promoted
     promotions = {
         (r["shard"], r["event_id"], r["before"], r["after"])
         for r in records

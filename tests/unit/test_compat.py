@@ -217,3 +217,21 @@ def test_as_current_event_is_faust_s_current_event_within_the_block():
 )
 def test_is_multiclass(model, multiclass):
     assert compat.is_multiclass(model) is multiclass
+
+
+async def test_read_committed_makes_only_that_app_s_faust_consumer_read_committed() -> None:
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    marked = faust.App("compat-read-committed", broker="kafka://127.0.0.1:1")
+    plain = faust.App("compat-read-uncommitted", broker="kafka://127.0.0.1:1")
+    compat.read_committed(marked)
+    compat.read_committed(marked)  # (idempotent: wrapped once)
+    assert getattr(AIOKafkaConsumerThread._create_worker_consumer, "read_committed", False)
+
+    def level(app: faust.App) -> str:
+        thread = AIOKafkaConsumerThread(app.consumer)
+        consumer = thread._create_worker_consumer(app.transport)
+        return consumer._isolation_level
+
+    assert level(marked) == "read_committed"
+    assert level(plain) == "read_uncommitted"

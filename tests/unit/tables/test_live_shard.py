@@ -217,3 +217,80 @@ async def test_a_revocation_waits_for_the_checkpoint_in_progress_then_writes_its
     await revoking
     assert live.checkpoints.codec.loads(tables["checkpoints"].data[0])["offset"] == 330
     assert live.taken == 0 and live.checkpointed == 330
+
+
+class TransactionalProducer(HeldProducer):
+    """A transactional producer: what was sent, and each commit as the number of deliveries
+    it covered; ``refuse`` makes the next commit fail as a fenced producer's does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits: list[int] = []
+        self.begun = 1  # (ShardOutbox.open began the first)
+        self.refuse: Exception | None = None
+        self.committing = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def commit_transaction(self) -> None:
+        self.committing.set()
+        await self.release.wait()
+        if self.refuse is not None:
+            raise self.refuse
+        self.commits.append(len(self.deliveries))
+
+    async def begin_transaction(self) -> None:
+        self.begun += 1
+
+
+def transactional_shard(producer: TransactionalProducer, tables: dict) -> LiveShard:
+    """shard_with_output's shard, exactly_once: its own outbox holds the prediction."""
+    from dataclasses import replace
+
+    from app.kafka.transaction import ShardOutbox
+
+    live = shards_learned_up_to(329, tables["checkpoints"])
+    live.tables = replace(live.tables, exactly_once=True)
+    live.checkpointed, live.taken = -1, 330
+    with writing_to(0, "unit-scoring"):
+        live.windows.update("k", 10.0, {"a": 1.0})
+    live.checkpoints.outbox = Outbox(HeldProducer())  # (the engine's: the engine runs)
+    live.own_outbox = ShardOutbox(producer)
+    live.own_outbox.add("predictions", 0, b"e329", b"p")
+    return live
+
+
+async def test_exactly_once_a_checkpoint_commits_with_its_output_and_nothing_steps_meanwhile(
+    tables,
+):
+    producer = TransactionalProducer()
+    live = transactional_shard(producer, tables)
+    assert live.steppable()
+    task = asyncio.ensure_future(live.checkpoint())
+    # the prediction, the window values and the checkpoint in one transaction, then its commit
+    await until(lambda: len(producer.deliveries) == 3)
+    for offset, delivery in enumerate(producer.deliveries):
+        acknowledge(delivery, offset)
+    await until(producer.committing.is_set)
+    assert not live.steppable() and 0 not in tables["checkpoints"].data  # (not committed yet)
+    live.own_outbox.add("predictions", 0, b"e330", b"q")  # (what a step now would write)
+    producer.release.set()
+    await task
+    assert producer.commits == [3] and producer.begun == 2 and live.steppable()
+    assert live.checkpoints.codec.loads(tables["checkpoints"].data[0])["offset"] == 329
+    assert live.checkpointed == 329 and live.taken == 0
+    assert live.checkpoints.outbox.producer.deliveries == []  # nothing by the engine's producer
+
+
+async def test_exactly_once_a_commit_that_fails_stops_the_shard_s_checkpoints(tables):
+    producer = TransactionalProducer()
+    live = transactional_shard(producer, tables)
+    producer.refuse = RuntimeError("ProducerFenced: another worker opened shard 0")
+    producer.release.set()
+    task = asyncio.ensure_future(live.checkpoint())
+    await until(lambda: len(producer.deliveries) == 3)
+    for offset, delivery in enumerate(producer.deliveries):
+        acknowledge(delivery, offset)
+    with pytest.raises(OutputLost, match="shard 0 learned since its last checkpoint"):
+        await task
+    assert producer.commits == [] and 0 not in tables["checkpoints"].data
+    assert live.checkpointed == -1 and live.steppable() and "k" in live.windows.clean
