@@ -3,7 +3,9 @@
 Reads: the ``shard-checkpoints`` changelog (``list``: each shard's newest checkpoint) and the
 ``model-versions`` changelog (``export``: the kept versions), signed with
 STREAMLEARN_CHECKPOINT_SECRET and checked before anything is unpickled. Writes: ``export``'s
-file (``app/models/version_file.py``: ``from app import load_model`` reads it back);
+file (``--out``; ``app/models/version_file.py``: ``from app import load_model`` reads it back)
+and, with ``--mlflow``, a model version in an MLflow registry (``app/commands/mlflow_export.py``,
+the one module that imports MLflow, imported on that path only);
 ``promote`` and ``rollback``: one command per shard on ``<id>-control``, checked first against
 what Kafka holds (an unknown model or version is refused, nothing sent), applied by each shard
 once (``agents/control.py``). Keeps nothing. ``list`` and ``export`` need no worker running.
@@ -17,6 +19,7 @@ import json
 import sys
 import uuid
 from pathlib import Path
+from types import ModuleType
 
 import click
 import faust
@@ -34,6 +37,8 @@ from app.models.signing import CheckpointError
 from app.models.version_file import describe, write_file
 
 ACTIONS = ("list", "export", "promote", "rollback")
+#: what ``export --mlflow`` needs installed
+INSTALL = "pip install 'streamlearn[mlflow]' (mlflow-skinny, SQLAlchemy, alembic, pandas)"
 
 
 def install(app: faust.App, config: Config) -> None:
@@ -45,6 +50,14 @@ def install(app: faust.App, config: Config) -> None:
         option("--version", "version", type=int, default=None, help="export: this version."),
         option("--shard", "shard", type=int, default=None, help="export: of this shard."),
         option("--out", "out", default=None, help="export: the file to write."),
+        option(
+            "--mlflow",
+            "to_mlflow",
+            is_flag=True,
+            default=False,
+            help="export: register it in the MLflow registry of MLFLOW_TRACKING_URI (default "
+            "sqlite:///mlflow.db), alias champion or challenger (needs streamlearn[mlflow]).",
+        ),
         option("--json", "as_json", is_flag=True, default=False, help="list: JSON lines."),
         name="models",
     )
@@ -55,10 +68,12 @@ def install(app: faust.App, config: Config) -> None:
         version: int | None,
         shard: int | None,
         out: str | None,
+        to_mlflow: bool,
         as_json: bool,
     ) -> None:
         """The app's models: list (role, version and metrics per shard), export NAME (a kept
-        version, to a signed file: --out FILE [--version V] [--shard S]), promote NAME, or
+        version [--version V] [--shard S], to a signed file --out FILE and/or to an MLflow
+        registry --mlflow), promote NAME, or
         rollback NAME [--version V] (default: the version taken at its last promotion or drift
         action), on every shard."""
         try:
@@ -66,7 +81,8 @@ def install(app: faust.App, config: Config) -> None:
                 for line in await listing(config, as_json):
                     self.say(line)
             elif action == "export":
-                self.say(await export(config, name, version, shard, out))
+                for line in await export(config, name, version, shard, out, to_mlflow):
+                    self.say(line)
             else:
                 self.say(await send_command(config, action, name, version))
         except (click.ClickException, CheckpointError) as exc:
@@ -122,13 +138,30 @@ async def listing(config: Config, as_json: bool = False) -> list[str]:
     return lines
 
 
+def mlflow_export() -> ModuleType:
+    """``app/commands/mlflow_export.py``, imported now (it imports MLflow); if MLflow's client
+    is not installed, a ``ClickException`` saying what to install."""
+    try:
+        from app.commands import mlflow_export
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(f"--mlflow needs MLflow's client ({exc}): {INSTALL}") from None
+    return mlflow_export
+
+
 async def export(
-    config: Config, name: str | None, version: int | None, shard: int | None, out: str | None
-) -> str:
-    """Write a kept version of model ``name`` to ``out``: that ``version`` (default: the newest
-    kept) of that ``shard`` (default: the one whose version is newest); what was written."""
-    if not name or not out:
-        raise click.UsageError("export needs NAME and --out FILE")
+    config: Config,
+    name: str | None,
+    version: int | None,
+    shard: int | None,
+    out: str | None,
+    to_mlflow: bool = False,
+) -> list[str]:
+    """Export a kept version of model ``name``, that ``version`` (default: the newest kept) of
+    that ``shard`` (default: the one whose version is newest): write it to ``out`` and/or
+    register it in MLflow's registry (``to_mlflow``); what was done, a line each."""
+    if not name or not (out or to_mlflow):
+        raise click.UsageError("export needs NAME and --out FILE or --mlflow")
+    registry = mlflow_export() if to_mlflow else None  # (before reading Kafka: fail early)
     kept = [
         (describe(value), value)
         for key, value in (await newest(config, "model-versions")).items()
@@ -149,12 +182,29 @@ async def export(
         have = ", ".join(f"shard {m['shard']} v{m['version']}" for m, _ in sorted_kept(kept))
         raise click.ClickException(f"model {name!r} has no such version; kept: {have}")
     meta, value = max(chosen, key=lambda mv: (mv[0]["version"], -mv[0]["shard"]))
-    path = Path(out)
-    write_file(path, value)
-    return (
+    what = (
         f"models export: {name} version {meta['version']} of shard {meta['shard']} "
-        f"({meta['n_learned']} labels learned, {meta['reason']}) written to {path}"
+        f"({meta['n_learned']} labels learned, {meta['reason']})"
     )
+    done = []
+    if out:
+        path = Path(out)
+        write_file(path, value)
+        done.append(f"{what} written to {path}")
+    if registry is not None:
+        try:
+            done.append(f"{what} {registry.register(value, config.checkpoint_secret, config.id)}")
+        except CheckpointError:
+            raise
+        except Exception as exc:  # MLflow's or its store's: one line, with no password in it
+            where = registry.scrub(registry.tracking_uri())
+            if isinstance(exc, ModuleNotFoundError):  # the store's driver
+                fix = INSTALL if exc.name in ("sqlalchemy", "alembic") else "install it"
+                text = f"needs {exc.name}, which is not installed: {fix}"
+            else:
+                text = registry.scrub(f"{type(exc).__name__}: {exc}".splitlines()[0])
+            raise click.ClickException(f"MLflow registry {where}: {text}") from None
+    return done
 
 
 def sorted_kept(kept: list[tuple[dict, bytes]]) -> list[tuple[dict, bytes]]:

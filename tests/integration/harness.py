@@ -144,13 +144,30 @@ class Pipeline:
         for worker in self.workers:
             worker.kill()
 
-    def command(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    def command(
+        self,
+        *args: str,
+        timeout: float = 300,
+        cwd: Path | None = None,
+        env: dict[str, str | None] | None = None,
+    ) -> subprocess.CompletedProcess:
         """Run a real ``faust -A app`` command (``replay ...``, ``features ...``) with this
-        pipeline's settings."""
+        pipeline's settings (in ``cwd``, default the checkout; ``env``: variables set, or unset
+        where None)."""
+        environ = self.env()
+        if cwd is not None:  # (the checkout's app, not another on the venv's path)
+            environ["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(ROOT), environ.get("PYTHONPATH")) if p
+            )
+        for name, value in (env or {}).items():
+            if value is None:
+                environ.pop(name, None)
+            else:
+                environ[name] = value
         return subprocess.run(
             [sys.executable, "-m", "faust", "-A", "app", *args],
-            cwd=ROOT,
-            env=self.env(),
+            cwd=ROOT if cwd is None else cwd,
+            env=environ,
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -194,3 +194,32 @@ def test_app_compat_imports_no_library_and_builds_nothing():
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_built_worker_imports_no_mlflow(tmp_path):
+    """MLflow is for ``faust -A app models export --mlflow`` only (app/commands/mlflow_export.py):
+    building the worker (the models command included), then importing every other module of
+    app/, agents/ and tables/ but app/models/mlflow_pyfunc.py, leaves it (and pandas, which its
+    pyfunc needs) unimported, so a worker runs without them."""
+    script = (
+        "import sys, pkgutil, importlib, app, agents, tables\n"
+        "from app.settings import Settings\n"
+        "from app.worker import build\n"
+        "worker = build(Settings.from_env())\n"
+        "skip = {'app.commands.mlflow_export', 'app.models.mlflow_pyfunc'}\n"
+        "for package in (app, agents, tables):\n"
+        "    for info in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "        if info.name not in skip:\n"
+        "            importlib.import_module(info.name)\n"
+        "import app.commands.models\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'pandas'))\n"
+        "assert loaded == [], loaded[:5]\n"
+        "print(len([m for m in sys.modules if m.startswith(('app.', 'agents.', 'tables.'))]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
+    env.update(STREAMLEARN_DATADIR=str(tmp_path / "data"), STREAMLEARN_STORE="memory://")
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 50  # (every module was imported)
