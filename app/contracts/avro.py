@@ -26,13 +26,15 @@ Avro types become, in the decoded record:
 * ``bytes`` and ``fixed``: :data:`BYTES` / :data:`FIXED`, markers that a mapping refuses to take
   as a feature when it names them, and skips when it takes every field.
 
-Cost, measured with ``bench/avro_decode.py`` on this 2-core machine (2026-12-06): a row of the
-fraud stream (id, key, a ``timestamp-millis`` time, 4 features, a label; 58 bytes of Avro against
-120 of JSON) decodes in 1.57 us with :meth:`AvroDecoder.decode`, against 0.77 us for
-``orjson.loads`` of the same row as JSON: +0.8 us a message, 2.4 % of the 33 us a worker spends on
-a row at 30k events/s. Without the timestamp (no conversion) 1.13 us. Most of the cost is
-fastavro's own reader (1.0 us), then the datetime fastavro makes of a timestamp and its conversion
-back to seconds (0.4 us).
+Cost, measured with ``bench/avro_decode.py`` on this 2-core machine (2026-12-06, load ~1.7, best
+of 7 passes over 20,000 rows of the fraud stream as a flat record: id, card, a
+``timestamp-millis``, amount, an enum, hour, online, a nullable label; 49 bytes of Avro against 134
+of JSON): :meth:`AvroDecoder.decode` 3.25 us a message, ``orjson.loads`` of the same row as JSON
+0.56 us, so Avro costs +2.7 us a message: 8 % of the 33 us a worker spends on a row at 30k
+events/s, 11 % at 42k (the issue's bound: 15 % of the JSON row's rate). Nearly all of it is
+fastavro's own reader (3.0 us for this record with nothing to convert). Timestamps are read as
+plain longs and divided (:data:`_PLAIN_TIMESTAMPS`): converted back from fastavro's datetimes,
+the same row took 4.4 us.
 """
 
 from __future__ import annotations
