@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 BROKERS ?= 1
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: setup kafka-up kafka-down kafka-status test test-fast lint format demo demo-stop clean bench bench-quick
+.PHONY: setup kafka-up kafka-down kafka-status registry-up registry-down registry-status test test-fast lint format demo demo-stop clean bench bench-quick
 
 setup: $(STAMP)
 
@@ -30,6 +30,16 @@ kafka-down:
 
 kafka-status:
 	scripts/kafka.sh status
+
+# a local schema registry (Apicurio, Confluent's API) on REGISTRY_PORT (8081): see scripts/registry.sh
+registry-up:
+	scripts/registry.sh up
+
+registry-down:
+	scripts/registry.sh down
+
+registry-status:
+	scripts/registry.sh status
 
 test: setup
 	scripts/ensure-chromium.sh

@@ -210,7 +210,6 @@ class Engine(Service):
         # checkpoints flush this outbox; exactly_once: each shard writes through its own
         self.keeper.start(self, self.outbox)
 
-
     async def on_stop(self) -> None:
         # the last checkpoints, before the producer they go through stops
         await self.keeper.stop()

@@ -2,7 +2,8 @@
 
 Rooms (each package's docstring says what it holds):
 
-* ``app/contracts/``: the event and label contracts, a team's mapping, the transform, the intake;
+* ``app/contracts/``: the event and label contracts, a team's mapping, the Avro decoder, the
+  transform, the intake;
 * ``app/features/``: the feature spec, the recipe, a key's aggregates, one-hot, the offline path;
 * ``app/models/``: model specs, a shard's models and metrics, label rules, the join's rules,
   the checkpoint codec;
@@ -34,6 +35,7 @@ PURE_MODULES = (
     "app.config",
     "app.step",
     "app.contracts.records",
+    "app.contracts.avro",
     "app.contracts.mapping",
     "app.contracts.transform",
     "app.contracts.intake",

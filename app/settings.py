@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from app.contracts.mapping import EventMapping, LabelMapping, MappingError
+from app.contracts.mapping import FORMATS, EventMapping, LabelMapping, MappingError
 from app.features.recipe import Recipe
 from app.features.spec import FeatureSpec, FeatureSpecError, default_spec
 from app.features.spec import parse as parse_features
@@ -50,8 +50,13 @@ def is_secret(name: str) -> bool:
 
     >>> [is_secret(n) for n in ("web_token", "sasl_password", "checkpoint_secret", "web_url")]
     [True, True, True, False]
+    >>> is_secret("schema_registry_auth"), is_secret("schema_registry_url")
+    (True, False)
     """
-    return any(word in name for word in ("secret", "password", "token"))
+    return any(word in name for word in ("secret", "password", "token")) or name in (
+        "schema_registry_auth",
+        "schema_registry_auth_file",
+    )
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,23 @@ class Settings:
     #: a client certificate and its key, for mutual TLS
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
+    #: the schema registry's Confluent-compatible API, which ``format = "avro"`` in ``[events]``
+    #: or ``[labels]`` and Avro predictions need (``https://host:8081`` for Confluent's registry,
+    #: ``http://host:8080/apis/ccompat/v7`` for Apicurio's); empty: no registry
+    schema_registry_url: str = ""
+    #: ``user:password`` of the registry's basic auth; never shown: not in the settings' repr,
+    #: a log, an error or a web page
+    schema_registry_auth: str = field(default="", repr=False)
+    #: a file whose first line is ``user:password`` (a secret mounted by an orchestrator)
+    schema_registry_auth_file: str = ""
+    #: the CA certificates that sign the registry's (https; empty: the system's trusted CAs)
+    schema_registry_cafile: str = ""
+    #: seconds the worker waits, reading paused and retrying, for a registry it cannot reach
+    #: while running, before it stops with the reason
+    schema_registry_timeout: float = 300.0
+    #: ``json`` (the default) or ``avro``: predictions in Confluent's wire format, with a schema
+    #: registered under ``<predictions topic>-value``
+    predictions_format: str = "json"
 
     @cached_property
     def window_feature_names(self) -> frozenset[str] | None:
@@ -271,6 +293,20 @@ class Settings:
             raise SettingsError(
                 f'{self.named("label_default")}: not a JSON value (e.g. false, 0, "ok")'
             ) from None
+
+    @property
+    def events_format(self) -> str:
+        """How the events topic's values are written: the ``[events]`` table's ``format``.
+
+        >>> Settings().events_format, Settings(events_map={"format": "avro"}).events_format
+        ('json', 'avro')
+        """
+        return (self.events_map or {}).get("format", "json")
+
+    @property
+    def labels_format(self) -> str:
+        """How the labels topic's values are written: the ``[labels]`` table's ``format``."""
+        return (self.labels_map or {}).get("format", "json")
 
     @property
     def model_events(self) -> str:
@@ -437,6 +473,7 @@ class Settings:
             check_security(self)
         except SecurityError as exc:
             raise SettingsError(str(exc)) from None
+        self.check_registry()
         try:
             self.feature_spec  # noqa: B018 (checked at start-up, naming the entry)
         except FeatureSpecError as exc:
@@ -462,6 +499,60 @@ class Settings:
                 url.port  # noqa: B018 (a port that is not a number raises here)
             except ValueError:
                 raise SettingsError(f"{self.named('web_url')}: the port is not a number") from None
+
+    def check_registry(self) -> None:
+        """Refuse schema registry settings that cannot work, naming them (never the auth's
+        value, nor a URL that holds credentials)."""
+        url, auth, auth_file = (
+            self.schema_registry_url,
+            self.schema_registry_auth,
+            self.schema_registry_auth_file,
+        )
+        reg = f"{PREFIX}SCHEMA_REGISTRY"
+        if url:
+            parts = urlsplit(url)
+            if "@" in parts.netloc:
+                raise SettingsError(
+                    f"{reg}_URL holds credentials (user:password@): give them in {reg}_AUTH "
+                    f"or {reg}_AUTH_FILE, which are never shown"
+                )
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise SettingsError(
+                    f"{self.named('schema_registry_url')}: expected http://host:port[/path] or "
+                    "https://..."
+                )
+        for name in ("schema_registry_auth", "schema_registry_auth_file", "schema_registry_cafile"):
+            if getattr(self, name) and not url:
+                raise SettingsError(f"{PREFIX}{name.upper()} is set but {reg}_URL is not")
+        if auth and auth_file:
+            raise SettingsError(f"{reg}_AUTH and {reg}_AUTH_FILE are both set: set one of them")
+        user, colon, _ = auth.partition(":")
+        if auth and not (user and colon):
+            raise SettingsError(f"{reg}_AUTH must be user:password (its value is hidden)")
+        for name in ("schema_registry_auth_file", "schema_registry_cafile"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise SettingsError(f"{PREFIX}{name.upper()}={path!r}: no such file")
+        if self.schema_registry_cafile and urlsplit(url).scheme != "https":
+            raise SettingsError(f"{reg}_CAFILE is set but {reg}_URL is not https")
+        if self.schema_registry_timeout <= 0:
+            raise SettingsError(f"{reg}_TIMEOUT must be > 0")
+        if self.predictions_format not in FORMATS:
+            raise SettingsError(
+                f"{self.named('predictions_format')}: expected one of {', '.join(FORMATS)}"
+            )
+        where = f"config file {self.config_file}: " if self.config_file else ""
+        for table, value_format in (("events", self.events_format), ("labels", self.labels_format)):
+            if value_format == "avro" and not url:
+                raise SettingsError(
+                    f"{where}[{table}] format = 'avro' needs {reg}_URL (the schema registry's "
+                    "Confluent API)"
+                )
+        if self.predictions_format == "avro" and not url:
+            raise SettingsError(
+                f"{PREFIX}PREDICTIONS_FORMAT=avro needs {reg}_URL (the schema registry's "
+                "Confluent API)"
+            )
 
 
 def _parse_bool(raw: str) -> bool:

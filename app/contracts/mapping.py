@@ -1,11 +1,12 @@
 """How a team's own topics map onto streamlearn's events and labels (pure: no Faust, no Kafka).
 
 Reads: the ``[events]`` and ``[labels]`` tables of the config file (``app/settings.py``), and per
-message its JSON value and where it came from (:class:`Origin`: topic, partition, offset, Kafka
-key and timestamp). Gives: the event ``{"id", "key", "ts", "x", "y"?}`` or the label
-``{"id", "y", "ts"}`` the rest of streamlearn works on, checked as ``app/contracts/records.py``
-checks its own contract; a message it cannot read raises ``Malformed`` with a reason that names the
-field.
+message its JSON value (or, with ``format = "avro"``, the record ``app/contracts/avro.py``
+decoded: :meth:`EventMapping.read_value`) and where it came from (:class:`Origin`: topic,
+partition, offset, Kafka key and timestamp). Gives: the event ``{"id", "key", "ts", "x", "y"?}``
+or the label ``{"id", "y", "ts"}`` the rest of streamlearn works on, checked as
+``app/contracts/records.py`` checks its own contract; a message it cannot read raises
+``Malformed`` with a reason that names the field.
 
 ``[events]`` (every key optional): ``topic``; ``id`` (a dotted path into the message; absent:
 ``"<topic>-<partition>-<offset>"``); ``key`` (absent: the Kafka key, as UTF-8); ``time`` and
@@ -13,8 +14,10 @@ field.
 ``time`` absent: the Kafka timestamp); ``label`` (absent: events carry none; a message without
 the field is an unlabelled event); ``features`` (a list of paths) or ``exclude`` (a list of
 paths), by default every other scalar field, a nested one named by its dotted path. A feature
-that is null is absent from that event. ``[labels]``: ``topic``, ``id``, ``label``, ``time``,
-``time_format`` (``id`` and ``label`` required there).
+that is null is absent from that event; an Avro bytes or fixed field is skipped, and refused
+when ``features`` names it. ``format``: ``json`` (the default) or ``avro`` (Confluent's wire format,
+decoded with the writer's schema from the schema registry). ``[labels]``: ``topic``, ``id``,
+``label``, ``time``, ``time_format``, ``format`` (``id`` and ``label`` required there).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.contracts.avro import Opaque
 from app.contracts.records import (
     Malformed,
     _check_features,
@@ -36,6 +40,8 @@ from app.contracts.records import (
 TIME_FORMATS = ("epoch_s", "epoch_ms", "iso8601")
 #: objects a feature may be nested in (a message nested deeper is refused, naming the field)
 MAX_DEPTH = 32
+#: how a topic's values are written: JSON, or Avro in Confluent's wire format
+FORMATS = ("json", "avro")
 _MISSING = object()
 
 
@@ -86,6 +92,8 @@ class Fields:
     time: Path | None
     time_format: str
     label: Path | None
+    #: ``json`` or ``avro`` (the mapping reads the decoded record either way)
+    format: str = "json"
 
     def read_id(self, value: dict, origin: Origin) -> str:
         if self.id is None:
@@ -140,11 +148,16 @@ def _fields(table: Mapping, default_topic: str, where: str, allowed: set[str]) -
         raise MappingError(
             f"{where}.time_format must be one of {', '.join(TIME_FORMATS)}, got {time_format!r}"
         )
+    value_format = table.get("format", "json")
+    if value_format not in FORMATS:
+        raise MappingError(
+            f"{where}.format must be one of {', '.join(FORMATS)}, got {value_format!r}"
+        )
     paths = {
         name: _path(table[name], f"{where}.{name}") if name in table else None
         for name in ("id", "time", "label")
     }
-    return Fields(topic, paths["id"], paths["time"], time_format, paths["label"])
+    return Fields(topic, paths["id"], paths["time"], time_format, paths["label"], value_format)
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,7 @@ class EventMapping:
     @classmethod
     def from_config(cls, table: Mapping, default_topic: str, where: str) -> EventMapping:
         allowed = {"topic", "id", "key", "time", "time_format", "label", "features", "exclude"}
+        allowed.add("format")
         fields = _fields(table, default_topic, where, allowed)
         if "features" in table and "exclude" in table:
             raise MappingError(f"{where}: give features or exclude, not both")
@@ -184,11 +198,13 @@ class EventMapping:
         return {p for p in (f.id, f.time, f.label, self.key) if p is not None}
 
     def read(self, raw: bytes | None, origin: Origin) -> dict:
-        """The event ``raw`` maps to, checked; ``Malformed`` names what it could not read."""
+        """The event ``raw`` (JSON) maps to, checked; ``Malformed`` names what it could not read."""
         return self.read_value(_decode(raw), origin)
 
     def read_value(self, value: dict, origin: Origin) -> dict:
-        """The event a decoded message ``value`` maps to, checked (as :meth:`read`)."""
+        """The event a decoded message maps to (a JSON object, or an Avro record as
+        ``app/contracts/avro.py`` decodes it), checked; ``Malformed`` names what it could not
+        read."""
         event: dict[str, Any] = {
             "id": self.fields.read_id(value, origin),
             "key": self.read_key(value, origin),
@@ -221,7 +237,7 @@ class EventMapping:
         if self.features is not None:
             for path in self.features:
                 feature = _required(value, path)
-                self._add(x, path, feature)
+                self._add(x, path, feature, True)
         else:
             used = self.used()
             self._walk(value, (), used, x)
@@ -240,15 +256,22 @@ class EventMapping:
                     )
                 self._walk(feature, path, used, x)
             else:
-                self._add(x, path, feature)
+                self._add(x, path, feature, False)
 
     @staticmethod
-    def _add(x: dict, path: Path, feature: Any) -> None:
+    def _add(x: dict, path: Path, feature: Any, named: bool) -> None:
+        """Add one feature (``named``: the mapping lists it under ``features``)."""
         if feature is None:
             return  # absent from this event
         if isinstance(feature, list | dict):
             kind = "a list" if isinstance(feature, list) else "an object"
             raise Malformed(f"feature {_name(path)!r} is {kind}, not a number, string or bool")
+        if type(feature) is Opaque:  # Avro bytes or fixed: taken only when named, and refused
+            if named:
+                raise Malformed(
+                    f"field {_name(path)!r} is Avro {feature.kind}: it cannot be a feature"
+                )
+            return
         x[_name(path)] = feature
 
     def routing_key(self, raw: bytes | None, origin: Origin) -> bytes:
@@ -273,7 +296,7 @@ class LabelMapping:
     @classmethod
     def from_config(cls, table: Mapping, default_topic: str, where: str) -> LabelMapping:
         fields = _fields(
-            table, default_topic, where, {"topic", "id", "label", "time", "time_format"}
+            table, default_topic, where, {"topic", "id", "label", "time", "time_format", "format"}
         )
         for name in ("id", "label"):
             if getattr(fields, name) is None:
@@ -285,7 +308,11 @@ class LabelMapping:
         return self.fields.topic
 
     def read(self, raw: bytes | None, origin: Origin) -> dict:
-        value = _decode(raw)
+        """The label ``raw`` (JSON) maps to, checked."""
+        return self.read_value(_decode(raw), origin)
+
+    def read_value(self, value: dict, origin: Origin) -> dict:
+        """The label a decoded message (JSON object or Avro record) maps to, checked."""
         y = _get(value, self.fields.label)
         if y is _MISSING or y is None:
             raise Malformed(f"missing field {_name(self.fields.label)!r}")

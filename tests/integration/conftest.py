@@ -1,12 +1,17 @@
-"""One real Kafka broker per test session, from the project's own script.
+"""One real Kafka broker per test session, from the project's own script; a schema registry too,
+for the tests that ask for one.
 
 If nothing answers on KAFKA_PORT (9092), the session starts a broker with scripts/kafka.sh and
 stops it at the end; if it cannot start one, every integration test fails (a skipped integration
-test would let a broken pipeline pass CI).
+test would let a broken pipeline pass CI). The ``registry`` fixture does the same with
+scripts/registry.sh on REGISTRY_PORT (8081): Apicurio Registry, in memory, its global
+compatibility BACKWARD (as Confluent's registry), started only when a test asks for it.
 """
 
+import os
 import socket
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -47,6 +52,35 @@ def kafka():
     yield f"127.0.0.1:{port}"
     if started:
         subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "down"], check=False)
+
+
+def _registry_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/subjects", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """The Confluent API's URL of a schema registry on REGISTRY_PORT (8081), started with
+    scripts/registry.sh if nothing answers there, and stopped at the end of the session."""
+    port = int(os.environ.get("REGISTRY_PORT", "8081"))
+    url = f"http://127.0.0.1:{port}/apis/ccompat/v7"
+    started = False
+    if not _answers(port):
+        result = subprocess.run(
+            [str(ROOT / "scripts" / "registry.sh"), "up"], capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            pytest.fail(f"could not start the schema registry:\n{result.stdout}\n{result.stderr}")
+        started = True
+    elif not _registry_answers(url):
+        pytest.fail(f"port {port} answers, but not as a schema registry at {url}")
+    yield url
+    if started:
+        subprocess.run([str(ROOT / "scripts" / "registry.sh"), "down"], check=False)
 
 
 @pytest.fixture
