@@ -318,7 +318,7 @@ class Engine(Service):
                     await self.keeper.opened(live)  # (exactly_once: a commit in progress)
                     continue
                 planned = self.turn_size
-                size = min(planned, every - (done - published))
+                size = min(planned, every - (done - published), len(records) - done)
                 started = clock()
                 self.take(tp.partition, records[done : done + size])
                 self.turn_size = turn_size(planned, size, clock() - started, every)

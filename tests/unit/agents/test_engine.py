@@ -352,3 +352,28 @@ async def test_the_engine_gives_the_loop_a_turn_every_turn_s_worth_of_events(mak
     assert gaps[:3] == [16, 20, 20]
     assert max(gaps) == round(engine_module.TURN / cost) and sum(gaps) == 3000
     assert engine.outbox.sends == 3  # output handed over every 1,000 events of the read
+
+
+async def test_a_read_s_output_is_handed_over_at_its_end_whatever_its_size(make_engine):
+    # (a read of 150 records, stepped 20 at a time: the last turn holds 10, and the output
+    # leaves then, not with some later read)
+    engine = make_engine()
+    engine.outbox = RecordingOutbox()
+    engine.consumer = Positions()
+    engine.ready.set()
+    engine.keeper.reader = engine
+    engine.clock = lambda: engine.n_events * 0.0001
+    sent_at: list[int] = []
+    send = engine.outbox.send
+
+    async def recording_send() -> None:
+        sent_at.append(engine.n_events)
+        await send()
+
+    engine.outbox.send = recording_send
+    records = [record(i, event(i)) for i in range(150)]
+    assert await engine.take_read({TopicPartition(engine.source, 0): records}) is None
+    assert learned(engine) == 150 and sent_at == [150]
+    more = [record(i, event(i)) for i in range(150, 170)]
+    assert await engine.take_read({TopicPartition(engine.source, 0): more}) is None
+    assert learned(engine) == 170 and sent_at == [150, 170]
