@@ -76,19 +76,26 @@ def publish_every(n_records: int) -> int:
 #: Seconds of stepping records before the engine gives the event loop a turn: what a request to
 #: ``POST /predict/`` (or a label, a heartbeat) waits for the engine at most, about.
 TURN = 0.002
+#: ... while the engine drains a backlog (reads of BACKLOG_READ records or more): each turn of
+#: the loop costs tens of microseconds, and a turn every 2 ms cost a backlog's drain 3 % (paired
+#: runs); a request then waits up to this long per turn
+BACKLOG_TURN = 0.010
 
 
-def turn_size(planned: int, size: int, spent: float, most: int) -> int:
+def turn_size(planned: int, size: int, spent: float, most: int, turn: float = TURN) -> int:
     """Records to step in a turn, after ``size`` records took ``spent`` seconds in a turn
-    planned for ``planned``: as many as :data:`TURN` holds at that pace, moving at most 2x a
-    turn (one slow event, a collection, does not swing it), at least 1 and at most ``most``.
+    planned for ``planned``: as many as a ``turn`` of seconds holds at that pace, moving at
+    most 2x a turn (one slow event, a collection, does not swing it), at least 1 and at most
+    ``most``.
 
     >>> turn_size(100, 100, 0.004, 1000), turn_size(100, 100, 0.0, 1000)
     (50, 200)
     >>> turn_size(100, 100, 0.0015, 1000), turn_size(20, 4, 0.0004, 1000)
     (133, 20)
+    >>> turn_size(100, 100, 0.002, 1000, BACKLOG_TURN)
+    200
     """
-    wanted = size * TURN / spent if spent > 0 else 2 * planned
+    wanted = size * turn / spent if spent > 0 else 2 * planned
     return max(1, min(most, 2 * planned, max(planned // 2, int(wanted))))
 
 
@@ -309,6 +316,7 @@ class Engine(Service):
         for tp, records in batch.items():
             self.n_received += len(records)
             every = publish_every(len(records))
+            turn = TURN if len(records) < BACKLOG_READ else BACKLOG_TURN
             done = published = 0
             while done < len(records):
                 if self.epoch != epoch:
@@ -321,7 +329,7 @@ class Engine(Service):
                 size = min(planned, every - (done - published), len(records) - done)
                 started = clock()
                 self.take(tp.partition, records[done : done + size])
-                self.turn_size = turn_size(planned, size, clock() - started, every)
+                self.turn_size = turn_size(planned, size, clock() - started, every, turn)
                 done += size
                 if done - published >= every or done == len(records):
                     # predictions leave while the rest of the read is stepped: an event's

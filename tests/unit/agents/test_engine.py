@@ -340,18 +340,28 @@ async def test_the_engine_gives_the_loop_a_turn_every_turn_s_worth_of_events(mak
             seen.append(engine.n_events)
             await asyncio.sleep(0)
 
+    async def read(first: int, n: int) -> list[int]:
+        """The events taken between two turns of another task, over a read of ``n``."""
+        seen.clear()
+        records = [record(i, event(i)) for i in range(first, first + n)]
+        await asyncio.sleep(0)
+        assert await engine.take_read({TopicPartition(engine.source, 0): records}) is None
+        await asyncio.sleep(0)
+        return [b - a for a, b in zip(seen, seen[1:], strict=False)]
+
     task = asyncio.ensure_future(another_task())
-    records = [record(i, event(i)) for i in range(3000)]
-    await asyncio.sleep(0)
-    assert await engine.take_read({TopicPartition(engine.source, 0): records}) is None
-    reading = False
-    await task
-    assert learned(engine) == 3000 and shard(engine).events_offset == 2999
-    gaps = [b - a for a, b in zip(seen, seen[1:], strict=False)]
+    gaps = await read(0, 1500)  # (a read below BACKLOG_READ: a turn every TURN seconds)
     # 16 events in the first turn, then twice as many each turn up to the 20 a turn holds
     assert gaps[:3] == [16, 20, 20]
-    assert max(gaps) == round(engine_module.TURN / cost) and sum(gaps) == 3000
-    assert engine.outbox.sends == 3  # output handed over every 1,000 events of the read
+    assert max(gaps) == round(engine_module.TURN / cost) and sum(gaps) == 1500
+    assert engine.outbox.sends == 6  # output handed over every 250 events of the read
+    gaps = await read(1500, 3000)  # a backlog: a turn every BACKLOG_TURN seconds
+    assert gaps[:4] == [20, 40, 80, 100]  # (from the 20 of the turn before)
+    assert max(gaps) == round(engine_module.BACKLOG_TURN / cost) and sum(gaps) == 3000
+    assert engine.outbox.sends == 6 + 3  # ... and every 1,000 events
+    reading = False
+    await task
+    assert learned(engine) == 4500 and shard(engine).events_offset == 4499
 
 
 async def test_a_read_s_output_is_handed_over_at_its_end_whatever_its_size(make_engine):
