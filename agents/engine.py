@@ -96,7 +96,7 @@ def turn_size(planned: int, size: int, spent: float, most: int, turn: float = TU
     200
     """
     wanted = size * turn / spent if spent > 0 else 2 * planned
-    return max(1, min(most, 2 * planned, max(planned // 2, int(wanted))))
+    return max(1, min(most, 2 * planned, max(planned // 2, round(wanted))))
 
 
 #: Allocations between collections of the youngest generation (Python's default: 700).
