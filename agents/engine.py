@@ -16,11 +16,17 @@ engine writes what it gives, a refused record to ``<events>-dlq`` with the reaso
 the ``sl-src`` header: a copy the re-key stage sent again after a crash (origin offset not above
 the shard's ``origins["r<q>"]``) is dropped and counted.
 
+A read is stepped in turns of about :data:`TURN` seconds (:data:`BACKLOG_TURN` while a backlog
+drains), each followed by a turn of the event loop: a request to ``POST /predict/``, a label or
+a heartbeat waits for one turn at most, not for a whole read.
+
 Writes: the champion's predictions to partition ``p % partitions`` of the predictions topic
 (the challengers' to the shadow topic), parked features to ``<id>-join`` (by event id), dead
 letters, the model events of its shards (promotions, drifts, versions) and the enriched topic if
-set, all as record batches of one outbox, which every checkpoint flushes. Keeps: its consumer
-and producer, what it read and took (``GET /stats/`` "engine").
+set, all as record batches of one outbox, which every checkpoint flushes; with
+STREAMLEARN_PROCESSING_GUARANTEE=exactly_once, of each shard's own transactional outbox
+(app/kafka/transaction.py), which its checkpoints commit. Keeps: its consumer and producer, what
+it read and took (``GET /stats/`` "engine").
 """
 
 from __future__ import annotations

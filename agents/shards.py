@@ -13,7 +13,12 @@ worker's ``tables.live_shard.LiveShard`` objects, and the engine and the learner
   checkpoints and drops each shard in one call;
 * :meth:`Shards.run_checkpoints` (a task of the engine service) checkpoints shards that owe one
   and reads ``scoring`` again where Faust skipped offsets; :meth:`Shards.stop` writes the last
-  checkpoints when the engine stops.
+  checkpoints when the engine stops;
+* with STREAMLEARN_PROCESSING_GUARANTEE=exactly_once, :meth:`Shards.fence` opens each newly
+  assigned shard's transactional outbox as soon as Faust assigns it (fencing its last owner,
+  aborting what a killed worker left open) and ends its changelogs with a record Faust's
+  recovery can see; :meth:`Shards.opened` hands the outbox to the shard, and what steps a shard
+  waits there while a commit is in progress; revoked and stopped shards' producers are closed.
 
 What the shards need of Faust (its consumer and assignor, whether it rebalances, stopping it)
 goes through one :class:`FaustConsumer`; :func:`install` connects the keeper to Faust's

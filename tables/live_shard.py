@@ -15,6 +15,12 @@ stops. Before a checkpoint is sent, the output of the events it covers (predicti
 features, dead letters, window values) is flushed to Kafka; the ``scoring`` messages it covers
 are acknowledged to Faust only once it is written, so Kafka's committed offset never passes the
 checkpoint: after a crash the shard replays exactly what its models had not learned.
+
+With STREAMLEARN_PROCESSING_GUARANTEE=exactly_once (``ShardTables.exactly_once``) the shard
+writes through its own transactional outbox (``own_outbox``, app/kafka/transaction.py): a
+checkpoint puts its window values, versions and itself into the transaction that holds the output
+of the events it covers and commits it (:meth:`LiveShard._commit`), and nothing steps the shard
+from its snapshot until the next transaction has begun (:attr:`LiveShard.gate`).
 """
 
 from __future__ import annotations
