@@ -201,8 +201,17 @@ class Shards:
             if shard in self.fenced or (live is not None and live.own_outbox is not None):
                 continue
             self.fenced[shard] = await self.open_outbox(shard)
-            if self.consumer is not None:  # (each changelog ends with a record, not a marker)
-                await self.consumer.mark_end([(t, shard, k) for t, k in self.changelog_ends()])
+        # Each changelog of every assigned shard ends with a record, not a transaction's marker:
+        # Faust's recovery also reads again what it has not seen of shards a worker keeps
+        # (their checkpoints are written past it), up to the end. (A shard kept is waited for
+        # if a commit is in progress: its marker then lands before the record, as a rule.)
+        for shard in sorted(assigned):
+            live = self.live.get(shard)
+            if live is not None and not live.gate.is_set():
+                await live.gate.wait()
+        if self.consumer is not None:
+            ends = self.changelog_ends()
+            await self.consumer.mark_end([(t, s, k) for s in sorted(assigned) for t, k in ends])
 
     def changelog_ends(self) -> list[tuple[str, bytes]]:
         """The changelog topics a shard writes in its transactions (its partition of each),

@@ -213,8 +213,16 @@ class Pipeline:
         return run(consume(self.bootstrap, topic, count, timeout))
 
     def last_checkpoint(self, shard: int = 0) -> dict | None:
-        """The newest checkpoint of ``shard`` as stored in the changelog topic, decoded."""
-        records = run(consume_all(self.bootstrap, f"{self.id}-shard-checkpoints-changelog"))
+        """The newest checkpoint of ``shard`` as stored in the changelog topic, decoded (of
+        committed transactions only, with STREAMLEARN_PROCESSING_GUARANTEE=exactly_once)."""
+        exactly = self.settings.get("PROCESSING_GUARANTEE") == "exactly_once"
+        records = run(
+            consume_all(
+                self.bootstrap,
+                f"{self.id}-shard-checkpoints-changelog",
+                "read_committed" if exactly else "read_uncommitted",
+            )
+        )
         codec = RiverCodec(SECRET)
         found = None
         for record in records:
