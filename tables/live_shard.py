@@ -377,9 +377,7 @@ class LiveShard:
         taken_versions = self.models.take_pending_versions()
         try:
             self._versions(taken_versions)
-            if values:
-                to_store(self.tables.windows, shard, values)
-                to_changelog(self.tables.windows, shard, values, out)
+            self._windows(values, out)
             # the output of the covered events and the window values, in Kafka before the
             # checkpoint that stands on them
             self._stage("flushing output")
@@ -422,9 +420,7 @@ class LiveShard:
             taken_versions = self.models.take_pending_versions()
             try:
                 self._versions(taken_versions)
-                if values:
-                    to_store(self.tables.windows, shard, values)
-                    to_changelog(self.tables.windows, shard, values, out)
+                self._windows(values, out)
                 checkpoint = {shard: raw}
                 to_changelog(checkpoints.table, shard, checkpoint, out)
                 self._stage("committing")
@@ -461,6 +457,12 @@ class LiveShard:
                 "new STREAMLEARN_ID, whose topics are created for it), or bound the model's size."
             )
         return raw
+
+    def _windows(self, values: dict, out: Any) -> None:
+        """Write the window ``values`` a checkpoint stands on to the store and to ``out``."""
+        if values:
+            to_store(self.tables.windows, self.shard, values)
+            to_changelog(self.tables.windows, self.shard, values, out)
 
     def _versions(self, taken_versions: list) -> None:
         """Write ``taken_versions`` to the ``model-versions`` table (store and changelog)."""
