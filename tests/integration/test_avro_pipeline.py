@@ -319,3 +319,24 @@ def test_a_registry_that_cannot_be_reached_at_start_up_is_one_line_and_exit_2(
         f"streamlearn: the schema registry at {url} cannot be reached: ClientConnectorError"
     )
     assert done.stderr.count("\n") == 1
+
+
+def test_the_rekey_stage_keys_avro_events_by_their_mapped_key(pipeline_factory, tmp_path, registry):
+    """STREAMLEARN_REKEY=1: events written to the raw partitions whatever their card, re-keyed by
+    the card the mapping reads from the decoded record: every event learned, none misrouted."""
+    config = EVENTS + 'key = "card"\n'
+    schema = {**V1, "fields": [*V1["fields"], {"name": "card", "type": "string"}]}
+    pipeline, worker = start(pipeline_factory, tmp_path, registry, config, partitions=2, rekey=1)
+    data = rows(400, 400)
+    serializer = AvroSerializer(SchemaRegistryClient({"url": registry}), json.dumps(schema))
+    context = SerializationContext(pipeline.events, MessageField.VALUE)
+    values = [
+        serializer({**visit(i, x, y), "card": f"c-{i % 5}"}, context)
+        for i, (x, y) in enumerate(data)
+    ]
+    send(pipeline.bootstrap, pipeline.events, values, [i % 2 for i in range(len(values))])
+    wait_for(lambda: learned(worker, 0) + learned(worker, 1) == 400, what="400 learned")
+    stats = worker.stats()
+    assert stats["engine"]["misrouted"] == 0
+    assert stats["counters"].get("dead_letters", 0) == 0
+    assert learned(worker, 0) > 0 and learned(worker, 1) > 0
