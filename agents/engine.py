@@ -8,6 +8,14 @@ right after it. So a model learns each event exactly once through crashes and re
 windows of its keys with it (tables/windows.py), and the per-event cost is River's plus a few
 microseconds instead of Faust's per-message path.
 
+With ``format = "avro"`` in ``[events]``, before a read is stepped the writer schemas of its
+messages are loaded into the intake's decoder (``RegistryClient.load_retrying``: each id fetched
+once; an id the registry does not know after a fresh lookup is refused, and its messages
+dead-lettered with the reason). While the registry cannot be reached, the read waits, unstepped,
+and the lookup is retried with backoff: no checkpoint covers it, and nothing good is
+dead-lettered. After ``STREAMLEARN_SCHEMA_REGISTRY_TIMEOUT`` the worker stops with the reason
+(``app.crash``); a restart reads on from the last checkpoint.
+
 Per record (:meth:`Engine.take`, then :meth:`Engine._step`, a router): the per-event step of
 ``app/step.py`` (decode and check, windowed aggregates of keyed events, one-hot strings, then
 predict, and score and learn an inline label, else park the features for the label join); the
@@ -35,6 +43,7 @@ import asyncio
 import gc
 import logging
 import time
+from typing import Any
 
 import faust
 import orjson
@@ -51,6 +60,7 @@ from app.kafka.admin import bootstrap_servers
 from app.kafka.auth import client_options
 from app.kafka.outbox import Outbox, Slot, partition_of
 from app.kafka.raw_fetch import RAW
+from app.kafka.registry import RegistryUnavailable
 from app.kafka.topics import Topics, declare
 from app.kafka.transaction import engine_producer
 from app.step import Refused, Step
@@ -140,6 +150,7 @@ class Engine(Service):
         keeper: Shards,
         topics: Topics,
         counters: Counters,
+        registry: Any = None,
         **kwargs,
     ) -> None:
         self.app = app
@@ -147,6 +158,8 @@ class Engine(Service):
         self.keeper = keeper
         self.topics = topics
         self.counters = counters
+        #: the schema registry's client (``app.kafka.registry.RegistryClient``; None: no Avro)
+        self.registry = registry
         super().__init__(**kwargs)
 
     def __post_init__(self) -> None:
@@ -176,6 +189,13 @@ class Engine(Service):
         self.step = Step(self.intake)
         #: how a message of a team's own shape maps to an event (None: streamlearn's shape)
         self.mapping = self.intake.mapping
+        #: ``format = "avro"``: the intake's decoder, given each read's schemas before its step
+        self.decoder = self.intake.decoder
+        if self.decoder is not None and self.registry is None:
+            raise EngineError("[events] format = 'avro' needs the schema registry's client")
+        #: since when reading waits for the registry (None: it does not), and how many waits
+        self.registry_paused: float | None = None
+        self.registry_waits = 0
         #: records read, and events taken by a model shard
         self.n_received = 0
         self.n_events = 0
@@ -230,6 +250,8 @@ class Engine(Service):
             await self.consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
+        if self.registry is not None:
+            await self.registry.close()
 
     async def read(self, offsets: dict[int, int]) -> None:
         """Read exactly the shards of ``offsets`` from now on, each from its offset (the first
@@ -266,6 +288,8 @@ class Engine(Service):
             "misrouted": self.n_misrouted,
             "partitions": self.keeper.reading(),
             "source": self.source,
+            "registry_paused": self.registry_paused,
+            "registry_waits": self.registry_waits,
         }
 
     def received(self) -> dict[str, int]:
@@ -316,7 +340,13 @@ class Engine(Service):
         heartbeat waits no longer for the engine) and handing their output to the producer
         every few hundred records; the rest of the read is dropped once the shards read were
         set again meanwhile (:meth:`read`: its records come again from the new positions). An
-        error of the producer: output is lost, returned."""
+        error of the producer: output is lost, returned. With Avro, the read's writer schemas are
+        loaded first (:meth:`load_schemas`); a registry unreachable for longer than
+        STREAMLEARN_SCHEMA_REGISTRY_TIMEOUT is returned too, nothing of the read stepped."""
+        if self.decoder is not None and batch:
+            lost = await self.load_schemas(batch)
+            if lost is not None:
+                return lost
         epoch = self.epoch
         clock = self.clock
         for tp, records in batch.items():
@@ -349,6 +379,32 @@ class Engine(Service):
             live = self.keeper.read_by_engine(tp.partition)
             if live is not None and self.epoch == epoch:
                 live.read_to(records[-1].offset, self.consumer.highwater(tp))
+        return None
+
+    async def load_schemas(self, batch: dict) -> Exception | None:
+        """Give the decoder the writer schema of every record of ``batch``: nothing is stepped
+        meanwhile (a registry that cannot be reached pauses reading, retried with backoff);
+        the error once it has lasted STREAMLEARN_SCHEMA_REGISTRY_TIMEOUT."""
+        values = [record.value for records in batch.values() for record in records]
+
+        def waiting(error: RegistryUnavailable, seconds: float) -> None:
+            if self.registry_paused is None:
+                self.registry_paused = time.time()
+            self.registry_waits += 1
+            log.warning("%s; reading paused, trying again in %.1f s", error, seconds)
+
+        try:
+            await self.registry.load_retrying(
+                self.decoder, values, self.config.schema_registry_timeout, waiting
+            )
+        except RegistryUnavailable as exc:
+            return RegistryUnavailable(f"engine: stopping, reading paused too long: {exc}")
+        if self.registry_paused is not None:
+            log.info(
+                "engine: the schema registry answers again after %.1f s; reading on",
+                time.time() - self.registry_paused,
+            )
+            self.registry_paused = None
         return None
 
     async def _check_layout(self) -> None:

@@ -6,7 +6,10 @@ Writes: each message unchanged to ``<id>-rekeyed`` (``STREAMLEARN_PARTITIONS`` p
 keyed and so partitioned by its ``key`` field, or its ``id`` when it has no key, with its origin
 in the ``sl-src`` header (``b"<raw partition>:<offset>"``). A message that is not an event is
 passed on too (keyed by its Kafka key, else its origin): the engine dead-letters it with the
-reason and its origin, in one place.
+reason and its origin, in one place. With ``format = "avro"`` in ``[events]``, the mapping's key
+is read from the decoded record: each read's writer schemas are loaded first into the stage's
+own decoder (``RegistryClient.load_retrying``; a registry that cannot be reached pauses the stage,
+and stops the worker after STREAMLEARN_SCHEMA_REGISTRY_TIMEOUT, nothing of the read sent).
 Keeps: the offsets of what it sent. They are committed to the group only once Kafka has
 acknowledged every copy before them (after each read, and before a partition is given up in a
 rebalance), so every event reaches ``<id>-rekeyed`` at least once, in the order of its raw
@@ -31,11 +34,13 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from mode import Service
 
 from app.config import Config
+from app.contracts.avro import AvroDecoder
 from app.contracts.mapping import Origin
 from app.kafka import raw_fetch
 from app.kafka.admin import bootstrap_servers
 from app.kafka.auth import client_options
 from app.kafka.raw_fetch import RAW
+from app.kafka.registry import RegistryUnavailable
 from app.kafka.topics import Topics, declare
 
 log = logging.getLogger(__name__)
@@ -83,15 +88,22 @@ class _Revoked(ConsumerRebalanceListener):
 class Rekey(Service):
     """Copies raw events to ``<id>-rekeyed`` keyed by entity, committing what Kafka has."""
 
-    def __init__(self, app: faust.App, config: Config, topics: Topics, **kwargs) -> None:
+    def __init__(
+        self, app: faust.App, config: Config, topics: Topics, registry=None, **kwargs
+    ) -> None:
         self.app = app
         self.config = config
         self.topics = topics
+        #: the schema registry's client (Avro events), else None
+        self.registry = registry
         super().__init__(**kwargs)
 
     def __post_init__(self) -> None:
         self.target = f"{self.config.id}-rekeyed"
         self.mapping = self.config.event_mapping
+        avro = self.mapping is not None and self.mapping.fields.format == "avro"
+        #: Avro events: what decodes them, to read their key (the engine has its own)
+        self.decoder = AvroDecoder() if avro else None
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         #: copies sent and not confirmed yet, and the offsets to commit once they are
@@ -143,6 +155,16 @@ class Rekey(Service):
         self.consumer.subscribe([self.config.events_topic], listener=_Revoked(self))
         while not self.should_stop:
             batch = await self.consumer.getmany(timeout_ms=200, max_records=5000)
+            if self.decoder is not None and batch:
+                values = [r.value for records in batch.values() for r in records]
+                try:
+                    await self.registry.load_retrying(
+                        self.decoder, values, self.config.schema_registry_timeout
+                    )
+                except RegistryUnavailable as exc:
+                    log.critical("re-key: stopping, reading paused too long: %s", exc)
+                    await self.app.crash(exc)
+                    return
             async with self.lock:
                 for tp, records in batch.items():
                     await self._forward(tp, records)
@@ -163,7 +185,7 @@ class Rekey(Service):
                 key = routing_key(record.value, record.key, origin)
             else:
                 source = Origin(tp.topic, tp.partition, record.offset, record.key, 0)
-                key = mapping.routing_key(record.value, source)
+                key = mapping.routing_key(record.value, source, self.decoder)
             headers = [(ORIGIN_HEADER, origin)]
             if record.key is not None:
                 headers.append((KEY_HEADER, record.key))

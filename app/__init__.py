@@ -71,12 +71,13 @@ def __getattr__(name: str) -> Any:
     from app import settings
     from app.contracts.transform import TransformError
     from app.kafka.auth import SecurityError
+    from app.kafka.registry import RegistryError
     from app.settings import SettingsError
     from app.worker import build
 
     try:
         parts = build(settings.settings)  # (the settings are read on first use)
-    except (SettingsError, SecurityError, TransformError) as exc:
+    except (SettingsError, SecurityError, TransformError, RegistryError) as exc:
         # the user's to fix: one line, no traceback
         print(f"streamlearn: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

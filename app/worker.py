@@ -1,12 +1,14 @@
 """The worker, assembled in one place, top to bottom, as Faust's own examples declare an app.
 
 Reads the settings (``app/settings.py``); builds, in this order: the :class:`~app.config.Config`,
-the Faust app, its topics and tables, the shard keeper, the engine (which imports the transform),
-the re-key stage, the label agents, the guard, the figures and pages of the web view (and the token
-every request to it needs, when one is set), and the commands; then makes the data directory (only
-once everything could be built). Keeps what it built in a :class:`Worker`; ``app/__init__.py``
-builds one per process, when ``app.app`` is first asked for (``faust -A app ...``), and turns a
-start-up error into one line and exit status 2. No other module builds state when imported.
+the schema registry's client when a topic is Avro (the registry asked once: one that cannot be
+reached is a start-up error), the Faust app, its topics and tables, the shard keeper, the engine
+(which imports the transform), the re-key stage, the label agents, the guard, the figures and
+pages of the web view (and the token every request to it needs, when one is set), and the
+commands; then makes the data directory (only once everything could be built). Keeps what it
+built in a :class:`Worker`; ``app/__init__.py`` builds one per process, when ``app.app`` is first
+asked for (``faust -A app ...``), and turns a start-up error into one line and exit status 2. No
+other module builds state when imported.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from app.commands import models as models_command
 from app.commands import replay
 from app.config import Config
 from app.faust_app import StreamlearnApp, build_app, datadir, settings_warnings, warn_at_start
+from app.kafka import registry as schema_registry
 from app.kafka.topics import Topics
 from app.kafka.transaction import shard_outboxes
 from app.models.join import Expiry
@@ -51,6 +54,7 @@ class Worker:
     shards: Shards
     engine: Engine
     rekey: Rekey | None
+    registry: schema_registry.RegistryClient | None
     figures: WorkerFigures
     validate_labels: Any
     join_labels: Any
@@ -60,6 +64,9 @@ class Worker:
 def build(settings: Settings) -> Worker:
     """The worker ``settings`` describe, every part added to its Faust app."""
     config = Config.build(settings)  # every model, feature and mapping parsed, once
+    # Avro anywhere: the registry must answer now (a RegistryError: one line, exit 2); the one
+    # client's session is closed by the engine when it stops
+    registry = schema_registry.connect(settings) if schema_registry.needed(settings) else None
     app = build_app(config)
     topics = Topics(app, config)
 
@@ -95,14 +102,14 @@ def build(settings: Settings) -> Worker:
     )
     shards = Shards(config, shard_tables, FaustConsumer(app, topics.scoring), opener)
     shard_keeper.install(app, shards, checkpoints)
-    engine = Engine(app, config, shards, topics, counters)  # (imports the transform)
+    engine = Engine(app, config, shards, topics, counters, registry)  # (imports the transform)
     app.service(engine)  # started once the tables are recovered, stopped before them
-    rekey = Rekey(app, config, topics) if config.rekey else None
+    rekey = Rekey(app, config, topics, registry) if config.rekey else None
     if rekey is not None:
         app.service(rekey)
 
     # the labels: checked, joined with their events' features, learned
-    validate_labels = validate.install(app, config, topics, counters)
+    validate_labels = validate.install(app, config, topics, counters, registry)
     expiry = Expiry()
     join_labels = labels.install(app, config, topics, pending, counters, expiry)
     learn = learner.install(app, shards, engine, topics, counters)
@@ -126,7 +133,7 @@ def build(settings: Settings) -> Worker:
     auth.install(app, config.web_token)  # the whole web port, Faust's own pages too
     warn_at_start(app, config)
     replay.install(app, config)
-    features_command.install(app, config)
+    features_command.install(app, config, registry)
     models_command.install(app, config)
 
     datadir(config).mkdir(parents=True, exist_ok=True)  # (Faust does not make missing parents)
@@ -140,6 +147,7 @@ def build(settings: Settings) -> Worker:
         shards=shards,
         engine=engine,
         rekey=rekey,
+        registry=registry,
         figures=figures,
         validate_labels=validate_labels,
         join_labels=join_labels,

@@ -7,7 +7,10 @@ command starts, each in order). Writes OUTPUT: one JSON line per event taken, ``
 (columns ``id``, ``key``, ``ts``, ``y``, then ``x.<feature>`` per feature; needs pyarrow, the
 ``parquet`` extra). Messages the stream would refuse are counted and left out, and a summary
 says why. A progress bar on a terminal. The features are ``app/features/offline.py``'s, the stream's
-code.
+code. With ``format = "avro"`` in ``[events]``, only ``kafka:TOPIC`` (a JSONL file holds no
+Avro): each record's writer schema is loaded into the intake's decoder before it is taken
+(``RegistryClient.load_retrying``, as the engine does: fetched once by id, the registry waited
+for up to STREAMLEARN_SCHEMA_REGISTRY_TIMEOUT), so that the rows equal the enriched topic's.
 """
 
 from __future__ import annotations
@@ -28,15 +31,16 @@ from app.config import Config
 from app.contracts.mapping import Origin
 from app.features.offline import OfflineFeatures, counted
 from app.kafka.reader import bar, records
+from app.kafka.registry import RegistryClient, RegistryUnavailable
 
 KAFKA = "kafka:"
 #: rows per Parquet row group
 ROW_GROUP = 65536
 
 
-def install(app: faust.App, config: Config) -> None:
+def install(app: faust.App, config: Config, registry: RegistryClient | None = None) -> None:
     """Add ``faust -A app features`` to ``app``: it computes with ``config``'s intake and
-    recipe."""
+    recipe (``registry``: the schema registry's client, for Avro events)."""
 
     @app.command(
         argument("input"),
@@ -46,19 +50,28 @@ def install(app: faust.App, config: Config) -> None:
         """Compute the features of the events in INPUT (a JSONL file or kafka:TOPIC) as the
         stream does, into OUTPUT (JSON lines, or Parquet if it ends in .parquet)."""
         try:
-            await _features(self, input, output, config)
+            await _features(self, input, output, config, registry)
         except click.ClickException as exc:  # one line, not a worker's traceback
             print(f"features: {exc.format_message()}", file=sys.stderr)
             raise SystemExit(exc.exit_code) from None
+        finally:
+            if registry is not None:
+                await registry.close()
 
 
-async def _features(self: AppCommand, input: str, output: str, config: Config) -> None:
+async def _features(
+    self: AppCommand,
+    input: str,
+    output: str,
+    config: Config,
+    registry: RegistryClient | None = None,
+) -> None:
     offline = OfflineFeatures(config)
     if input.startswith(KAFKA):
         topic = input[len(KAFKA) :]
         if not topic:
             raise click.BadParameter("kafka:TOPIC needs a topic name", param_hint="INPUT")
-        rows = topic_rows(offline, topic, config)
+        rows = topic_rows(offline, topic, config, registry)
     else:
         check_file_input(input, config)
         rows = _aiter(file_rows(offline, input, config.events_topic))
@@ -77,6 +90,12 @@ def check_file_input(path: str, config: Config) -> None:
     mapping = config.event_mapping
     if mapping is None:
         return
+    if mapping.fields.format == "avro":
+        raise click.BadParameter(
+            "the [events] mapping reads Avro (format = 'avro'), which a JSONL file does not "
+            "hold: read the topic, kafka:TOPIC",
+            param_hint="INPUT",
+        )
     needs = [
         name
         for name, path_of in (("id", mapping.fields.id), ("time", mapping.fields.time))
@@ -109,10 +128,24 @@ def file_rows(offline: OfflineFeatures, name: str, topic: str) -> Iterator[dict]
                 yield row
 
 
-async def topic_rows(offline: OfflineFeatures, topic: str, config: Config) -> AsyncIterator[dict]:
+async def topic_rows(
+    offline: OfflineFeatures,
+    topic: str,
+    config: Config,
+    registry: RegistryClient | None = None,
+) -> AsyncIterator[dict]:
     """The rows of a topic's records: each partition from its beginning to its end offset when
-    this started, each partition in order (partitions interleaved)."""
+    this started, each partition in order (partitions interleaved). Avro: each record's schema
+    loaded first (a set lookup once it is known)."""
+    decoder = offline.intake.decoder
     async for record in records(config.settings, topic):
+        if decoder is not None:
+            try:
+                await registry.load_retrying(
+                    decoder, (record.value,), config.schema_registry_timeout
+                )
+            except RegistryUnavailable as exc:
+                raise click.ClickException(str(exc)) from None
         origin = Origin(topic, record.partition, record.offset, record.key, record.timestamp)
         row = offline.take(record.value, origin)
         if row is not None:

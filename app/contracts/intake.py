@@ -1,11 +1,19 @@
 """What a raw events message goes through before windows and models, for the stream and offline.
 
 Reads one message's bytes, or its value already decoded from JSON (``POST /predict/``), and,
-with an ``[events]`` mapping, where it came from; gives the event, or why it is refused; keeps
-nothing. The engine (``agents/engine.py``) and the offline
+with an ``[events]`` mapping, where it came from; gives the event, or why it is refused. Keeps
+nothing but, with ``format = "avro"`` in ``[events]``, the :class:`~app.contracts.avro.AvroDecoder`
+(the writer schemas by id): the caller gives it the schemas of a read before taking its messages
+(``RegistryClient.load_retrying`` in the engine, the re-key stage and the ``features`` command:
+this module asks no registry). The engine (``agents/engine.py``) and the offline
 ``features`` command (``app/features/offline.py``) both call :meth:`Intake.event`, so that both take
-the same events: streamlearn's own shape or the mapping, then the user's transform, then the clock
-and the label checks (docs/contracts.md).
+the same events: streamlearn's own shape or the mapping (JSON, or Avro decoded with the writer's
+schema, then the same dotted paths), then the user's transform, then the clock and the label
+checks (docs/contracts.md).
+
+Not events, counted and skipped (no dead letter): with Avro, a tombstone (a null value:
+:data:`TOMBSTONES`); with ``skip_when_null`` in the mapping, a message whose value there is null
+or absent (a Debezium delete, ``after`` null: :data:`DELETES`).
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from app.contracts.mapping import EventMapping, Origin
+from app.contracts.avro import AvroDecoder
+from app.contracts.mapping import Deleted, EventMapping, Origin
 from app.contracts.records import Malformed, ahead_of_clock, check_event, parse_event
 from app.contracts.transform import configured as configured_transform
 from app.models.label_rules import LabelCheck
@@ -27,6 +36,10 @@ if TYPE_CHECKING:
 DEAD_LETTERS = "dead_letters"
 TRANSFORM_ERRORS = "transform_errors"
 TRANSFORM_DROPPED = "transform_dropped"
+#: ... and skips, counted only: an Avro topic's null values (Kafka's tombstones, which log
+#: compaction and Debezium write after a delete), and the mapping's deletes (``skip_when_null``)
+TOMBSTONES = "tombstones"
+DELETES = "deletes"
 
 
 class Intake:
@@ -38,33 +51,68 @@ class Intake:
         transform: Callable[[dict], dict | None] | None,
         max_future: float,
         check_label: LabelCheck,
+        decoder: AvroDecoder | None = None,
     ) -> None:
         self.mapping = mapping
         self.transform = transform
         self.max_future = max_future
         self.check_label = check_label
+        #: ``format = "avro"``: what decodes the messages (its schemas given by the caller)
+        self.decoder = decoder
+        if decoder is not None and mapping is None:
+            raise ValueError("an Avro decoder needs a mapping: it maps the decoded records")
 
     @classmethod
     def configured(cls, config: Config) -> Intake:
         """The checks ``config`` sets: its ``[events]`` mapping, its transform (imported), its
         clock tolerance and its models' labels (the engine's and the offline command's)."""
+        mapping = config.event_mapping
+        avro = mapping is not None and mapping.fields.format == "avro"
         return cls(
-            config.event_mapping,
+            mapping,
             configured_transform(config),
             config.max_future,
             config.check_label,
+            AvroDecoder() if avro else None,
         )
 
     def event(
         self, raw: bytes | None, origin: Origin | None, now: float
     ) -> dict | tuple[str, str | None]:
         """The event ``raw`` holds, checked; else ``(counter, reason)``: a dead letter with its
-        reason, or ``(TRANSFORM_DROPPED, None)`` when the transform dropped it. ``origin`` is
-        needed only with a mapping; ``now`` is the wall clock."""
+        reason, or ``(counter, None)`` when it is counted only (the transform dropped it, a
+        tombstone, a delete). ``origin`` is needed only with a mapping; ``now`` is the wall
+        clock. With Avro, the decoder must hold the message's schema id (given, or refused):
+        else ``UnknownSchema`` is raised (the caller did not load the read's schemas).
+
+        >>> import struct
+        >>> from app.contracts.mapping import EventMapping
+        >>> mapping = EventMapping.from_config({"format": "avro", "id": "id", "time": "at"}, "t", "e")
+        >>> intake = Intake(mapping, None, 3600.0, lambda y: None, AvroDecoder())
+        >>> intake.decoder.add(3, '{"type": "record", "name": "E", "fields": ['
+        ...     '{"name": "id", "type": "string"}, {"name": "at", "type": "double"}, '
+        ...     '{"name": "amount", "type": ["null", "double"]}]}')
+        >>> raw = b"\\x00\\x00\\x00\\x00\\x03\\x04e1" + struct.pack("<d", 5.0) + b"\\x02" + struct.pack("<d", 2.5)
+        >>> intake.event(raw, Origin("t", 0, 9, None, 0), 10.0)
+        {'id': 'e1', 'key': None, 'ts': 5.0, 'x': {'amount': 2.5}}
+        >>> intake.event(None, Origin("t", 0, 10, b"k", 0), 10.0)
+        ('tombstones', None)
+        >>> intake.event(b'{"id": "e2"}', Origin("t", 0, 11, None, 0), 10.0)[1]
+        "not in Confluent's Avro wire format: the first byte is 0x7b, not the magic byte 0 (it looks like JSON)"
+        """  # noqa: E501
         try:
-            event = parse_event(raw) if self.mapping is None else self.mapping.read(raw, origin)
+            if self.decoder is not None:
+                if raw is None:
+                    return TOMBSTONES, None
+                event = self.mapping.read_value(self.decoder.decode(raw), origin)
+            elif self.mapping is None:
+                event = parse_event(raw)
+            else:
+                event = self.mapping.read(raw, origin)
         except Malformed as exc:
             return DEAD_LETTERS, str(exc)
+        except Deleted:
+            return DELETES, None
         return self._checked(event, now)
 
     def event_of(
@@ -82,6 +130,8 @@ class Intake:
                 raise Malformed(f"expected a JSON object, got {type(value).__name__}")
         except Malformed as exc:
             return DEAD_LETTERS, str(exc)
+        except Deleted:
+            return DELETES, None
         return self._checked(event, now)
 
     def _checked(self, event: dict, now: float) -> dict | tuple[str, str | None]:

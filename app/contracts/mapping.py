@@ -16,8 +16,11 @@ the field is an unlabelled event); ``features`` (a list of paths) or ``exclude``
 paths), by default every other scalar field, a nested one named by its dotted path. A feature
 that is null is absent from that event; an Avro bytes or fixed field is skipped, and refused
 when ``features`` names it. ``format``: ``json`` (the default) or ``avro`` (Confluent's wire format,
-decoded with the writer's schema from the schema registry). ``[labels]``: ``topic``, ``id``,
-``label``, ``time``, ``time_format``, ``format`` (``id`` and ``label`` required there).
+decoded with the writer's schema from the schema registry). ``skip_when_null``: a dotted path
+(Debezium's ``payload.after``); a message whose value there is null or absent is a delete, not
+an event: :class:`Deleted` is raised, and the intake counts and skips it. ``[labels]``:
+``topic``, ``id``, ``label``, ``time``, ``time_format``, ``format`` (``id`` and ``label``
+required there).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.contracts.avro import Opaque
+from app.contracts.avro import AvroDecoder, Opaque
 from app.contracts.records import (
     Malformed,
     _check_features,
@@ -47,6 +50,11 @@ _MISSING = object()
 
 class MappingError(ValueError):
     """A mapping in the config file that cannot work; the text names the entry."""
+
+
+class Deleted(Exception):
+    """The message is a delete (its ``skip_when_null`` path is null or absent): not an event,
+    counted and skipped, not dead-lettered."""
 
 
 @dataclass(frozen=True)
@@ -168,11 +176,13 @@ class EventMapping:
     key: Path | None
     features: tuple[Path, ...] | None
     exclude: tuple[Path, ...]
+    #: a message whose value here is null or absent is a delete (:class:`Deleted`)
+    skip_when_null: Path | None = None
 
     @classmethod
     def from_config(cls, table: Mapping, default_topic: str, where: str) -> EventMapping:
         allowed = {"topic", "id", "key", "time", "time_format", "label", "features", "exclude"}
-        allowed.add("format")
+        allowed |= {"format", "skip_when_null"}
         fields = _fields(table, default_topic, where, allowed)
         if "features" in table and "exclude" in table:
             raise MappingError(f"{where}: give features or exclude, not both")
@@ -186,7 +196,9 @@ class EventMapping:
             raise MappingError(f"{where}.features is empty: list at least one path")
         key = _path(table["key"], f"{where}.key") if "key" in table else None
         features = lists["features"] if "features" in table else None
-        return cls(fields, key, features, lists["exclude"])
+        skip = table.get("skip_when_null")
+        skip = _path(skip, f"{where}.skip_when_null") if skip is not None else None
+        return cls(fields, key, features, lists["exclude"], skip)
 
     @property
     def topic(self) -> str:
@@ -204,7 +216,24 @@ class EventMapping:
     def read_value(self, value: dict, origin: Origin) -> dict:
         """The event a decoded message maps to (a JSON object, or an Avro record as
         ``app/contracts/avro.py`` decodes it), checked; ``Malformed`` names what it could not
-        read."""
+        read; :class:`Deleted` for a delete (``skip_when_null``).
+
+        >>> mapping = EventMapping.from_config(
+        ...     {"id": "payload.after.id", "time": "payload.ts_ms", "time_format": "epoch_ms",
+        ...      "features": ["payload.after.amount"], "skip_when_null": "payload.after"},
+        ...     "t", "[events]")
+        >>> origin = Origin("t", 0, 5, None, 0)
+        >>> mapping.read_value({"payload": {"after": {"id": 7, "amount": 2.5}, "ts_ms": 1500}},
+        ...                    origin)
+        {'id': '7', 'key': None, 'ts': 1.5, 'x': {'payload.after.amount': 2.5}}
+        >>> mapping.read_value({"payload": {"after": None, "ts_ms": 1500}}, origin)
+        Traceback (most recent call last):
+        app.contracts.mapping.Deleted: payload.after is null: a delete
+        """
+        if self.skip_when_null is not None:
+            found = _get(value, self.skip_when_null)
+            if found is None or found is _MISSING:
+                raise Deleted(f"{_name(self.skip_when_null)} is null: a delete")
         event: dict[str, Any] = {
             "id": self.fields.read_id(value, origin),
             "key": self.read_key(value, origin),
@@ -274,11 +303,15 @@ class EventMapping:
             return
         x[_name(path)] = feature
 
-    def routing_key(self, raw: bytes | None, origin: Origin) -> bytes:
+    def routing_key(
+        self, raw: bytes | None, origin: Origin, decoder: AvroDecoder | None = None
+    ) -> bytes:
         """What the re-key stage keys a message by: its mapped key, else its mapped id; a
-        message the mapping cannot read keeps its Kafka key, else its origin."""
+        message the mapping cannot read (a delete, a tombstone, not Avro) keeps its Kafka key,
+        else its origin. ``decoder``: with ``format = "avro"``, what decodes it (holding the
+        message's schema: the re-key stage loads a read's schemas first)."""
         try:
-            value = _decode(raw)
+            value = _decode(raw) if decoder is None else decoder.decode(raw)
             key = self.read_key(value, origin)
             return (key if key is not None else self.fields.read_id(value, origin)).encode()
         except Malformed:

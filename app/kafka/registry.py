@@ -23,6 +23,7 @@ No message of this module (errors, logs) holds the auth's value.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import ssl
 import time
@@ -374,3 +375,32 @@ class RegistryClient:
                 f"as invalid (HTTP {status}: {text})"
             )
         raise self._unavailable(f"POST {path}", status, text)
+
+
+def needed(settings: Any) -> bool:
+    """Whether the settings read or write Avro: the worker then needs the registry.
+
+    >>> from types import SimpleNamespace as S
+    >>> needed(S(events_format="avro", labels_format="json", predictions_format="json"))
+    True
+    >>> needed(S(events_format="json", labels_format="json", predictions_format="json"))
+    False
+    """
+    formats = (settings.events_format, settings.labels_format, settings.predictions_format)
+    return "avro" in formats
+
+
+def connect(settings: Any, **options: Any) -> RegistryClient:
+    """The client of the settings' registry, once the registry has answered (at start-up: a
+    ``RegistryError`` with one line when it cannot be used). The check runs in a thread of its
+    own, with its own event loop and session (the caller may be about to run a loop, or be in
+    one); the client returned opens its session in the loop that first uses it."""
+    client = RegistryClient.configured(settings, **options)
+
+    async def check() -> None:
+        async with RegistryClient.configured(settings, **options) as probe:
+            await probe.check()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, check()).result()
+    return client
