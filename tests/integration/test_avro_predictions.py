@@ -102,14 +102,22 @@ def test_avro_predictions_are_the_json_worker_s_read_by_avro_deserializer_with_t
         context = SerializationContext(topic_avro, MessageField.VALUE)
         avro = by_id([deserialize(r.value, context) for r in records])
         plain = by_id([orjson.loads(r.value) for r in written])
-        assert sorted(avro) == sorted(plain) == [f"v-{i}" for i in range(N)]
+        assert sorted(avro) == sorted(plain) == sorted(f"v-{i}" for i in range(N))
         assert [r.key for r in records] == [r.key for r in written]
         for i in range(N):
             a, j = avro[f"v-{i}"], plain[f"v-{i}"]
             assert type(a.pop("latency_ms")) is float and type(j.pop("latency_ms")) is float
             a["proba"] = [[d["label"], d["p"]] for d in a["proba"]]
             assert typed(a) == typed(j), f"{suffix} v-{i}"
-            assert a["model"] == model and type(a["y_pred"]) is bool
+            assert a["model"] == model
+        # a bool label for each event, but GaussianNB's before it has learned anything (v-0 is
+        # unlabelled, v-1 the first label): None, and no probabilities
+        unknown = [i for i in range(N) if avro[f"v-{i}"]["y_pred"] is None]
+        assert unknown == ([0, 1] if model == CHALLENGER else [])
+        assert all(type(avro[f"v-{i}"]["y_pred"]) is bool for i in range(2, N))
+        for i in range(2, N):  # (one label while a model has seen only one class)
+            assert avro[f"v-{i}"]["proba"]
+            assert all(type(k) is bool and type(p) is float for k, p in avro[f"v-{i}"]["proba"])
     assert workers[1].stats()["counters"].get("dead_letters", 0) == 0
 
 
