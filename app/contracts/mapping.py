@@ -87,6 +87,10 @@ def _get(value: Any, path: Path) -> Any:
     return value
 
 
+#: the types of a feature taken as it is (their subclasses go through the checks of ``_add``)
+_SCALARS = frozenset({float, int, str, bool})
+
+
 def _name(path: Path) -> str:
     return ".".join(path)
 
@@ -274,11 +278,14 @@ class EventMapping:
         return x
 
     def _walk(self, value: dict, prefix: Path, used: set[Path], x: dict) -> None:
+        exclude = self.exclude
         for name, feature in value.items():
             path = (*prefix, name)
-            if path in used or any(path[: len(e)] == e for e in self.exclude):
+            if path in used or (exclude and any(path[: len(e)] == e for e in exclude)):
                 continue
-            if isinstance(feature, dict):
+            if type(feature) in _SCALARS:  # (most fields: what _add does with them, at once)
+                x[_name(path) if prefix else name] = feature
+            elif isinstance(feature, dict):
                 if len(path) >= MAX_DEPTH:  # (JSON may nest deeper than Python recurses)
                     raise Malformed(
                         f"feature {_name(path[:3])!r}... is nested deeper than {MAX_DEPTH} objects"
