@@ -29,7 +29,9 @@ drains), each followed by a turn of the event loop: a request to ``POST /predict
 a heartbeat waits for one turn at most, not for a whole read.
 
 Writes: the champion's predictions to partition ``p % partitions`` of the predictions topic
-(the challengers' to the shadow topic), parked features to ``<id>-join`` (by event id), dead
+(the challengers' to the shadow topic), as JSON, or with STREAMLEARN_PREDICTIONS_FORMAT=avro in
+Confluent's wire format with the schema id registered at start-up
+(``app/contracts/prediction_avro.py``), parked features to ``<id>-join`` (by event id), dead
 letters, the model events of its shards (promotions, drifts, versions) and the enriched topic if
 set, all as record batches of one outbox, which every checkpoint flushes; with
 STREAMLEARN_PROCESSING_GUARANTEE=exactly_once, of each shard's own transactional outbox
@@ -43,6 +45,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -55,6 +58,7 @@ from agents.shards import Shards
 from app.config import Config
 from app.contracts.intake import Intake
 from app.contracts.mapping import Origin
+from app.contracts.prediction_avro import PredictionEncoder
 from app.kafka import raw_fetch
 from app.kafka.admin import bootstrap_servers
 from app.kafka.auth import client_options
@@ -151,6 +155,7 @@ class Engine(Service):
         topics: Topics,
         counters: Counters,
         registry: Any = None,
+        prediction_ids: dict[str, int] | None = None,
         **kwargs,
     ) -> None:
         self.app = app
@@ -160,6 +165,9 @@ class Engine(Service):
         self.counters = counters
         #: the schema registry's client (``app.kafka.registry.RegistryClient``; None: no Avro)
         self.registry = registry
+        #: STREAMLEARN_PREDICTIONS_FORMAT=avro: the schema id registered for each predictions
+        #: topic (None: predictions as JSON)
+        self.prediction_ids = prediction_ids
         super().__init__(**kwargs)
 
     def __post_init__(self) -> None:
@@ -181,6 +189,15 @@ class Engine(Service):
         #: the shadow topic's batches of the shard being taken, and its outbox
         self.shadow_out: Slot | None = None
         self.current: Outbox | None = None
+        #: what turns a prediction into a message's value, for the predictions topic and the
+        #: shadow topic: JSON, or Avro in Confluent's wire format with the registered schema id
+        self.encode: Callable[[dict], bytes] = orjson.dumps
+        self.encode_shadow: Callable[[dict], bytes] = orjson.dumps
+        if self.prediction_ids is not None:
+            ids = self.prediction_ids
+            self.encode = PredictionEncoder(ids[config.predictions_topic])
+            if self.shadow is not None:
+                self.encode_shadow = PredictionEncoder(ids[self.shadow])
         #: STREAMLEARN_PROCESSING_GUARANTEE=exactly_once: each shard's output in transactions
         self.exactly_once = config.exactly_once
         #: what a message goes through before windows and models (app/contracts/intake.py)
@@ -528,9 +545,9 @@ class Engine(Service):
         predictions = taken.predictions
         if predictions:  # the champion's to the predictions topic, the challengers' to the shadow
             champion = predictions[0]
-            out.add(champion["id"].encode(), orjson.dumps(champion))
+            out.add(champion["id"].encode(), self.encode(champion))
             for prediction in predictions[1:]:
-                self.shadow_out.add(prediction["id"].encode(), orjson.dumps(prediction))
+                self.shadow_out.add(prediction["id"].encode(), self.encode_shadow(prediction))
         if taken.park is not None:
             self._park(taken.park)
         if self.config.enriched_topic:

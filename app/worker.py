@@ -2,13 +2,15 @@
 
 Reads the settings (``app/settings.py``); builds, in this order: the :class:`~app.config.Config`,
 the schema registry's client when a topic is Avro (the registry asked once: one that cannot be
-reached is a start-up error), the Faust app, its topics and tables, the shard keeper, the engine
-(which imports the transform), the re-key stage, the label agents, the guard, the figures and
-pages of the web view (and the token every request to it needs, when one is set), and the
-commands; then makes the data directory (only once everything could be built). Keeps what it
-built in a :class:`Worker`; ``app/__init__.py`` builds one per process, when ``app.app`` is first
-asked for (``faust -A app ...``), and turns a start-up error into one line and exit status 2. No
-other module builds state when imported.
+reached is a start-up error), the prediction schema registered with
+STREAMLEARN_PREDICTIONS_FORMAT=avro (one the registry refuses is a start-up error), the Faust
+app, its topics and tables, the shard keeper, the engine (which imports the transform), the
+re-key stage, the label agents, the guard, the figures and pages of the web view (and the token
+every request to it needs, when one is set), and the commands; then makes the data directory
+(only once everything could be built). Keeps what it built in a :class:`Worker`;
+``app/__init__.py`` builds one per process, when ``app.app`` is first asked for (``faust -A app
+...``), and turns a start-up error into one line and exit status 2. No other module builds state
+when imported.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from app.commands import features as features_command
 from app.commands import models as models_command
 from app.commands import replay
 from app.config import Config
+from app.contracts import prediction_avro
 from app.faust_app import StreamlearnApp, build_app, datadir, settings_warnings, warn_at_start
 from app.kafka import registry as schema_registry
 from app.kafka.topics import Topics
@@ -61,12 +64,25 @@ class Worker:
     learn: Any
 
 
+def prediction_schemas(config: Config) -> dict[str, int]:
+    """STREAMLEARN_PREDICTIONS_FORMAT=avro: the prediction schema registered under
+    ``<predictions>-value`` (and ``<shadow>-value`` when there are challengers); the schema id
+    of each topic. A registry that refuses it is a RegistryError (one line, exit 2)."""
+    topics = [config.predictions_topic]
+    if len(config.specs) > 1:
+        topics.append(config.shadow_predictions_topic)
+    text = prediction_avro.schema_text()
+    ids = schema_registry.register_at_start(config.settings, {f"{t}-value": text for t in topics})
+    return {t: ids[f"{t}-value"] for t in topics}
+
+
 def build(settings: Settings) -> Worker:
     """The worker ``settings`` describe, every part added to its Faust app."""
     config = Config.build(settings)  # every model, feature and mapping parsed, once
     # Avro anywhere: the registry must answer now (a RegistryError: one line, exit 2); the one
     # client's session is closed by the engine when it stops
     registry = schema_registry.connect(settings) if schema_registry.needed(settings) else None
+    prediction_ids = prediction_schemas(config) if settings.predictions_format == "avro" else None
     app = build_app(config)
     topics = Topics(app, config)
 
@@ -102,7 +118,7 @@ def build(settings: Settings) -> Worker:
     )
     shards = Shards(config, shard_tables, FaustConsumer(app, topics.scoring), opener)
     shard_keeper.install(app, shards, checkpoints)
-    engine = Engine(app, config, shards, topics, counters, registry)  # (imports the transform)
+    engine = Engine(app, config, shards, topics, counters, registry, prediction_ids)
     app.service(engine)  # started once the tables are recovered, stopped before them
     rekey = Rekey(app, config, topics, registry) if config.rekey else None
     if rekey is not None:

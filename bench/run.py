@@ -27,6 +27,16 @@ then as many pairs of streamlearn and Bytewax, the same way (``--against`` picks
 Beside the worker's [lr] row, the same worker with the metrics a user gets by default
 (Accuracy, ROCAUC and LogLoss, each checked against River's): what they cost.
 
+Section ``avro``: the same rows as a flat Avro record (``bench.workloads.avro_schema``) in
+Confluent's wire format, the schema registered in the registry on REGISTRY_PORT (started with
+scripts/registry.sh if none answers, and left running as the broker is), drained by a worker
+reading them with ``[events] format = "avro"`` and a mapping to the same events
+(``bench.workloads.FLAT_MAPPING``), checked as every row (Accuracy River's on the JSON rows, one
+prediction per event), and run beside the worker's JSON [lr] row and the same flat records as
+JSON through the same mapping, in the same repetitions, each between two limit runs: its
+events/s over each, repetition by repetition, and their medians (the issue's bound: at least
+0.85 of the JSON row's).
+
 Also measured: streamlearn with windowed features on keyed events (today's fixed recipe), and
 with a rich declared feature set on the same keyed events plus a small-cardinality int field
 (``bench/rich_features.toml``: a sliding, a tumbling and a hopping window, the six numeric
@@ -58,6 +68,7 @@ import subprocess
 import sys
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -92,6 +103,10 @@ DEFAULTS_MODEL = "lr-defaults"
 CHALLENGER_ROW = "streamlearn worker, no windows, one challenger"
 WINDOWS_ROW = "streamlearn worker, windows on keyed events"
 RICH_ROW = "streamlearn worker, rich declared features on keyed events"
+#: the worker of PLAIN_ROW [lr] reading the same rows as flat Avro records, and as flat JSON
+#: records through the same mapping (section ``avro``)
+AVRO_ROW = "streamlearn worker, no windows, Avro events"
+FLAT_JSON_ROW = "streamlearn worker, no windows, flat JSON events, same mapping"
 #: the peers streamlearn meets head to head (``--pairs`` pairs each, in this order; ``--against``):
 #: peer (bench/peer_runs.py's name) -> (its name in the log and the summary, its key in the JSON)
 RIVALS = {
@@ -101,6 +116,7 @@ RIVALS = {
 #: the sections of a run, in the order they run (``--only``)
 SECTIONS = (
     "throughput",
+    "avro",
     "head-to-head",
     "windows",
     "rich",
@@ -223,10 +239,12 @@ def interleaved(
     reps: int,
     limit: Callable[[], tuple[float, bool]],
     in_memory: Callable[[], tuple[float, bool]],
+    runs: dict[str, list[Run]] | None = None,
 ) -> list[Row]:
     """Table rows of ``systems`` (name -> one run: events/s, checks passed), each run between
     two runs of the limit (each followed by one of the in-memory loop), repetition by
-    repetition (every system once, then again).
+    repetition (every system once, then again); ``runs``, if given, gets each system's runs in
+    the order they ran (for ratios between two systems, repetition by repetition).
 
     These machines change speed by 2x within minutes: a system's three runs in a row can all
     land in a slow spell. So the runs of all systems alternate, and each ratio is the median of
@@ -247,6 +265,8 @@ def interleaved(
             before = reference()
             result = attempt(run_once, f"{name} [{model}]")
             order.append((name, result))
+            if runs is not None:
+                runs.setdefault(name, []).append(result)
             rate = f"{result[0]:,.0f} ev/s" if result else "FAILED"
             limit_rate = f"{before[0]:,.0f}" if before else "FAILED"
             print(f"  {name} [{model}]: {rate}, limit before {limit_rate}", flush=True)
@@ -296,11 +316,16 @@ def _in_memory(workload: Workload, model: str, expected: float) -> tuple[float, 
 
 
 def _worker(
-    workload: Workload, model: str, expected: float, kind: str, config: Path | None = None
+    workload: Workload,
+    model: str,
+    expected: float,
+    kind: str,
+    config: Path | None = None,
+    **settings: object,
 ) -> tuple[float, bool]:
-    """One fresh worker draining ``workload`` (``config``: its config file): events/s and the
-    checks."""
-    drained = worker.drain(workload, model, config)
+    """One fresh worker draining ``workload`` (``config``: its config file; ``settings``: more
+    of its settings): events/s and the checks."""
+    drained = worker.drain(workload, model, config, **settings)
     PEAK_RSS_MB[f"{kind} [{model}]"] = drained.peak_rss_mb
     n = len(workload.rows)
     name = f"streamlearn worker, {kind} [{model}]"
@@ -360,6 +385,81 @@ def throughput(
             systems[CHALLENGER_ROW] = partial(_challenger_worker, workload, accuracy)
         rows += interleaved(model, systems, reps, *references(workload, topic, model))
     return rows
+
+
+def paired_ratios(runs: list[Run], against: list[Run]) -> list[float]:
+    """The events/s of each run of ``runs`` over that of the run of ``against`` of the same
+    repetition (repetitions where either did not finish left out).
+
+    >>> paired_ratios([(90.0, True), None, (80.0, True)], [(100.0, True)] * 3)
+    [0.9, 0.8]
+    """
+    return [
+        run[0] / other[0]
+        for run, other in zip(runs, against, strict=True)
+        if run is not None and other is not None and other[0] > 0
+    ]
+
+
+def avro(workload: Workload, topic: str, reps: int) -> tuple[list[Row], dict]:
+    """The Avro row: ``workload``'s rows as a flat Avro record in Confluent's wire format (the
+    schema registered in the registry on REGISTRY_PORT), drained by a worker with
+    :data:`bench.workloads.FLAT_MAPPING` (``[events] format = "avro"``), beside the JSON row
+    [lr] (PLAIN_ROW, streamlearn's own event shape) and the same flat records as JSON through
+    the same mapping (FLAT_JSON_ROW: what the mapping costs, so that the Avro row's ratio to it
+    is the decoding's alone), in the same repetitions, each between two limit runs. Gives the
+    rows, and the Avro row's events/s over each JSON row's, repetition by repetition (paired),
+    with their medians. Every run is checked as the table's rows are (Accuracy River's on the
+    JSON rows, one prediction per event)."""
+    url = ensure_registry()
+    schema = workloads.avro_schema(workload)
+    schema_id = register(url, f"bench-avro-{uuid.uuid4().hex[:8]}-value", schema)
+    rows = workloads.as_avro(workload, schema_id)
+    flat_json = workloads.as_flat_json(workload)
+    expected = raw_accuracy(workload, "lr")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    systems: dict[str, Callable[[], tuple[float, bool]]] = {
+        PLAIN_ROW: partial(_worker, workload, "lr", expected, "no windows"),
+        FLAT_JSON_ROW: partial(
+            _worker,
+            flat_json,
+            "lr",
+            expected,
+            "no windows, flat JSON events",
+            workloads.flat_config("json", RESULTS),
+        ),
+        AVRO_ROW: partial(
+            _worker,
+            rows,
+            "lr",
+            expected,
+            "no windows, Avro events",
+            workloads.flat_config("avro", RESULTS),
+            schema_registry_url=url,
+        ),
+    }
+    runs: dict[str, list[Run]] = {}
+    table = interleaved("lr", systems, reps, *references(workload, topic, "lr"), runs=runs)
+    to_json = paired_ratios(runs[AVRO_ROW], runs[PLAIN_ROW])
+    to_flat = paired_ratios(runs[AVRO_ROW], runs[FLAT_JSON_ROW])
+    return table, {
+        "ratio_to_json": _median_or_none(to_json),
+        "ratios_to_json": to_json,
+        "ratio_to_flat_json": _median_or_none(to_flat),
+        "ratios_to_flat_json": to_flat,
+        "bytes_avro": statistics.fmean(len(r) for r in rows.rows),
+        "bytes_flat_json": statistics.fmean(len(r) for r in flat_json.rows),
+        "bytes_json": statistics.fmean(len(r) for r in workload.rows),
+        "check": check_of(runs[AVRO_ROW]),
+    }
+
+
+def register(url: str, subject: str, schema: dict) -> int:
+    """Register ``schema`` under ``subject`` in the registry at ``url``; its id."""
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    client = SchemaRegistryClient({"url": url})
+    return client.register_schema(subject, Schema(json.dumps(schema), "AVRO"))
 
 
 def windowed(
@@ -647,6 +747,20 @@ def ensure_broker() -> None:
     subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "up", "1"], check=True)
 
 
+def ensure_registry() -> str:
+    """The Confluent API's URL of the schema registry on REGISTRY_PORT (8081), started with
+    scripts/registry.sh if nothing answers there (left running, as the broker: ``make
+    registry-down`` stops it)."""
+    port = int(os.environ.get("REGISTRY_PORT", "8081"))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            pass
+    except OSError:
+        print(f"no schema registry on port {port}: starting one (scripts/registry.sh up)")
+        subprocess.run([str(ROOT / "scripts" / "registry.sh"), "up"], check=True)
+    return f"http://127.0.0.1:{port}/apis/ccompat/v7"
+
+
 def format_table(rows: list[Row]) -> str:
     """The table as printed: events/s, the ratio to the limit and to the in-memory loop.
 
@@ -791,7 +905,7 @@ def main() -> None:
     table: list[Row] = []
     filled: list[str] = []
     loops: dict[str, dict] = {}
-    if wanted("throughput") or wanted("head-to-head"):
+    if wanted("throughput") or wanted("head-to-head") or wanted("avro"):
         topic = peers.fill(plain)
         filled.append(topic)
         expected = {model: workloads.offline_accuracy(plain, model) for model in models}
@@ -799,6 +913,13 @@ def main() -> None:
         section(f"throughput: {n} events, {reps} reps, models {models}")
         table += throughput(plain, expected, reps, topic, with_peers)
         loops[f"{CHALLENGER_ROW} [lr]"] = one_more_model(plain, reps)
+    avro_row = None
+    if wanted("avro"):
+        section(f"Avro events beside JSON [lr]: {n} events, {reps} reps")
+        found = guarded(lambda: avro(plain, topic, reps), "Avro events")
+        if found:
+            rows, avro_row = found
+            table += rows
     duels: dict[str, dict | None] = {}
     if with_peers and pairs and wanted("head-to-head"):
         for rival in args.against:
@@ -875,6 +996,17 @@ def main() -> None:
             f"(ratio: to the limit, {LIMIT}; in-memory: to the {IN_MEMORY}; medians of {reps} "
             "run(s), each against the runs just before and after it)"
         )
+    if avro_row:
+        for name, key in ((PLAIN_ROW, "json"), (FLAT_JSON_ROW, "flat_json")):
+            each = ", ".join(f"{r:.3f}" for r in avro_row[f"ratios_to_{key}"])
+            print(
+                f"{AVRO_ROW} [lr] over {name} [lr], paired by repetition: median "
+                f"{avro_row[f'ratio_to_{key}'] or 0:.3f} ({each}; {avro_row['check']})"
+            )
+        print(
+            f"messages: Avro {avro_row['bytes_avro']:.0f} bytes, flat JSON "
+            f"{avro_row['bytes_flat_json']:.0f}, JSON {avro_row['bytes_json']:.0f}"
+        )
     for name, loop in loops.items():
         print(
             f"{name}: River's plain loop with its features, in memory, "
@@ -937,6 +1069,7 @@ def main() -> None:
         "peak_rss_mb": PEAK_RSS_MB,
         "features": features,
         "in_memory_with_features": loops,
+        "avro": avro_row,
         "sections": list(only or SECTIONS),
         "seconds": round(time.time() - started),
     }
@@ -956,8 +1089,8 @@ def sections_of(text: str) -> tuple[str, ...]:
     >>> sections_of("rich,nope")
     Traceback (most recent call last):
     ...
-    argparse.ArgumentTypeError: unknown section(s): nope (one of: throughput, head-to-head, \
-windows, rich, scale-out, latency, scoring, memory, features)
+    argparse.ArgumentTypeError: unknown section(s): nope (one of: throughput, avro, \
+head-to-head, windows, rich, scale-out, latency, scoring, memory, features)
     """
     names = {n.strip() for n in text.split(",") if n.strip()}
     unknown = sorted(names.difference(SECTIONS))

@@ -124,10 +124,11 @@ def _rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
-def _start(name: str, model: str, config: Path | None = None) -> Pipeline:
+def _start(name: str, model: str, config: Path | None = None, **settings: object) -> Pipeline:
     """A pipeline of one partition (its topics created); ``config``: the worker's config file
-    (STREAMLEARN_CONFIG: declared features)."""
+    (STREAMLEARN_CONFIG: declared features, a mapping); ``settings``: more of its settings."""
     extra = {"config": str(config)} if config is not None else {}
+    extra.update(settings)
     pipeline = Pipeline(name, partitions=1, model=MODELS[model].text, **SETTINGS, **extra)
     broker = pipeline.settings["BROKER"]
     topics = [pipeline.events, pipeline.labels]
@@ -135,10 +136,13 @@ def _start(name: str, model: str, config: Path | None = None) -> Pipeline:
     return pipeline
 
 
-def drain(workload: Workload, model: str, config: Path | None = None) -> Drained:
+def drain(
+    workload: Workload, model: str, config: Path | None = None, **settings: object
+) -> Drained:
     """One worker draining ``workload`` from a backlog: events/s, Accuracy, peak RSS;
-    ``config``: its config file (STREAMLEARN_CONFIG), e.g. bench/rich_features.toml."""
-    pipeline = _start("bench", model, config)
+    ``config``: its config file (STREAMLEARN_CONFIG), e.g. bench/rich_features.toml;
+    ``settings``: more of its settings (``schema_registry_url=...``)."""
+    pipeline = _start("bench", model, config, **settings)
     try:
         run(produce_parts(pipeline.bootstrap, pipeline.events, [workload]))  # (one partition)
         worker = pipeline.start_worker()

@@ -11,12 +11,14 @@ worker must reach. The rich row's events also carry a small-cardinality int fiel
 
 from __future__ import annotations
 
+import io
 import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+import fastavro
 import orjson
 from river import datasets, evaluate, metrics
 
@@ -213,3 +215,85 @@ def river_loop(workload: Workload, model: str) -> tuple[float, float]:
             metric.update(y, y_pred)
         estimator.learn_one(x, y)
     return len(workload.rows) / (time.perf_counter() - start), metric.get()
+
+
+#: the ``[events]`` mapping of the flat rows (:func:`as_avro`, :func:`as_flat_json`): the same
+#: id, no key (so no windows), the same time and label; every other field (``f0``..) a feature,
+#: in the same order as the JSON rows' ``x``, so that the model sees the same numbers
+FLAT_MAPPING = """[events]
+format = "{format}"
+id = "id"
+key = "key"
+time = "ts"
+label = "y"
+"""
+
+
+def flat_config(value_format: str, directory: Path) -> Path:
+    """A config file (STREAMLEARN_CONFIG) in ``directory`` with :data:`FLAT_MAPPING` for
+    ``value_format`` (``json`` or ``avro``); its path."""
+    path = directory / f"flat-{value_format}-events.toml"
+    path.write_text(FLAT_MAPPING.format(format=value_format))
+    return path
+
+
+def avro_schema(workload: Workload) -> dict:
+    """The flat Avro record a team would write ``workload``'s rows as: ``id``, a null ``key``,
+    ``ts``, one double ``f<name>`` per feature (an Avro name cannot be ``"0"``), ``y``.
+
+    >>> [f["name"] for f in avro_schema(make(1, n_features=2))["fields"]]
+    ['id', 'key', 'ts', 'f0', 'f1', 'y']
+    """
+    first = orjson.loads(workload.rows[0])
+    features = [{"name": f"f{name}", "type": "double"} for name in first["x"]]
+    return {
+        "type": "record",
+        "name": "BenchEvent",
+        "namespace": "bench",
+        "fields": [
+            {"name": "id", "type": "string"},
+            {"name": "key", "type": ["null", "string"], "default": None},
+            {"name": "ts", "type": "double"},
+            *features,
+            {"name": "y", "type": "long"},
+        ],
+    }
+
+
+def _flat(raw: bytes) -> dict:
+    """One JSON row as the flat record of :func:`avro_schema`.
+
+    >>> _flat(make(1, n_features=2).rows[0])
+    {'id': 'b0', 'key': None, 'ts': 0.0, 'f0': 0.9956448355104628, 'f1': 0.47026350752244794, 'y': 1}
+    """  # noqa: E501
+    event = orjson.loads(raw)
+    record = {"id": event["id"], "key": event["key"], "ts": event["ts"]}
+    record.update((f"f{name}", value) for name, value in event["x"].items())
+    record["y"] = event["y"]
+    return record
+
+
+def as_flat_json(workload: Workload) -> Workload:
+    """``workload``'s rows as flat JSON records (:func:`_flat`), the same Kafka keys."""
+    rows = [orjson.dumps(_flat(raw)) for raw in workload.rows]
+    return Workload(f"{workload.name}, flat JSON", rows, workload.keys, workload.keyed)
+
+
+def as_avro(workload: Workload, schema_id: int) -> Workload:
+    """``workload``'s rows in Confluent's wire format (schema :func:`avro_schema`, registered as
+    ``schema_id``), the same Kafka keys.
+
+    >>> rows = make(2, n_features=2)
+    >>> raw = as_avro(rows, 9).rows[0]
+    >>> raw[:5], fastavro.schemaless_reader(io.BytesIO(raw[5:]), avro_schema(rows), None)["y"]
+    (b'\\x00\\x00\\x00\\x00\\t', 1)
+    """
+    schema = fastavro.parse_schema(avro_schema(workload))
+    header = b"\x00" + schema_id.to_bytes(4, "big")
+    rows = []
+    for raw in workload.rows:
+        out = io.BytesIO()
+        out.write(header)
+        fastavro.schemaless_writer(out, schema, _flat(raw))
+        rows.append(out.getvalue())
+    return Workload(f"{workload.name}, as Avro", rows, workload.keys, workload.keyed)

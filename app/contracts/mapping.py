@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from app.contracts.avro import AvroDecoder, Opaque
@@ -85,6 +86,10 @@ def _get(value: Any, path: Path) -> Any:
         if value is _MISSING:
             return _MISSING
     return value
+
+
+#: the types of a feature taken as it is (their subclasses go through the checks of ``_add``)
+_SCALARS = frozenset({float, int, str, bool})
 
 
 def _name(path: Path) -> str:
@@ -261,31 +266,51 @@ class EventMapping:
             key = str(key)
         return _check_id(key, f"key ({_name(self.key)})")
 
+    @cached_property
+    def _used(self) -> tuple[set[Path], frozenset[str]]:
+        """:meth:`used`, and the names of its one-part paths (the top-level fields it takes)."""
+        used = self.used()
+        return used, frozenset(p[0] for p in used if len(p) == 1)
+
     def read_features(self, value: dict) -> dict:
         x: dict[str, Any] = {}
         if self.features is not None:
             for path in self.features:
                 feature = _required(value, path)
                 self._add(x, path, feature, True)
-        else:
-            used = self.used()
-            self._walk(value, (), used, x)
+        elif self.exclude:
+            self._walk(value, (), self._used[0], x)
+        else:  # every field: the top level's scalars taken at once, the rest walked
+            used, top = self._used
+            for name, feature in value.items():
+                if type(feature) in _SCALARS:  # (what _add does with them)
+                    if name not in top:
+                        x[name] = feature
+                elif (name,) not in used:
+                    self._field((name,), feature, used, x)
         _check_features(x)
         return x
 
     def _walk(self, value: dict, prefix: Path, used: set[Path], x: dict) -> None:
+        exclude = self.exclude
         for name, feature in value.items():
             path = (*prefix, name)
-            if path in used or any(path[: len(e)] == e for e in self.exclude):
+            if path in used or (exclude and any(path[: len(e)] == e for e in exclude)):
                 continue
-            if isinstance(feature, dict):
-                if len(path) >= MAX_DEPTH:  # (JSON may nest deeper than Python recurses)
-                    raise Malformed(
-                        f"feature {_name(path[:3])!r}... is nested deeper than {MAX_DEPTH} objects"
-                    )
-                self._walk(feature, path, used, x)
-            else:
-                self._add(x, path, feature, False)
+            self._field(path, feature, used, x)
+
+    def _field(self, path: Path, feature: Any, used: set[Path], x: dict) -> None:
+        """Take the field at ``path`` (neither used nor excluded): a feature, or walked into."""
+        if type(feature) in _SCALARS:  # (most fields: what _add does with them, at once)
+            x[_name(path)] = feature
+        elif isinstance(feature, dict):
+            if len(path) >= MAX_DEPTH:  # (JSON may nest deeper than Python recurses)
+                raise Malformed(
+                    f"feature {_name(path[:3])!r}... is nested deeper than {MAX_DEPTH} objects"
+                )
+            self._walk(feature, path, used, x)
+        else:
+            self._add(x, path, feature, False)
 
     @staticmethod
     def _add(x: dict, path: Path, feature: Any, named: bool) -> None:

@@ -404,3 +404,19 @@ def connect(settings: Any, **options: Any) -> RegistryClient:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, check()).result()
     return client
+
+
+def register_at_start(settings: Any, schemas: dict[str, str], **options: Any) -> dict[str, int]:
+    """Register each Avro schema of ``schemas`` (subject -> JSON text) and give their ids, by
+    subject (at start-up, in a thread of its own as :func:`connect`): the same schema again is
+    the same id; a registry that refuses one, or cannot be reached, is a one-line
+    ``RegistryError`` naming the subject."""
+
+    async def register() -> dict[str, int]:
+        async with RegistryClient.configured(settings, **options) as client:
+            return {
+                subject: await client.register(subject, text) for subject, text in schemas.items()
+            }
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, register()).result()

@@ -8,6 +8,7 @@ import json
 import socket
 import ssl
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
@@ -22,6 +23,7 @@ from app.kafka.registry import (
     RegistrySchema,
     RegistryUnavailable,
     SchemaNotFound,
+    register_at_start,
 )
 
 SCHEMA = json.dumps(
@@ -221,6 +223,37 @@ async def test_register_posts_the_schema_under_its_subject_once_and_names_a_refu
         ("POST", versions, {"schema": SCHEMA}),
         ("POST", versions, {"schema": SCHEMA.replace("amount", "total")}),
     ]
+
+
+async def test_register_at_start_gives_each_subject_s_id_and_a_refusal_is_one_line(fake):
+    preds = "/apis/ccompat/v7/subjects/preds-value/versions"
+    shadow = "/apis/ccompat/v7/subjects/preds-shadow-value/versions"
+    fake.answers[preds] = [(200, {"id": 3})]
+    fake.answers[shadow] = [(200, {"id": 4})]
+    settings = SimpleNamespace(
+        schema_registry_url=fake.url(),
+        schema_registry_auth="",
+        schema_registry_auth_file="",
+        schema_registry_cafile="",
+    )
+    schemas = {"preds-value": SCHEMA, "preds-shadow-value": SCHEMA}
+    # (in a thread of its own, as at start-up; this loop serves the fake meanwhile)
+    assert await asyncio.to_thread(register_at_start, settings, schemas) == {
+        "preds-value": 3,
+        "preds-shadow-value": 4,
+    }
+    assert [(m, p, b) for m, p, _, b in fake.seen] == [
+        ("POST", preds, {"schema": SCHEMA}),
+        ("POST", shadow, {"schema": SCHEMA}),
+    ]
+    fake.answers[shadow] = [(422, {"error_code": 42201, "message": "Invalid schema"})]
+    with pytest.raises(RegistryError) as error:
+        await asyncio.to_thread(register_at_start, settings, schemas)
+    assert str(error.value) == (
+        f"the schema registry at {fake.url()} refuses the schema for subject "
+        "'preds-shadow-value' as invalid (HTTP 422: "
+        '{"error_code": 42201, "message": "Invalid schema"})'
+    )
 
 
 async def test_load_gives_the_decoder_each_missing_schema_and_refuses_unknown_ids(fake):

@@ -1,17 +1,20 @@
 """The engine's per-record path without a broker: records in, models, windows and output out."""
 
 import asyncio
+import io
 import time
 
 import orjson
 import pytest
 from aiokafka import TopicPartition
+from fastavro import parse_schema, schemaless_reader
 
 from agents import engine as engine_module
 from agents.engine import Engine
 from agents.shards import Shards
 from app import parts
 from app.config import Config
+from app.contracts import prediction_avro
 from app.contracts.transform import TransformError
 from app.settings import Settings
 from tables.live_shard import LiveShard
@@ -25,12 +28,14 @@ NAME = "StandardScaler-LogisticRegression"
 def make_engine(app, monkeypatch):
     """An engine owning shard 0 (fresh models), with its tables as dicts and a recording outbox."""
 
-    def make(**settings) -> Engine:
+    def make(prediction_ids: dict[str, int] | None = None, **settings) -> Engine:
         settings = {"checkpoint_every": 1000, "checkpoint_seconds": 2.0, "model": MODEL, **settings}
         config = Config.build(Settings(id="unit", **settings))
         tables = fake_shard_tables(config.specs)
         keeper = Shards(config, tables)
-        engine = Engine(app, config, keeper, parts.topics, tables.counters)
+        engine = Engine(
+            app, config, keeper, parts.topics, tables.counters, prediction_ids=prediction_ids
+        )
         engine.outbox = RecordingOutbox()
         for topic in (
             engine.source,
@@ -322,6 +327,47 @@ def test_the_engine_writes_the_champion_s_prediction_once_and_the_challengers_to
         (f"e{i}", "LogisticRegression") for i in range(5)
     ]
     assert [(p["id"], p["model"]) for p in shadow] == [(f"e{i}", "GaussianNB") for i in range(5)]
+
+
+def test_predictions_format_avro_writes_the_json_predictions_values_in_the_wire_format(
+    make_engine,
+):
+    """The same records through an engine writing JSON and one writing Avro (the schema ids as
+    registered at start-up): the same predictions, champion's and challengers', the Avro ones
+    under each topic's schema id."""
+    values = [
+        orjson.dumps(
+            {"id": f"e{i}", "key": f"k{i % 2}", "ts": float(i), "x": {"a": i % 3 * 1.0}}
+            | ({} if i % 4 == 3 else {"y": i % 3 == 1})  # (an unlabelled one: predicted, parked)
+        )
+        for i in range(8)
+    ]
+    written = {}
+    for fmt, ids in (("json", None), ("avro", {"predictions": 7, "predictions-shadow": 300})):
+        engine = make_engine(ids, model="LogisticRegression; GaussianNB")
+        assert engine.take(0, [record(i, v) for i, v in enumerate(values)]) == 8
+        written[fmt] = {t: engine.outbox.to(t) for t in ("predictions", "predictions-shadow")}
+    parsed = parse_schema(prediction_avro.SCHEMA)
+    for topic, schema_id in (("predictions", 7), ("predictions-shadow", 300)):
+        as_json = [orjson.loads(m[3]) for m in written["json"][topic]]
+        as_avro = []
+        for m in written["avro"][topic]:
+            assert m[3][:5] == b"\x00" + schema_id.to_bytes(4, "big")
+            decoded = schemaless_reader(io.BytesIO(m[3][5:]), parsed, None)
+            decoded["proba"] = [[d["label"], d["p"]] for d in decoded["proba"]]
+            as_avro.append(decoded)
+        assert [m[2] for m in written["avro"][topic]] == [m[2] for m in written["json"][topic]]
+        assert len(as_avro) == len(as_json) == 8
+        for p in as_json + as_avro:  # (milliseconds since the records' Kafka timestamp: now)
+            assert type(p.pop("latency_ms")) is float
+        assert as_avro == as_json
+        assert [type(p["y_pred"]) for p in as_avro] == [type(p["y_pred"]) for p in as_json]
+    models = [p["model"] for p in orjson_all(written["json"]["predictions-shadow"])]
+    assert models == ["GaussianNB"] * 8
+
+
+def orjson_all(messages: list) -> list[dict]:
+    return [orjson.loads(m[3]) for m in messages]
 
 
 async def test_the_engine_gives_the_loop_a_turn_every_turn_s_worth_of_events(make_engine):
