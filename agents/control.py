@@ -36,11 +36,9 @@ def install(app: faust.App, shards: Shards, engine: Engine, topics: Topics) -> A
         async for event in stream.noack().events():
             await engine.ready.wait()  # the engine is starting: its outbox next
             message = event.message
-            live = shards.owned(message.partition)
-            if live is not None and not live.steppable():
-                await shards.opened(live)  # (exactly_once: its outbox, or a commit in progress)
-                live = shards.owned(message.partition)
-            if live is None or not live.steppable():
+            # (exactly_once: waits for its outbox, or for a commit in progress)
+            live = await shards.ready_to_step(message.partition)
+            if live is None:
                 continue  # not held here: left unacknowledged, the owner reads it
             if message.offset <= live.models.origins.get(f"c{live.shard}", -1):
                 event.ack()  # applied before a restart, and checkpointed

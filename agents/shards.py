@@ -223,6 +223,15 @@ class Shards:
             if t is not None
         ]
 
+    async def ready_to_step(self, shard: int) -> LiveShard | None:
+        """Shard ``shard`` once it may be stepped (:meth:`opened`), or None: not held here, or
+        dropped meanwhile (what an agent of its messages then leaves unacknowledged)."""
+        live = self.live.get(shard)
+        if live is not None and not live.steppable():
+            await self.opened(live)
+            live = self.live.get(shard)
+        return live if live is not None and live.steppable() else None
+
     async def opened(self, live: LiveShard) -> bool:
         """Wait until ``live`` may be stepped: exactly_once, its transactional outbox open and
         no commit in progress. False: it was dropped meanwhile, or the engine stopped."""
@@ -331,23 +340,15 @@ class Shards:
     async def unfence(self, shards: set[int] | None = None) -> None:
         """Close the outboxes opened for ``shards`` (all: None) that no shard took."""
         for shard in sorted(self.fenced if shards is None else shards & set(self.fenced)):
-            outbox = self.fenced.pop(shard)
-            try:
-                await outbox.close()
-            except Exception:  # noqa: BLE001 - the next owner fences it anyway
-                log.exception("shard %d: closing its producer failed", shard)
+            await _close_outbox(shard, self.fenced.pop(shard))
 
     @staticmethod
     async def close(dropped: list[LiveShard]) -> None:
-        """Stop the transactional producers of ``dropped`` shards (exactly_once); a transaction
-        left open is aborted by Kafka when the shard's next owner opens it."""
+        """Stop the transactional producers of ``dropped`` shards (exactly_once)."""
         for live in dropped:
             outbox, live.own_outbox = live.own_outbox, None
             if outbox is not None:
-                try:
-                    await outbox.close()
-                except Exception:  # noqa: BLE001 - the next owner fences it anyway
-                    log.exception("shard %d: closing its producer failed", live.shard)
+                await _close_outbox(live.shard, outbox)
 
     async def stop(self) -> None:
         """The engine stops: write what every shard has not checkpointed, then let go of the
@@ -474,6 +475,15 @@ def install(app: faust.App, shards: Shards, checkpoints_table: Any) -> None:
         stay unacknowledged and a crash replays them."""
         for shard, stage, seconds in shards.slow_checkpoints(time.monotonic(), SLOW_CHECKPOINT):
             log.warning("shard %d: checkpoint still %s after %.0f s", shard, stage, seconds)
+
+
+async def _close_outbox(shard: int, outbox: ShardOutbox) -> None:
+    """Stop a shard's transactional producer; a transaction left open is aborted by Kafka when
+    the shard's next owner opens it (so a failure here is only said)."""
+    try:
+        await outbox.close()
+    except Exception:  # noqa: BLE001 - the next owner fences it anyway
+        log.exception("shard %d: closing its producer failed", shard)
 
 
 class WorkerFigures:
