@@ -36,6 +36,7 @@ PURE_MODULES = (
     "app.step",
     "app.contracts.records",
     "app.contracts.avro",
+    "app.contracts.avro_reader",
     "app.contracts.prediction_avro",
     "app.contracts.mapping",
     "app.contracts.transform",
