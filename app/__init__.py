@@ -38,6 +38,7 @@ PURE_MODULES = (
     "app.contracts.avro",
     "app.contracts.avro_reader",
     "app.contracts.prediction_avro",
+    "app.contracts.mapping_reader",
     "app.contracts.mapping",
     "app.contracts.transform",
     "app.contracts.intake",

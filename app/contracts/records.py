@@ -49,10 +49,16 @@ def _decode(raw: bytes | None) -> dict:
 def _check_number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Malformed(f"{what} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int past any float (from a transform, or Python's own JSON)
+        finite = True
+    if not finite:
         raise Malformed(f"{what} must be finite, got {value!r}")
     if abs(value) > MAX_MAGNITUDE:
-        raise Malformed(f"{what} is out of range (|{what}| > {MAX_MAGNITUDE:g}): {value!r}")
+        big = type(value) is not float and abs(value) >= 10**30  # (its digits could be many)
+        shown = f"an int of {value.bit_length()} bits" if big else repr(value)
+        raise Malformed(f"{what} is out of range (|{what}| > {MAX_MAGNITUDE:g}): {shown}")
     return value
 
 
