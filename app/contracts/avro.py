@@ -120,6 +120,10 @@ class WriterSchema:
         return value
 
 
+def _header(schema_id: int) -> bytes:
+    return bytes([MAGIC]) + schema_id.to_bytes(4, "big")
+
+
 class AvroDecoder:
     """Messages in Confluent's wire format, decoded with their writer schemas (given by id).
 
@@ -137,6 +141,9 @@ class AvroDecoder:
     def __init__(self) -> None:
         #: by schema id: the parsed schema, or why it cannot be used (a refusal, kept)
         self.schemas: dict[int, WriterSchema | str] = {}
+        #: the wire-format headers (magic byte and id) of :attr:`schemas`' ids: a message
+        #: starting with one needs nothing fetched (one slice and one lookup a message)
+        self.headers: set[bytes] = set()
 
     def known(self, schema_id: int) -> bool:
         """Whether the schema of this id was given (usable or not)."""
@@ -146,9 +153,11 @@ class AvroDecoder:
         """The schema ids of these messages not given yet (messages not in the wire format are
         left to :meth:`decode` to refuse): what to fetch before decoding a batch."""
         ids = set()
-        schemas = self.schemas
+        schemas, headers = self.schemas, self.headers
         for raw in values:
-            if raw is not None and len(raw) >= HEADER and raw[0] == MAGIC:
+            if raw is None or raw[:HEADER] in headers:
+                continue
+            if len(raw) >= HEADER and raw[0] == MAGIC:
                 schema_id = int.from_bytes(raw[1:HEADER], "big")
                 if schema_id not in schemas:
                     ids.add(schema_id)
@@ -177,15 +186,18 @@ class AvroDecoder:
             self.schemas[schema_id] = (
                 f"the writer schema (id {schema_id}) cannot be used: {type(exc).__name__}: {exc}"
             )
+        self.headers.add(_header(schema_id))
 
     def refuse(self, schema_id: int, reason: str) -> None:
         """Refuse every message written with ``schema_id``, with ``reason`` (the registry does
         not know the id), until :meth:`forget` is called."""
         self.schemas[schema_id] = reason
+        self.headers.add(_header(schema_id))
 
     def forget(self, schema_id: int) -> None:
         """Forget what was given for ``schema_id`` (a refusal, to be asked again)."""
         self.schemas.pop(schema_id, None)
+        self.headers.discard(_header(schema_id))
 
     def decode(self, raw: bytes | None) -> dict:
         """The record ``raw`` holds, converted as the module says; ``Malformed`` with the reason,
