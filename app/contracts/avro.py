@@ -141,9 +141,9 @@ class AvroDecoder:
     def __init__(self) -> None:
         #: by schema id: the parsed schema, or why it cannot be used (a refusal, kept)
         self.schemas: dict[int, WriterSchema | str] = {}
-        #: the wire-format headers (magic byte and id) of :attr:`schemas`' ids: a message
-        #: starting with one needs nothing fetched (one slice and one lookup a message)
-        self.headers: set[bytes] = set()
+        #: :attr:`schemas` by their wire-format header (the magic byte and the id): a message
+        #: is matched to its schema by one slice and one lookup
+        self.headers: dict[bytes, WriterSchema | str] = {}
 
     def known(self, schema_id: int) -> bool:
         """Whether the schema of this id was given (usable or not)."""
@@ -186,26 +186,26 @@ class AvroDecoder:
             self.schemas[schema_id] = (
                 f"the writer schema (id {schema_id}) cannot be used: {type(exc).__name__}: {exc}"
             )
-        self.headers.add(_header(schema_id))
+        self.headers[_header(schema_id)] = self.schemas[schema_id]
 
     def refuse(self, schema_id: int, reason: str) -> None:
         """Refuse every message written with ``schema_id``, with ``reason`` (the registry does
         not know the id), until :meth:`forget` is called."""
         self.schemas[schema_id] = reason
-        self.headers.add(_header(schema_id))
+        self.headers[_header(schema_id)] = reason
 
     def forget(self, schema_id: int) -> None:
         """Forget what was given for ``schema_id`` (a refusal, to be asked again)."""
         self.schemas.pop(schema_id, None)
-        self.headers.discard(_header(schema_id))
+        self.headers.pop(_header(schema_id), None)
 
     def decode(self, raw: bytes | None) -> dict:
         """The record ``raw`` holds, converted as the module says; ``Malformed`` with the reason,
         or :class:`UnknownSchema` for a schema id not given yet."""
-        schema_id = wire_id(raw)
-        schema = self.schemas.get(schema_id)
-        if schema is None:
-            raise UnknownSchema(schema_id)
+        try:
+            schema = self.headers[raw[:HEADER]]  # type: ignore[index]
+        except (KeyError, TypeError):  # (not in the wire format, None, or an id not given)
+            raise UnknownSchema(wire_id(raw)) from None
         if type(schema) is str:
             raise Malformed(schema)
-        return schema.decode(raw)
+        return schema.decode(raw)  # type: ignore[union-attr]

@@ -61,6 +61,8 @@ class Intake:
         self.decoder = decoder
         if decoder is not None and mapping is None:
             raise ValueError("an Avro decoder needs a mapping: it maps the decoded records")
+        #: the mapping's compiled reader of a decoded message
+        self.read_value = mapping.reader if mapping is not None else None
 
     @classmethod
     def configured(cls, config: Config) -> Intake:
@@ -104,7 +106,7 @@ class Intake:
             if self.decoder is not None:
                 if raw is None:
                     return TOMBSTONES, None
-                event = self.mapping.read_value(self.decoder.decode(raw), origin)
+                event = self.read_value(self.decoder.decode(raw), origin)
             elif self.mapping is None:
                 event = parse_event(raw)
             else:

@@ -244,10 +244,10 @@ class EventMapping:
         Traceback (most recent call last):
         app.contracts.mapping.Deleted: payload.after is null: a delete
         """
-        return self._reader(value, origin)
+        return self.reader(value, origin)
 
     @cached_property
-    def _reader(self) -> Any:
+    def reader(self) -> Any:
         """:meth:`read_value`, compiled for this mapping's paths (``mapping_reader.py``); its
         slow paths are this class's general code, :meth:`read_general` reads as it does."""
         f = self.fields
