@@ -12,12 +12,16 @@
 # and log of this registry, default $REGISTRY_HOME/run: another one runs a second registry beside
 # the first), REGISTRY_START_TIMEOUT (seconds, default 60), REGISTRY_COMPATIBILITY (the global
 # compatibility level set after start-up, default BACKWARD, Confluent's default; Apicurio's own is
-# NONE).
+# NONE), REGISTRY_DATA (unset by default: in memory; a directory: the registry keeps its data in an
+# H2 file database there, $REGISTRY_DATA/registry.mv.db, so that `down` then `up` keeps every
+# schema and id, as a real registry's restart does).
 #
 # Apicurio Registry io.apicurio:apicurio-registry-app:3.0.9 (the tar.gz:all artifact, ~109 MB,
 # 360 jars) comes from Maven Central through Maven once, unpacked into $REGISTRY_HOME/app. It runs
 # on Java 17 (3.3.x would need Java 21) with in-memory storage (H2): every `up` is an empty
-# registry, ids start at 1. Its Confluent API: http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7.
+# registry, ids start at 1; with REGISTRY_DATA, H2 in a file (apicurio.datasource.url
+# jdbc:h2:file:...): `up` again has what the last one had. Its Confluent API:
+# http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7.
 # Log: $REGISTRY_RUN/registry.log. `up` refuses a port it cannot bind, and a registry that exits
 # during start-up is reported with the first error line of its log.
 set -euo pipefail
@@ -34,6 +38,7 @@ ARTIFACT="io.apicurio:apicurio-registry-app:$VERSION:tar.gz:all"
 app="$REGISTRY_HOME/app"
 jar="$app/apicurio-registry-app-$VERSION-runner.jar"
 run="${REGISTRY_RUN:-$REGISTRY_HOME/run}"
+data="${REGISTRY_DATA:-}"
 api="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
 
 die() { echo "registry.sh: $*" >&2; exit 1; }
@@ -149,6 +154,15 @@ cmd_up() {
     mkdir -p "$run"
     run="$(cd "$run" && pwd)" # (absolute: it marks the process, see alive)
     rm -f "$run/pid" "$run/registry.log"
+    # in memory (Apicurio's default), or an H2 file database in $REGISTRY_DATA (absolute: the
+    # registry runs in $run)
+    local storage=() where="in memory"
+    if [[ -n "$data" ]]; then
+        mkdir -p "$data"
+        data="$(cd "$data" && pwd)"
+        storage=("-Dapicurio.datasource.url=jdbc:h2:file:$data/registry")
+        where="data in $data"
+    fi
     # (cd: Quarkus may write files into its working directory)
     (
         cd "$run"
@@ -156,13 +170,13 @@ cmd_up() {
             "-Dstreamlearn.registry.run=$run" \
             -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
             -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port="$REGISTRY_MANAGEMENT_PORT" \
-            -Dapicurio.storage.kind=sql -Dapicurio.storage.sql.kind=h2 \
+            -Dapicurio.storage.kind=sql -Dapicurio.storage.sql.kind=h2 "${storage[@]}" \
             -jar "$jar" >"$run/registry.log" 2>&1 &
         echo $! >"$run/pid"
     )
     wait_up
     set_compatibility
-    echo "registry.sh: up, $api (compatibility $REGISTRY_COMPATIBILITY, in memory); log in $run/registry.log"
+    echo "registry.sh: up, $api (compatibility $REGISTRY_COMPATIBILITY, $where); log in $run/registry.log"
 }
 
 wait_up() {

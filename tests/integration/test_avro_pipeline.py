@@ -267,7 +267,8 @@ def test_a_registry_that_stops_answering_pauses_reading_and_nothing_is_lost_or_l
     """The registry frozen (SIGSTOP) for 20 s: its ids and schemas are kept, as a real
     registry's outage keeps them. (scripts/registry.sh down/up would not do: it is in memory, a
     restart forgets every id, and a worker asking between the restart and the schemas'
-    registration again would rightly be told the id is unknown.) Messages of a schema the
+    registration again would rightly be told the id is unknown; test_avro_registry_outage.py
+    really stops a registry of its own that keeps its data, REGISTRY_DATA.) Messages of a schema the
     worker holds are learned during the outage; the first message of a new schema id pauses
     reading until the registry answers again."""
     pipeline, worker = start(pipeline_factory, tmp_path, registry, EVENTS, partitions=1)
