@@ -197,15 +197,9 @@ def _value(out: list[str], src: _Source, pad: str, schema: Any, target: str) -> 
     if key in _LOGICAL and key in LOGICAL_READERS:
         raw = src.fresh("v")
         if kind == "bytes":  # (a decimal: its bytes themselves, not the marker)
-            end = _sized(out, src, pad, "a decimal")
-            out.append(f"{pad}{raw} = b[p:{end}]")
-            out.append(f"{pad}p = {end}")
+            _bytes(out, src, pad, raw, "b[p:{end}]", "a decimal")
         elif kind == "fixed":
-            size = int(schema["size"])
-            out.append(f"{pad}if p + {size} > L:")
-            out.append(f"{pad}    raise _eof('a decimal of {size} bytes')")
-            out.append(f"{pad}{raw} = b[p:p + {size}]")
-            out.append(f"{pad}p += {size}")
+            _fixed(out, pad, int(schema["size"]), raw, "b[p:p + {size}]", "a decimal")
         else:
             _value(out, src, pad, kind, raw)
         reader, convert = LOGICAL_READERS[key], _LOGICAL[key]
@@ -222,11 +216,7 @@ def _value(out: list[str], src: _Source, pad: str, schema: Any, target: str) -> 
         out.append(f"{pad}    raise ValueError(f'enum index {{{index}}} out of range')")
         out.append(f"{pad}{target} = {symbols}[{index}]")
     elif kind == "fixed":
-        size = int(schema["size"])
-        out.append(f"{pad}if p + {size} > L:")
-        out.append(f"{pad}    raise _eof('a fixed of {size} bytes')")
-        out.append(f"{pad}{target} = _FIXED")
-        out.append(f"{pad}p += {size}")
+        _fixed(out, pad, int(schema["size"]), target, "_FIXED", "a fixed")
     elif kind == "array":
         _items(out, src, pad, schema["items"], target, None)
     elif kind == "map":
@@ -258,11 +248,24 @@ def _primitive(out: list[str], src: _Source, pad: str, kind: str, target: str) -
         out.append(f"{pad}{target} = b[p:{end}].decode()")
         out.append(f"{pad}p = {end}")
     elif kind == "bytes":
-        end = _sized(out, src, pad, "a bytes value")
-        out.append(f"{pad}{target} = _BYTES")
-        out.append(f"{pad}p = {end}")
+        _bytes(out, src, pad, target, "_BYTES", "a bytes value")
     else:
         raise ValueError(f"unknown Avro type {kind!r}")
+
+
+def _bytes(out: list[str], src: _Source, pad: str, target: str, value: str, what: str) -> None:
+    """A length, then that many bytes: ``target`` = ``value`` (``{end}``: where they end)."""
+    end = _sized(out, src, pad, what)
+    out.append(f"{pad}{target} = {value.format(end=end)}")
+    out.append(f"{pad}p = {end}")
+
+
+def _fixed(out: list[str], pad: str, size: int, target: str, value: str, what: str) -> None:
+    """``size`` bytes: ``target`` = ``value`` (``{size}``: their number)."""
+    out.append(f"{pad}if p + {size} > L:")
+    out.append(f"{pad}    raise _eof('{what} of {size} bytes')")
+    out.append(f"{pad}{target} = {value.format(size=size)}")
+    out.append(f"{pad}p += {size}")
 
 
 def _union(out: list[str], src: _Source, pad: str, branches: list, target: str) -> None:

@@ -21,6 +21,11 @@ decoded with the writer's schema from the schema registry). ``skip_when_null``: 
 an event: :class:`Deleted` is raised, and the intake counts and skips it. ``[labels]``:
 ``topic``, ``id``, ``label``, ``time``, ``time_format``, ``format`` (``id`` and ``label``
 required there).
+
+An event mapping is compiled once into one function (:attr:`EventMapping.reader`,
+``app/contracts/mapping_reader.py``) that falls back on this module's general code for what its
+fast path does not take; :meth:`EventMapping.read_general` is that general code alone, and the
+two give the same events and the same reasons (``tests/unit/test_mapping_reader.py``).
 """
 
 from __future__ import annotations

@@ -255,6 +255,16 @@ def test_delayed_labels_from_an_avro_labels_topic(pipeline_factory, tmp_path, re
     assert counters["label_tombstones"] == 1 and counters.get("dead_letters", 0) == 0
 
 
+def assert_learned_once_as_river(pipeline, worker, data: list) -> None:
+    """Every row of ``data`` learned exactly once, as River learns them offline, and none
+    dead-lettered."""
+    model, metric = LR.build(), LR.new_metrics()
+    evaluate.progressive_val_score(data, model, metric)
+    assert_worker_equals(pipeline, worker, LR, model, metric, len(data))
+    assert worker.model(LR.name)["n_predicted"] == len(data)
+    assert worker.stats()["counters"].get("dead_letters", 0) == 0
+
+
 def registry_pid() -> int:
     run_dir = os.environ.get("REGISTRY_RUN", str(ROOT / ".cache" / "registry" / "run"))
     with open(os.path.join(run_dir, "pid")) as f:
@@ -298,11 +308,7 @@ def test_a_registry_that_stops_answering_pauses_reading_and_nothing_is_lost_or_l
         os.kill(pid, signal.SIGCONT)
     wait_for(lambda: learned(worker) == 600, what="600 learned after the outage")
 
-    model, metric = LR.build(), LR.new_metrics()
-    evaluate.progressive_val_score(data, model, metric)
-    assert_worker_equals(pipeline, worker, LR, model, metric, 600)
-    assert worker.model(LR.name)["n_predicted"] == 600
-    assert worker.stats()["counters"].get("dead_letters", 0) == 0
+    assert_learned_once_as_river(pipeline, worker, data)
     assert worker.stats()["engine"]["registry_paused"] is None
     assert "reading paused, trying again in" in worker.log()
 
