@@ -240,11 +240,14 @@ def interleaved(
     limit: Callable[[], tuple[float, bool]],
     in_memory: Callable[[], tuple[float, bool]],
     runs: dict[str, list[Run]] | None = None,
+    swap: bool = False,
 ) -> list[Row]:
     """Table rows of ``systems`` (name -> one run: events/s, checks passed), each run between
     two runs of the limit (each followed by one of the in-memory loop), repetition by
-    repetition (every system once, then again); ``runs``, if given, gets each system's runs in
-    the order they ran (for ratios between two systems, repetition by repetition).
+    repetition (every system once, then again; with ``swap``, every other repetition in the
+    reverse order, so that no system always runs first); ``runs``, if given, gets each
+    system's runs in the order they ran (for ratios between two systems, repetition by
+    repetition).
 
     These machines change speed by 2x within minutes: a system's three runs in a row can all
     land in a slow spell. So the runs of all systems alternate, and each ratio is the median of
@@ -260,8 +263,9 @@ def interleaved(
         memories.append(attempt(in_memory, f"{IN_MEMORY} [{model}]"))
         return limits[-1]
 
-    for _ in range(reps):
-        for name, run_once in systems.items():
+    for rep in range(reps):
+        turn = list(systems.items())
+        for name, run_once in turn[::-1] if swap and rep % 2 else turn:
             before = reference()
             result = attempt(run_once, f"{name} [{model}]")
             order.append((name, result))
@@ -409,8 +413,9 @@ def avro(workload: Workload, topic: str, reps: int) -> tuple[list[Row], dict]:
     the same mapping (FLAT_JSON_ROW: what the mapping costs, so that the Avro row's ratio to it
     is the decoding's alone), in the same repetitions, each between two limit runs. Gives the
     rows, and the Avro row's events/s over each JSON row's, repetition by repetition (paired),
-    with their medians. Every run is checked as the table's rows are (Accuracy River's on the
-    JSON rows, one prediction per event)."""
+    with their medians; every other repetition runs the three in the reverse order. Every run
+    is checked as the table's rows are (Accuracy River's on the JSON rows, one prediction per
+    event)."""
     url = ensure_registry()
     schema = workloads.avro_schema(workload)
     schema_id = register(url, f"bench-avro-{uuid.uuid4().hex[:8]}-value", schema)
@@ -439,7 +444,9 @@ def avro(workload: Workload, topic: str, reps: int) -> tuple[list[Row], dict]:
         ),
     }
     runs: dict[str, list[Run]] = {}
-    table = interleaved("lr", systems, reps, *references(workload, topic, "lr"), runs=runs)
+    table = interleaved(
+        "lr", systems, reps, *references(workload, topic, "lr"), runs=runs, swap=True
+    )
     to_json = paired_ratios(runs[AVRO_ROW], runs[PLAIN_ROW])
     to_flat = paired_ratios(runs[AVRO_ROW], runs[FLAT_JSON_ROW])
     return table, {

@@ -93,10 +93,12 @@ class WriterSchema:
     """One writer schema, compiled once (``app/contracts/avro_reader.py``): what decodes a
     message written with it."""
 
-    __slots__ = ("schema_id", "read")
+    __slots__ = ("schema_id", "schema", "read")
 
     def __init__(self, schema_id: int, schema: Any) -> None:
         self.schema_id = schema_id
+        #: the schema as the registry gave it (its JSON decoded)
+        self.schema = schema
         self.read = compile_reader(schema)
 
     def decode(self, raw: bytes) -> dict:
@@ -144,6 +146,8 @@ class AvroDecoder:
         #: :attr:`schemas` by their wire-format header (the magic byte and the id): a message
         #: is matched to its schema by one slice and one lookup
         self.headers: dict[bytes, WriterSchema | str] = {}
+        #: counts the changes to :attr:`schemas` (what was made from them is made again)
+        self.version = 0
 
     def known(self, schema_id: int) -> bool:
         """Whether the schema of this id was given (usable or not)."""
@@ -187,17 +191,20 @@ class AvroDecoder:
                 f"the writer schema (id {schema_id}) cannot be used: {type(exc).__name__}: {exc}"
             )
         self.headers[_header(schema_id)] = self.schemas[schema_id]
+        self.version += 1
 
     def refuse(self, schema_id: int, reason: str) -> None:
         """Refuse every message written with ``schema_id``, with ``reason`` (the registry does
         not know the id), until :meth:`forget` is called."""
         self.schemas[schema_id] = reason
         self.headers[_header(schema_id)] = reason
+        self.version += 1
 
     def forget(self, schema_id: int) -> None:
         """Forget what was given for ``schema_id`` (a refusal, to be asked again)."""
         self.schemas.pop(schema_id, None)
         self.headers.pop(_header(schema_id), None)
+        self.version += 1
 
     def decode(self, raw: bytes | None) -> dict:
         """The record ``raw`` holds, converted as the module says; ``Malformed`` with the reason,

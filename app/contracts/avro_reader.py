@@ -309,9 +309,11 @@ def _items(out: list[str], src: _Source, pad: str, item: Any, target: str, key: 
     out.append(f"{pad}{target} = {box}")
 
 
-def _fields(out: list[str], src: _Source, pad: str, record: dict, box: str) -> None:
-    """Every field of ``record`` into the dict ``box``, in the schema's order; a run of plain
-    doubles read by one ``struct`` call."""
+def _fields(
+    out: list[str], src: _Source, pad: str, record: dict, target: Callable[[int, str], str]
+) -> None:
+    """Every field of ``record`` into ``target(index, name)`` (an entry of a dict, or a local
+    variable), in the schema's order; a run of plain doubles read by one ``struct`` call."""
     fields = record["fields"]
     i = 0
     while i < len(fields):
@@ -320,14 +322,18 @@ def _fields(out: list[str], src: _Source, pad: str, record: dict, box: str) -> N
             run += 1
         if run - i >= 2:
             unpack = src.constant("doubles", struct.Struct(f"<{run - i}d").unpack_from)
-            targets = ", ".join(f"{box}[{f['name']!r}]" for f in fields[i:run])
+            targets = ", ".join(target(j, fields[j]["name"]) for j in range(i, run))
             out.append(f"{pad}{targets} = {unpack}(b, p)")
             out.append(f"{pad}p += {8 * (run - i)}")
             i = run
             continue
         field = fields[i]
-        _value(out, src, pad, field["type"], f"{box}[{field['name']!r}]")
+        _value(out, src, pad, field["type"], target(i, field["name"]))
         i += 1
+
+
+def _entry(box: str) -> Callable[[int, str], str]:
+    return lambda _i, name: f"{box}[{name!r}]"
 
 
 def _record_function(src: _Source, record: dict) -> str:
@@ -338,7 +344,7 @@ def _record_function(src: _Source, record: dict) -> str:
     function = src.fresh("_record")
     src.records[name] = function
     out = [f"def {function}(b, p):", "    L = len(b)", "    r = {}"]
-    _fields(out, src, "    ", record, "r")
+    _fields(out, src, "    ", record, _entry("r"))
     out.append("    return r, p")
     src.functions.append("\n".join(out))
     return function
@@ -367,7 +373,7 @@ def compile_reader(schema: Any) -> Callable[[bytes], Any]:
         # the top record's fields read in ``read`` itself (a reference to it inside, in a
         # recursive schema, gets its own function)
         out.append("    r = {}")
-        _fields(out, src, "    ", top, "r")
+        _fields(out, src, "    ", top, _entry("r"))
         out.append("    return r")
     else:
         _value(out, src, "    ", parsed, "value")
@@ -376,3 +382,71 @@ def compile_reader(schema: Any) -> Callable[[bytes], Any]:
     env = src.env
     exec(compile(text, "<avro reader>", "exec"), env)  # noqa: S102 (text made from the schema)
     return env["read"]
+
+
+#: what a top-level field always reads as: a feature as it is (``scalar``: a number, string or
+#: bool), that or None (``nullable``), anything else (``other``: a record, a map, a list, a
+#: marker, a union of several kinds)
+SCALAR, NULLABLE, OTHER = "scalar", "nullable", "other"
+
+
+def _kind(schema: Any, named: dict[str, Any]) -> str:
+    if isinstance(schema, list):
+        branches = [b for b in schema if b != "null"]
+        if len(schema) == 2 and len(branches) == 1 and _kind(branches[0], named) == SCALAR:
+            return NULLABLE
+        return OTHER
+    if isinstance(schema, str):
+        if schema in named:
+            return _kind(named[schema], named)
+        return SCALAR if schema in _PRIMITIVES - {"null", "bytes"} else OTHER
+    kind = schema["type"]
+    if not isinstance(kind, str):
+        return _kind(kind, named)
+    key = f"{kind}-{schema.get('logicalType')}"
+    if key in _PLAIN_TIMESTAMPS or (key in _LOGICAL and key in LOGICAL_READERS):
+        return SCALAR  # (a float or a string)
+    if kind == "enum":
+        return SCALAR
+    if kind in _PRIMITIVES:
+        return _kind(kind, named)
+    return OTHER
+
+
+class Layout:
+    """A record schema's fields read into local variables, for a function that goes on with
+    them (``app/contracts/mapping_reader.py``: a mapping applied to them without a dict).
+
+    ``functions``: the text of the functions the lines call (nested records); ``lines``: the
+    body, from ``p = 5`` (the datum after the header) on, each indented by one level;
+    ``env``: the objects they name; ``fields``: ``(name, variable, kind)`` in the schema's
+    order (kind: :data:`SCALAR`, :data:`NULLABLE` or :data:`OTHER`)."""
+
+    __slots__ = ("functions", "lines", "env", "fields")
+
+    def __init__(self, functions: list[str], lines: list[str], env: dict, fields: list) -> None:
+        self.functions = functions
+        self.lines = lines
+        self.env = env
+        self.fields = fields
+
+
+def compile_fields(schema: Any) -> Layout | None:
+    """The :class:`Layout` of the writer schema ``schema`` (its JSON decoded), or None when its
+    datum is not a record.
+
+    >>> layout = compile_fields({"type": "record", "name": "E", "fields": [
+    ...     {"name": "id", "type": "string"}, {"name": "n", "type": ["null", "long"]}]})
+    >>> layout.fields
+    [('id', 'F0', 'scalar'), ('n', 'F1', 'nullable')]
+    """
+    named: dict[str, Any] = {}
+    parsed = parse_schema(schema, named_schemas=named)
+    top = named.get(parsed, parsed) if isinstance(parsed, str) else parsed
+    if not (isinstance(top, dict) and top.get("type") in ("record", "error")):
+        return None
+    src = _Source(named)
+    lines = ["    p = 5", "    L = len(b)"]
+    _fields(lines, src, "    ", top, lambda i, _name: f"F{i}")
+    fields = [(f["name"], f"F{i}", _kind(f["type"], named)) for i, f in enumerate(top["fields"])]
+    return Layout(src.functions, lines, src.env, fields)

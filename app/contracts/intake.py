@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from app.contracts.avro import AvroDecoder
+from app.contracts.avro import HEADER, AvroDecoder, WriterSchema
 from app.contracts.mapping import Deleted, EventMapping, Origin
 from app.contracts.records import Malformed, ahead_of_clock, check_event, parse_event
 from app.contracts.transform import configured as configured_transform
@@ -63,6 +63,11 @@ class Intake:
             raise ValueError("an Avro decoder needs a mapping: it maps the decoded records")
         #: the mapping's compiled reader of a decoded message
         self.read_value = mapping.reader if mapping is not None else None
+        #: with Avro, by wire-format header: the function reading and mapping a message of that
+        #: schema at once (``EventMapping.avro_reader``), made again when the decoder's
+        #: schemas change (its ``version``)
+        self.avro_readers: dict[bytes, Callable] = {}
+        self.avro_version = -1
 
     @classmethod
     def configured(cls, config: Config) -> Intake:
@@ -106,7 +111,13 @@ class Intake:
             if self.decoder is not None:
                 if raw is None:
                     return TOMBSTONES, None
-                event = self.read_value(self.decoder.decode(raw), origin)
+                if self.avro_version != self.decoder.version:
+                    self.avro_readers.clear()
+                    self.avro_version = self.decoder.version
+                read = self.avro_readers.get(raw[:HEADER])
+                if read is None:
+                    read = self._avro_reader(raw)
+                event = read(raw, origin)
             elif self.mapping is None:
                 event = parse_event(raw)
             else:
@@ -116,6 +127,21 @@ class Intake:
         except Deleted:
             return DELETES, None
         return self._checked(event, now)
+
+    def _avro_reader(self, raw: bytes) -> Callable:
+        """The function that reads and maps ``raw``: its schema's own (kept), else (an id not
+        given, a refused schema, a body not in the wire format, a datum that is not a record)
+        the decoder then the mapping, which refuse it with the reason."""
+        schema = self.decoder.headers.get(raw[:HEADER])
+        read = None
+        if isinstance(schema, WriterSchema):
+            read = self.mapping.avro_reader(schema.schema_id, schema.schema)
+            if read is not None:
+                self.avro_readers[raw[:HEADER]] = read
+        return read or self._decode_then_map
+
+    def _decode_then_map(self, raw: bytes, origin: Origin | None) -> dict:
+        return self.read_value(self.decoder.decode(raw), origin)
 
     def event_of(
         self, value: object, origin: Origin | None, now: float

@@ -37,6 +37,7 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from app.contracts.avro import AvroDecoder, Opaque
+from app.contracts.avro_reader import compile_fields
 from app.contracts.mapping_reader import compile_event_reader
 from app.contracts.records import (
     Malformed,
@@ -255,6 +256,19 @@ class EventMapping:
     def reader(self) -> Any:
         """:meth:`read_value`, compiled for this mapping's paths (``mapping_reader.py``); its
         slow paths are this class's general code, :meth:`read_general` reads as it does."""
+        return self._compiled()
+
+    def avro_reader(self, schema_id: int, schema: Any) -> Any:
+        """The function ``read(raw, origin)`` of a whole wire-format message written with the
+        Avro record schema ``schema`` (id ``schema_id``): its fields read and mapped in one
+        function, no record dict made; what ``decoder.decode`` then :meth:`read_value` give,
+        refusals included. None when the schema's datum is not a record."""
+        layout = compile_fields(schema)
+        if layout is None:
+            return None
+        return self._compiled(layout=layout, schema_id=schema_id)
+
+    def _compiled(self, **avro: Any) -> Any:
         f = self.fields
         return compile_event_reader(
             id_path=f.id,
@@ -274,6 +288,7 @@ class EventMapping:
                 "walk": self._walk,
                 "deleted": Deleted,
             },
+            **avro,
         )
 
     def read_general(self, value: dict, origin: Origin) -> dict:

@@ -18,10 +18,12 @@ goes to the mapping's general code.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from math import hypot
 from typing import Any
 
+from app.contracts.avro_reader import NULLABLE, SCALAR, Layout
 from app.contracts.records import (
     MAX_ID_LENGTH,
     MAX_MAGNITUDE,
@@ -45,10 +47,18 @@ def _name(path: Path) -> str:
 class _Text:
     """The lines of the function, and the objects they refer to."""
 
-    def __init__(self, env: dict[str, Any]) -> None:
+    def __init__(self, env: dict[str, Any], layout: Layout | None = None) -> None:
         self.lines: list[str] = []
         self.env = dict(env)
         self.count = 0
+        #: an Avro record's fields in local variables (else the message is the dict ``value``)
+        self.locals = {name: var for name, var, _ in layout.fields} if layout else None
+
+    def top(self, name: str) -> str:
+        """The expression of the top-level field ``name`` (``_M`` when absent)."""
+        if self.locals is None:
+            return f"value.get({name!r}, _M)"
+        return self.locals.get(name, "_M")  # (a field the record does not have: absent)
 
     def constant(self, value: Any) -> str:
         self.count += 1
@@ -61,8 +71,8 @@ class _Text:
 
 
 def _fetch(text: _Text, var: str, path: Path) -> None:
-    """``var`` = the value at ``path`` of ``value``, or ``_M`` if any part of it is absent."""
-    text.add(1, f"{var} = value.get({path[0]!r}, _M)")
+    """``var`` = the value at ``path`` of the message, or ``_M`` if any part of it is absent."""
+    text.add(1, f"{var} = {text.top(path[0])}")
     for part in path[1:]:
         text.add(1, f"if type({var}) is dict:")
         text.add(2, f"{var} = {var}.get({part!r}, _M)")
@@ -97,8 +107,14 @@ def compile_event_reader(
     used: set[Path],
     skip_when_null: Path | None,
     slow: dict[str, Callable],
-) -> Callable[[dict, Any], dict]:
-    """The function ``read(value, origin)`` of a mapping with these paths. ``slow`` holds the
+    layout: Layout | None = None,
+    schema_id: int | None = None,
+) -> Callable[[Any, Any], dict]:
+    """The function ``read(value, origin)`` of a mapping with these paths; with ``layout`` (the
+    fields of the Avro record schema ``schema_id``, ``app/contracts/avro_reader.py``), the
+    function ``read(raw, origin)`` of a whole wire-format message, that reads the record's
+    fields and maps them without making the record's dict, and refuses a body that is not Avro
+    of its schema as ``AvroDecoder.decode`` does. ``slow`` holds the
     mapping's general functions the code falls back on: ``time`` (a time value as the mapping
     reads it, any format), ``origin_key`` (the key of a message from its Kafka key), ``field``
     (a field that is not a scalar, taken as a feature or walked into), ``add`` (a named feature
@@ -114,19 +130,32 @@ def compile_event_reader(
     Traceback (most recent call last):
     app.contracts.records.Malformed: missing field 'id'
     """
-    text = _Text(
-        {
-            "_M": _MISSING,
-            "_Malformed": Malformed,
-            "_check_id": _check_id,
-            "_check_label": _check_label,
-            "_check_features": _check_features,
-            "_hypot": hypot,
-            "_SCALARS": SCALARS,
-            **{f"_{name}": f for name, f in slow.items()},
-        }
-    )
-    text.add(0, "def read(value, origin):")
+    env = {
+        "_M": _MISSING,
+        "_Malformed": Malformed,
+        "_check_id": _check_id,
+        "_check_label": _check_label,
+        "_check_features": _check_features,
+        "_hypot": hypot,
+        "_SCALARS": SCALARS,
+        **{f"_{name}": f for name, f in slow.items()},
+    }
+    if layout is None:
+        text = _Text(env)
+        text.add(0, "def read(value, origin):")
+    else:
+        text = _Text({**env, **layout.env}, layout)
+        text.lines.extend(layout.functions)
+        text.add(0, "def read(b, origin):")
+        text.add(1, "try:")
+        text.lines.extend("    " + line for line in layout.lines)
+        bad = f"not Avro of schema id {schema_id}: "
+        short = bad + "EOFError: the message ends before its record does"
+        text.env.update(_IndexError=IndexError, _StructError=struct.error, _BAD=bad)
+        text.add(1, "except (_IndexError, _StructError):  # (read past the end of the message)")
+        text.add(2, f"raise _Malformed({short!r}) from None")
+        text.add(1, "except Exception as exc:")
+        text.add(2, "raise _Malformed(f'{_BAD}{type(exc).__name__}: {exc}') from None")
     if skip_when_null is not None:
         _fetch(text, "s", skip_when_null)
         text.add(1, "if s is None or s is _M:")
@@ -169,7 +198,25 @@ def compile_event_reader(
             text.add(1, "else:")
             text.add(2, f"_add(x, {text.constant(path)}, f, True)")
     elif exclude:
+        if layout is not None:  # (the record's dict, for the general walk)
+            entries = ", ".join(f"{name!r}: {var}" for name, var, _ in layout.fields)
+            text.add(1, f"value = {{{entries}}}")
         text.add(1, f"_walk(value, (), {text.constant(used)}, x)")
+    elif layout is not None:  # every field, one by one: what each is, known from the schema
+        top = frozenset(p[0] for p in used if len(p) == 1)
+        for name, var, kind in layout.fields:
+            if name in top:
+                continue
+            if kind == SCALAR:
+                text.add(1, f"x[{name!r}] = {var}")
+            elif kind == NULLABLE:
+                text.add(1, f"if {var} is not None:")
+                text.add(2, f"x[{name!r}] = {var}")
+            else:
+                text.add(1, f"if type({var}) in _SCALARS:")
+                text.add(2, f"x[{name!r}] = {var}")
+                text.add(1, "else:")
+                text.add(2, f"_field(({name!r},), {var}, {text.constant(used)}, x)")
     else:
         top = frozenset(p[0] for p in used if len(p) == 1)
         text.add(1, "x = {n: f for n, f in value.items() if type(f) in _SCALARS}")

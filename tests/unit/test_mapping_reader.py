@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 import random
 
+import orjson
 import pytest
 
-from app.contracts.avro import BYTES, FIXED
+from app.contracts.avro import BYTES, FIXED, AvroDecoder
 from app.contracts.mapping import Deleted, EventMapping, Origin
 from app.contracts.records import Malformed
+from tests.unit.test_avro_reader import _case, _write
 
 FIELDS = ["id", "card", "at", "y", "amount", "kind", "n", "flag", "note"]
 NESTED = ["payload.after.id", "payload.after.amount", "payload.ts_ms", "meta.card"]
@@ -114,3 +116,55 @@ def test_a_record_of_scalars_and_one_of_nulls_and_objects_give_the_features_in_o
     nested = {"a": 1.0, "id": "e", "z": None, "o": {"p": 2}, "b": "s", "k": "c", "t": 5}
     assert list(mapping.read_value(flat, origin)["x"]) == ["a", "b", "c"]
     assert list(mapping.read_value(nested, origin)["x"]) == ["a", "o.p", "b"]
+
+
+# -- an Avro record's fields mapped without their dict (EventMapping.avro_reader) -------------
+
+
+def _avro_mapping(rng: random.Random, schema: dict) -> EventMapping:
+    """A random mapping over ``schema``'s fields: top-level names, a path into a nested record
+    field, a name the record does not have."""
+    paths = [f["name"] for f in schema["fields"]] + (["nope"] if rng.random() < 0.2 else [])
+    for f in schema["fields"]:
+        if isinstance(f["type"], dict) and f["type"].get("type") == "record":
+            paths += [f"{f['name']}.{g['name']}" for g in f["type"]["fields"]]
+    table: dict = {"format": "avro"}
+    for name in ("id", "key", "time", "label"):
+        if paths and rng.random() < 0.35:
+            table[name] = rng.choice(paths)
+    if "time" in table:
+        table["time_format"] = rng.choice(["epoch_s", "epoch_ms", "iso8601"])
+    choice = rng.random()
+    if paths and choice < 0.25:
+        table["features"] = rng.sample(paths, rng.randint(1, min(4, len(paths))))
+    elif paths and choice < 0.4:
+        table["exclude"] = rng.sample(paths, rng.randint(1, min(3, len(paths))))
+    if paths and rng.random() < 0.15:
+        table["skip_when_null"] = rng.choice(paths)
+    return EventMapping.from_config(table, "orders", "[events]")
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_an_avro_record_mapped_at_once_reads_as_decoded_then_mapped(seed):
+    rng, schema, parsed, named, make = _case(seed)
+    decoder = AvroDecoder()
+    decoder.add(1, orjson.dumps(schema).decode())
+    for _ in range(4):
+        mapping = _avro_mapping(rng, schema)
+        at_once = mapping.avro_reader(1, schema)
+        for i in range(10):
+            origin = Origin("orders", 0, i, rng.choice([None, b"card-9"]), 1_767_225_600_500)
+            raw = _write(parsed, named, make()[0])
+            if rng.random() < 0.2:  # cut short, or bytes changed
+                raw = bytearray(raw[: rng.randrange(5, len(raw) + 1)])
+                if len(raw) > 5 and rng.random() < 0.5:
+                    raw[rng.randrange(5, len(raw))] = rng.randrange(256)
+                raw = bytes(raw)
+
+            def general(raw, origin, mapping=mapping):
+                return mapping.read_general(decoder.decode(raw), origin)
+
+            assert _outcome(at_once, raw, origin) == _outcome(general, raw, origin), (
+                schema,
+                mapping,
+            )
