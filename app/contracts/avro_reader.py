@@ -7,7 +7,10 @@ one that is not valid Avro, and names every named type by its full name). Gives:
 describes (enums their symbol, timestamps epoch seconds, decimals floats, bytes and fixed the
 :data:`BYTES` / :data:`FIXED` markers, ...): the same record as fastavro's reader followed by
 those conversions (``tests/unit/test_avro_reader.py`` holds the two equal on random schemas and
-data). Keeps nothing: each call compiles anew; ``AvroDecoder`` keeps one reader per schema id.
+data). And :func:`compile_fields`: the same reading of a record's fields into local variables,
+with what each field always is (a scalar, a scalar or null, anything else), for a function that
+maps them at once (``app/contracts/mapping_reader.py``). Keeps nothing: each call compiles
+anew; ``AvroDecoder`` keeps one reader per schema id, the intake one mapped reader per schema.
 
 Why not fastavro's reader: it is general, and a message costs it its set-up (options, named
 types, a file object; about 0.75 us) and a Python-level call per field. A function made for one

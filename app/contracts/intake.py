@@ -3,7 +3,9 @@
 Reads one message's bytes, or its value already decoded from JSON (``POST /predict/``), and,
 with an ``[events]`` mapping, where it came from; gives the event, or why it is refused. Keeps
 nothing but, with ``format = "avro"`` in ``[events]``, the :class:`~app.contracts.avro.AvroDecoder`
-(the writer schemas by id): the caller gives it the schemas of a read before taking its messages
+(the writer schemas by id) and, per writer schema, the function that reads and maps its
+messages at once (``EventMapping.avro_reader``): the caller gives the decoder the schemas of a
+read before taking its messages
 (``RegistryClient.load_retrying`` in the engine, the re-key stage and the ``features`` command:
 this module asks no registry). The engine (``agents/engine.py``) and the offline
 ``features`` command (``app/features/offline.py``) both call :meth:`Intake.event`, so that both take
