@@ -35,13 +35,12 @@ docs/benchmarks.md.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
-from app.contracts.avro_reader import BYTES, FIXED, Opaque, compile_reader
+from app.contracts.avro_reader import BYTES, FIXED, Opaque, compile_reader, not_avro
 from app.contracts.records import Malformed
 
 __all__ = ["BYTES", "FIXED", "AvroDecoder", "Opaque", "UnknownSchema", "WriterSchema", "wire_id"]
@@ -105,15 +104,8 @@ class WriterSchema:
         """The record of ``raw`` (a whole message, header included)."""
         try:
             value = self.read(raw)
-        except (IndexError, struct.error):  # (a field read past the end of the message)
-            raise Malformed(
-                f"not Avro of schema id {self.schema_id}: EOFError: the message ends before "
-                "its record does"
-            ) from None
-        except Exception as exc:  # (EOFError, ValueError, a logical type's own errors, ...)
-            raise Malformed(
-                f"not Avro of schema id {self.schema_id}: {type(exc).__name__}: {exc}"
-            ) from None
+        except Exception as exc:  # (read past the end, a value out of range, ...)
+            raise Malformed(not_avro(self.schema_id, exc)) from None
         if type(value) is not dict:
             raise Malformed(
                 f"schema id {self.schema_id} is not a record: its message decodes to "

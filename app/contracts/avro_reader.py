@@ -367,24 +367,37 @@ def compile_reader(schema: Any) -> Callable[[bytes], Any]:
     Traceback (most recent call last):
     EOFError: the message ends inside a string
     """
-    named: dict[str, Any] = {}
-    parsed = parse_schema(schema, named_schemas=named)
+    layout = compile_fields(schema)
+    if layout is not None:  # a record: its fields read into locals, then its dict made once
+        body = ["def read(b):", *layout.lines, f"    return {layout.record()}"]
+        return exec_function("read", [*layout.functions, "\n".join(body)], layout.env)
+    named, parsed = _parse(schema)
     src = _Source(named)
-    out = ["def read(b):", "    p = 5", "    L = len(b)"]
-    top = named.get(parsed, parsed) if isinstance(parsed, str) else parsed
-    if isinstance(top, dict) and top.get("type") in ("record", "error"):
-        # the top record's fields read in ``read`` itself (a reference to it inside, in a
-        # recursive schema, gets its own function)
-        out.append("    r = {}")
-        _fields(out, src, "    ", top, _entry("r"))
-        out.append("    return r")
-    else:
-        _value(out, src, "    ", parsed, "value")
-        out.append("    return value")
-    text = "\n\n".join([*src.functions, "\n".join(out)])
-    env = src.env
-    exec(compile(text, "<avro reader>", "exec"), env)  # noqa: S102 (text made from the schema)
-    return env["read"]
+    body = ["def read(b):", "    p = 5", "    L = len(b)"]
+    _value(body, src, "    ", parsed, "value")
+    body.append("    return value")
+    return exec_function("read", [*src.functions, "\n".join(body)], src.env)
+
+
+def exec_function(name: str, functions: list[str], env: dict[str, Any]) -> Callable:
+    """The function ``name`` among the text of ``functions`` (made from a schema or a mapping:
+    every name in it is generated, every value from the schema held in ``env``)."""
+    exec(compile("\n\n".join(functions), f"<{name}>", "exec"), env)  # noqa: S102
+    return env[name]
+
+
+def not_avro(schema_id: int, exc: Exception) -> str:
+    """The reason a message that the reader of schema ``schema_id`` raised ``exc`` on is
+    refused (``AvroDecoder.decode``'s and the mapped readers')."""
+    if isinstance(exc, IndexError | struct.error):  # (a field read past the end of the message)
+        exc = EOFError("the message ends before its record does")
+    return f"not Avro of schema id {schema_id}: {type(exc).__name__}: {exc}"
+
+
+def _parse(schema: Any) -> tuple[dict[str, Any], Any]:
+    """fastavro's parse of ``schema``: its named types by full name, and the parsed schema."""
+    named: dict[str, Any] = {}
+    return named, parse_schema(schema, named_schemas=named)
 
 
 #: what a top-level field always reads as: a feature as it is (``scalar``: a number, string or
@@ -433,6 +446,11 @@ class Layout:
         self.env = env
         self.fields = fields
 
+    def record(self) -> str:
+        """The expression of the record's dict, made from the locals (in the schema's order)."""
+        entries = ", ".join(f"{name!r}: {var}" for name, var, _ in self.fields)
+        return f"{{{entries}}}"
+
 
 def compile_fields(schema: Any) -> Layout | None:
     """The :class:`Layout` of the writer schema ``schema`` (its JSON decoded), or None when its
@@ -443,8 +461,7 @@ def compile_fields(schema: Any) -> Layout | None:
     >>> layout.fields
     [('id', 'F0', 'scalar'), ('n', 'F1', 'nullable')]
     """
-    named: dict[str, Any] = {}
-    parsed = parse_schema(schema, named_schemas=named)
+    named, parsed = _parse(schema)
     top = named.get(parsed, parsed) if isinstance(parsed, str) else parsed
     if not (isinstance(top, dict) and top.get("type") in ("record", "error")):
         return None

@@ -18,12 +18,11 @@ goes to the mapping's general code.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from math import hypot
 from typing import Any
 
-from app.contracts.avro_reader import NULLABLE, SCALAR, Layout
+from app.contracts.avro_reader import NULLABLE, SCALAR, Layout, exec_function, not_avro
 from app.contracts.records import (
     MAX_ID_LENGTH,
     MAX_MAGNITUDE,
@@ -86,13 +85,13 @@ def _required(text: _Text, var: str, path: Path) -> None:
     text.add(2, f"raise _Malformed({f'missing field {_name(path)!r}'!r})")
 
 
-def _identifier(text: _Text, var: str, what: str) -> None:
+def _identifier(text: _Text, var: str, what: str, pad: int = 1) -> None:
     """An id or key read into ``var`` (not None), as the mapping checks it: an int becomes its
     string; a string of 1 to MAX_ID_LENGTH characters."""
-    text.add(1, f"if type({var}) is int:")
-    text.add(2, f"{var} = str({var})")
-    text.add(1, f"if type({var}) is not str or not 0 < len({var}) <= {MAX_ID_LENGTH}:")
-    text.add(2, f"{var} = _check_id({var}, {what!r})")
+    text.add(pad, f"if type({var}) is int:")
+    text.add(pad + 1, f"{var} = str({var})")
+    text.add(pad, f"if type({var}) is not str or not 0 < len({var}) <= {MAX_ID_LENGTH}:")
+    text.add(pad + 1, f"{var} = _check_id({var}, {what!r})")
 
 
 def compile_event_reader(
@@ -149,13 +148,9 @@ def compile_event_reader(
         text.add(0, "def read(b, origin):")
         text.add(1, "try:")
         text.lines.extend("    " + line for line in layout.lines)
-        bad = f"not Avro of schema id {schema_id}: "
-        short = bad + "EOFError: the message ends before its record does"
-        text.env.update(_IndexError=IndexError, _StructError=struct.error, _BAD=bad)
-        text.add(1, "except (_IndexError, _StructError):  # (read past the end of the message)")
-        text.add(2, f"raise _Malformed({short!r}) from None")
-        text.add(1, "except Exception as exc:")
-        text.add(2, "raise _Malformed(f'{_BAD}{type(exc).__name__}: {exc}') from None")
+        text.env["_not_avro"] = not_avro
+        text.add(1, "except Exception as exc:  # (the reason AvroDecoder.decode gives)")
+        text.add(2, f"raise _Malformed(_not_avro({schema_id!r}, exc)) from None")
     if skip_when_null is not None:
         _fetch(text, "s", skip_when_null)
         text.add(1, "if s is None or s is _M:")
@@ -172,7 +167,7 @@ def compile_event_reader(
     else:
         _required(text, "k", key_path)
         text.add(1, "if k is not None:")
-        text.lines.extend("    " + line for line in _indented(text, "k", key_path))
+        _identifier(text, "k", f"key ({_name(key_path)})", pad=2)
     # the time
     if time_path is None:
         text.add(1, "t = origin.timestamp_ms / 1000.0")
@@ -189,8 +184,9 @@ def compile_event_reader(
             text.add(1, "else:")
             text.add(2, "t = _time(t)")
     # the features
-    text.add(1, "x = {}")
+    used_paths = text.constant(used)
     if features is not None:
+        text.add(1, "x = {}")
         for path in features:
             _required(text, "f", path)
             text.add(1, "if type(f) in _SCALARS:")
@@ -199,11 +195,12 @@ def compile_event_reader(
             text.add(2, f"_add(x, {text.constant(path)}, f, True)")
     elif exclude:
         if layout is not None:  # (the record's dict, for the general walk)
-            entries = ", ".join(f"{name!r}: {var}" for name, var, _ in layout.fields)
-            text.add(1, f"value = {{{entries}}}")
-        text.add(1, f"_walk(value, (), {text.constant(used)}, x)")
+            text.add(1, f"value = {layout.record()}")
+        text.add(1, "x = {}")
+        text.add(1, f"_walk(value, (), {used_paths}, x)")
     elif layout is not None:  # every field, one by one: what each is, known from the schema
         top = frozenset(p[0] for p in used if len(p) == 1)
+        text.add(1, "x = {}")
         for name, var, kind in layout.fields:
             if name in top:
                 continue
@@ -216,22 +213,23 @@ def compile_event_reader(
                 text.add(1, f"if type({var}) in _SCALARS:")
                 text.add(2, f"x[{name!r}] = {var}")
                 text.add(1, "else:")
-                text.add(2, f"_field(({name!r},), {var}, {text.constant(used)}, x)")
+                text.add(2, f"_field(({name!r},), {var}, {used_paths}, x)")
     else:
         top = frozenset(p[0] for p in used if len(p) == 1)
+        top_names = text.constant(top)
         text.add(1, "x = {n: f for n, f in value.items() if type(f) in _SCALARS}")
-        text.add(1, f"for n in {text.constant(tuple(sorted(top)))}:")
+        text.add(1, f"for n in {top_names}:")
         text.add(2, "x.pop(n, None)")
-        text.add(1, "if len(x) + len(value.keys() & " + text.constant(top) + ") != len(value):")
+        text.add(1, f"if len(x) + len(value.keys() & {top_names}) != len(value):")
         # a field that is not a scalar (null, an object, a list, bytes): the general loop, in
         # the message's order
         text.add(2, "x = {}")
         text.add(2, "for n, f in value.items():")
         text.add(3, "if type(f) in _SCALARS:")
-        text.add(4, f"if n not in {text.constant(top)}:")
+        text.add(4, f"if n not in {top_names}:")
         text.add(5, "x[n] = f")
-        text.add(3, f"elif (n,) not in {text.constant(used)}:")
-        text.add(4, f"_field((n,), f, {text.constant(used)}, x)")
+        text.add(3, f"elif (n,) not in {used_paths}:")
+        text.add(4, f"_field((n,), f, {used_paths}, x)")
     # numbers in range checked by one C call (NaN or inf make the norm NaN or inf; a string,
     # a bool's sum or an int past a float take the general check)
     text.add(1, "if x:")
@@ -247,13 +245,4 @@ def compile_event_reader(
         text.add(1, "if y is not _M and y is not None:")
         text.add(2, "event['y'] = _check_label(y)")
     text.add(1, "return event")
-    env = text.env
-    exec(compile("\n".join(text.lines), "<events mapping>", "exec"), env)  # noqa: S102
-    return env["read"]
-
-
-def _indented(text: _Text, var: str, path: Path) -> list[str]:
-    """The id checks of :func:`_identifier` for the key, one level deeper."""
-    inner = _Text({})
-    _identifier(inner, var, f"key ({_name(path)})")
-    return inner.lines
+    return exec_function("read", ["\n".join(text.lines)], text.env)
