@@ -368,16 +368,11 @@ class LiveShard:
         if self.tables.exactly_once:
             await self._commit(covered, taken)
             return
-        shard = self.shard
+        shard, out = self.shard, checkpoints.outbox
         self._stage("snapshot")
-        raw = self._snapshot()
-        out = checkpoints.outbox
-        upto = self.events_offset
-        values, started = self.windows.begin(upto)
-        taken_versions = self.models.take_pending_versions()
+        raw, upto, values, started, taken_versions = self._begin()
         try:
-            self._versions(taken_versions)
-            self._windows(values, out)
+            self._stand_on(values, taken_versions, out)
             # the output of the covered events and the window values, in Kafka before the
             # checkpoint that stands on them
             self._stage("flushing output")
@@ -395,8 +390,7 @@ class LiveShard:
             # whether the checkpoint landed is unknown, so the worker stops too)
             await checkpoints.flush(shard)
         except BaseException:
-            self.windows.abort(started)
-            self.models.pending_versions[:0] = taken_versions  # (written with the next one)
+            self._undo(started, taken_versions)
             raise
         if self.dropped:
             return  # revoked while it was sent: the new owner reads it from the changelog
@@ -414,20 +408,15 @@ class LiveShard:
         self._stage("snapshot")
         self.gate.clear()  # (from the snapshot on: what is stepped now is the next checkpoint's)
         try:
-            raw = self._snapshot()
-            upto = self.events_offset
-            values, started = self.windows.begin(upto)
-            taken_versions = self.models.take_pending_versions()
+            raw, upto, values, started, taken_versions = self._begin()
             try:
-                self._versions(taken_versions)
-                self._windows(values, out)
+                self._stand_on(values, taken_versions, out)
                 checkpoint = {shard: raw}
                 to_changelog(checkpoints.table, shard, checkpoint, out)
                 self._stage("committing")
                 await out.commit()
             except BaseException as exc:
-                self.windows.abort(started)
-                self.models.pending_versions[:0] = taken_versions  # (written with the next one)
+                self._undo(started, taken_versions)
                 if isinstance(exc, Exception) and not isinstance(exc, CheckpointError):
                     raise checkpoints.output_lost(shard, exc) from exc
                 raise
@@ -440,6 +429,25 @@ class LiveShard:
         to_store(checkpoints.table, shard, checkpoint)
         persisted(checkpoints.table, shard, out)
         self._committed(covered, taken, upto, values)
+
+    def _begin(self) -> tuple[bytes, int, dict, Any, list]:
+        """What a checkpoint takes, without awaiting: the models' snapshot, the offset it covers,
+        the window values changed since the last one (and the mark :meth:`_undo` takes them
+        back to), the model versions pending."""
+        raw = self._snapshot()
+        upto = self.events_offset
+        values, started = self.windows.begin(upto)
+        return raw, upto, values, started, self.models.take_pending_versions()
+
+    def _stand_on(self, values: dict, taken_versions: list, out: Any) -> None:
+        """Write what the checkpoint stands on: its model versions and its window values."""
+        self._versions(taken_versions)
+        self._windows(values, out)
+
+    def _undo(self, started: Any, taken_versions: list) -> None:
+        """A checkpoint that failed: its window values and versions go with the next one."""
+        self.windows.abort(started)
+        self.models.pending_versions[:0] = taken_versions
 
     def _snapshot(self) -> bytes:
         """The models, pickled and signed (a ``CheckpointError`` when too big for Kafka)."""
