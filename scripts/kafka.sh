@@ -56,16 +56,10 @@ KAFKA_ACL_PREFIX="${KAFKA_ACL_PREFIX:-}"
 SCRAM_USERS=(admin streamlearn intruder)
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
+# shellcheck source=scripts/services.sh
+source "$here/services.sh"
 
-need_tools() {
-    command -v java >/dev/null 2>&1 || die "Java 17 or newer is required (no 'java' on PATH); install e.g. openjdk-17-jre-headless"
-    local v
-    v="$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')"
-    [[ "${v%%.*}" =~ ^[0-9]+$ ]] && (( ${v%%.*} >= 17 )) || die "Java 17 or newer is required; found java $v"
-    if [[ ! -f "$lib/.complete" ]]; then
-        command -v mvn >/dev/null 2>&1 || die "Maven is required once to fetch Kafka's jars (no 'mvn' on PATH); install e.g. the 'maven' package"
-    fi
-}
+need_tools() { need_java_and_maven "$lib/.complete" "Kafka's jars"; }
 
 fetch_jars() {
     [[ -f "$lib/.complete" ]] && return 0
@@ -89,33 +83,6 @@ alive() {
     [[ -n "$p" ]] && kill -0 "$p" 2>/dev/null &&
         tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "broker-$1/server.properties"
 }
-port_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# The first of the given ports a broker could not bind now: one something listens on, or one a
-# connection of another process holds as its own end (which happens to ports in the kernel's
-# ephemeral range). The check binds each as the broker does (SO_REUSEADDR, so the closing sockets of
-# a broker just stopped are no obstacle); without python3 it only asks whether something answers.
-first_port_in_use() {
-    local p
-    if command -v python3 >/dev/null 2>&1; then
-        python3 - "$@" <<'PY'
-import socket
-import sys
-
-for port in sys.argv[1:]:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", int(port)))
-        except (OSError, OverflowError):
-            print(port)
-            break
-PY
-        (($? == 0)) || die "could not check the ports with python3"
-    else
-        for p in "$@"; do port_answers "$p" && { echo "$p"; break; }; done
-    fi
-    return 0
-}
 ephemeral_range() { tr -s '\t ' '-' </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo "32768-60999"; }
 # Every port the cluster of `up N` will bind: refused with the port named before anything starts.
 check_ports() {
@@ -130,12 +97,7 @@ check_ports() {
         "where outgoing connections take ports at random"
 }
 # Why broker N stopped during start-up: the first ERROR/FATAL line of its logs, if any.
-exit_reason() {
-    local dir="$run/broker-$1" line
-    line="$(grep -h -m 1 -E 'ERROR|FATAL|Exception' "$dir/server.log" "$dir/stdout.log" 2>/dev/null | head -n 1 | cut -c 1-300)"
-    [[ -n "$line" ]] && echo ": $line"
-    return 0
-}
+exit_reason() { first_error "$run/broker-$1/server.log" "$run/broker-$1/stdout.log"; }
 # (the secured broker answers on its mutual-TLS port too; a TCP connect is the check either way)
 answers() { port_answers "$(port_of "$1")" && { ! secured || port_answers "$(mtls_port)"; }; }
 

@@ -42,16 +42,12 @@ data="${REGISTRY_DATA:-}"
 api="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
 
 die() { echo "registry.sh: $*" >&2; exit 1; }
+# shellcheck source=scripts/services.sh
+source "$here/services.sh"
 
 need_tools() {
-    command -v java >/dev/null 2>&1 || die "Java 17 or newer is required (no 'java' on PATH); install e.g. openjdk-17-jre-headless"
-    local v
-    v="$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')"
-    [[ "${v%%.*}" =~ ^[0-9]+$ ]] && (( ${v%%.*} >= 17 )) || die "Java 17 or newer is required; found java $v"
+    need_java_and_maven "$app/.complete" "the registry"
     command -v curl >/dev/null 2>&1 || die "curl is required (readiness checks); install e.g. the 'curl' package"
-    if [[ ! -f "$app/.complete" ]]; then
-        command -v mvn >/dev/null 2>&1 || die "Maven is required once to fetch the registry (no 'mvn' on PATH); install e.g. the 'maven' package"
-    fi
 }
 
 # Maven puts the artifact in its local repository and copies it here; it is unpacked and the
@@ -96,23 +92,6 @@ ready() {
     return 1
 }
 
-# The first of the given ports the registry could not bind now (as scripts/kafka.sh checks).
-first_port_in_use() {
-    python3 - "$@" <<'PY'
-import socket
-import sys
-
-for port in sys.argv[1:]:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", int(port)))
-        except (OSError, OverflowError):
-            print(port)
-            break
-PY
-}
-
 check_ports() {
     local p
     for p in "$REGISTRY_PORT" "$REGISTRY_MANAGEMENT_PORT"; do
@@ -120,18 +99,12 @@ check_ports() {
             die "REGISTRY_PORT and REGISTRY_MANAGEMENT_PORT must be port numbers from 1024 to 65535, got '$p'"
     done
     ((REGISTRY_PORT != REGISTRY_MANAGEMENT_PORT)) || die "REGISTRY_MANAGEMENT_PORT must differ from REGISTRY_PORT"
-    command -v python3 >/dev/null 2>&1 || return 0
     p="$(first_port_in_use "$REGISTRY_PORT" "$REGISTRY_MANAGEMENT_PORT")"
     [[ -z "$p" ]] || die "port $p is in use by another process (the registry needs $REGISTRY_PORT and" \
         "$REGISTRY_MANAGEMENT_PORT): choose another REGISTRY_PORT (or REGISTRY_MANAGEMENT_PORT)"
 }
 
-exit_reason() {
-    local line
-    line="$(grep -h -m 1 -E 'ERROR|FATAL|Exception' "$run/registry.log" 2>/dev/null | head -n 1 | cut -c 1-300)"
-    [[ -n "$line" ]] && echo ": $line"
-    return 0
-}
+exit_reason() { first_error "$run/registry.log"; }
 
 set_compatibility() {
     local body
