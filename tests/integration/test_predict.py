@@ -33,6 +33,18 @@ def events() -> list[bytes]:
     ]
 
 
+def learn_all(pipeline, workers: list) -> None:
+    """Send :func:`events` keyed by card; wait until the workers have learned every one and
+    each holds a shard."""
+    rows = events()
+    pipeline.send(pipeline.events, rows, [orjson.loads(r)["key"].encode() for r in rows])
+    wait_for(
+        lambda: sum(e["n_learned"] for w in workers for e in w.models()) == len(rows)
+        and all(w.models() for w in workers),
+        what="every event learned, each worker holding a shard",
+    )
+
+
 async def post(worker, body, params=None) -> tuple[int, dict, object]:
     url = f"http://127.0.0.1:{worker.port}/predict/"
     async with aiohttp.ClientSession() as session:
@@ -55,13 +67,7 @@ def test_any_worker_answers_with_the_owner_s_champion_and_nothing_is_learned(pip
     pipeline = pipeline_factory(partitions=2, model=LR.text, predict_max=5, predict_max_bytes=4096)
     workers = [pipeline.start_worker(), pipeline.start_worker()]
     keys = [k.encode() for k in KEYS for _ in range(1)]
-    rows = events()
-    pipeline.send(pipeline.events, rows, [orjson.loads(r)["key"].encode() for r in rows])
-    wait_for(
-        lambda: sum(e["n_learned"] for w in workers for e in w.models()) == N
-        and all(w.models() for w in workers),
-        what="every event learned, each worker holding a shard",
-    )
+    learn_all(pipeline, workers)
     assert keys
     before = state(workers)
     queries = [

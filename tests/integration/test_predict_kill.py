@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.harness import WAIT, run, wait_for
 from tests.integration.test_faults import LR
-from tests.integration.test_predict import KEYS, N, events
+from tests.integration.test_predict import KEYS, N, learn_all
 
 pytestmark = pytest.mark.integration
 
@@ -71,13 +71,7 @@ def test_requests_flowing_while_a_worker_is_killed_get_the_owner_s_answer_or_503
 ):
     pipeline = pipeline_factory(partitions=2, model=LR.text)
     workers = [pipeline.start_worker(), pipeline.start_worker()]
-    rows = events()
-    pipeline.send(pipeline.events, rows, [orjson.loads(r)["key"].encode() for r in rows])
-    wait_for(
-        lambda: sum(e["n_learned"] for w in workers for e in w.models()) == N
-        and all(w.models() for w in workers),
-        what="every event learned, each worker holding a shard",
-    )
+    learn_all(pipeline, workers)
     # the survivor will restore the victim's shard from its checkpoint: wait until it covers all
     for shard in (0, 1):
         wait_for(

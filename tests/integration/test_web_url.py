@@ -12,10 +12,10 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.integration.harness import run, wait_for
+from tests.integration.harness import run
 from tests.integration.test_dashboard import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.test_faults import LR
-from tests.integration.test_predict import KEYS, N, events
+from tests.integration.test_predict import KEYS, N, learn_all
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +34,7 @@ def test_two_workers_on_two_addresses_answer_for_each_other_with_the_token(pipel
     workers = [pipeline.start_worker(host=host) for host in HOSTS]
     urls = [w.url for w in workers]
     assert [w.host for w in workers] == list(HOSTS)
-    rows = events()
-    pipeline.send(pipeline.events, rows, [orjson.loads(r)["key"].encode() for r in rows])
-    wait_for(
-        lambda: sum(e["n_learned"] for w in workers for e in w.models()) == N
-        and all(w.models() for w in workers),
-        what="every event learned, each worker holding a shard",
-    )
+    learn_all(pipeline, workers)
     for worker in workers:  # each advertises its own address, and knows the other's
         stats = worker.stats()
         assert stats["this_worker"] == worker.url
