@@ -164,9 +164,10 @@ class Shards:
         self.consumer = consumer
         self.key_cache = config.key_cache
         #: exactly_once: what opens a shard's transactional outbox (None: at least once), and
-        #: the outboxes opened at an assignment, before their shards are loaded
+        #: each shard's opening under way, or done and not taken by its live shard yet (one per
+        #: shard: two producers of one transactional id fence each other)
         self.open_outbox = open_outbox
-        self.fenced: dict[int, ShardOutbox] = {}
+        self.fenced: dict[int, asyncio.Future[ShardOutbox]] = {}
 
     # -- life -----------------------------------------------------------------------------
 
@@ -189,18 +190,18 @@ class Shards:
         self.checkpoints.outbox = outbox
 
     async def fence(self, assigned: set[int]) -> None:
-        """exactly_once: open the transactional outbox of each shard just assigned, before its
-        tables are recovered: opening it fences the shard's previous producer and aborts the
-        transaction it left open (a worker killed), whose messages would otherwise hold back
-        every ``read_committed`` reader of those partitions, Faust's table recovery among them,
-        until the transaction timed out."""
+        """exactly_once: open the transactional outbox of each shard just assigned, as soon as
+        Faust assigns it (its recovery runs meanwhile): opening it fences the shard's previous
+        producer and aborts the transaction it left open (a worker killed), whose messages would
+        otherwise hold back every ``read_committed`` reader of those partitions, Faust's table
+        recovery among them, until the transaction timed out. A shard stepped before its opening
+        is done waits for the same opening (:meth:`opened`)."""
         if self.open_outbox is None:
             return
         for shard in sorted(assigned):
             live = self.live.get(shard)
-            if shard in self.fenced or (live is not None and live.own_outbox is not None):
-                continue
-            self.fenced[shard] = await self.open_outbox(shard)
+            if live is None or live.own_outbox is None:
+                await self._outbox(self._opening(shard))
         # Each changelog of every assigned shard ends with a record, not a transaction's marker:
         # Faust's recovery also reads again what it has not seen of shards a worker keeps
         # (their checkpoints are written past it), up to the end. (A shard kept is waited for
@@ -243,14 +244,39 @@ class Shards:
                 continue
             async with live.opening:
                 if live.own_outbox is None and not live.dropped:
-                    outbox = self.fenced.pop(live.shard, None)
-                    if outbox is None:
-                        outbox = await self.open_outbox(live.shard)
+                    opening = self._opening(live.shard)
+                    outbox = await self._outbox(opening)
+                    if self.fenced.get(live.shard) is not opening:
+                        continue  # (revoked meanwhile: :meth:`unfence` closes it)
+                    del self.fenced[live.shard]
                     if live.dropped:
-                        await outbox.close()
+                        await _close_outbox(live.shard, outbox)
                         return False
                     live.own_outbox = outbox
         return not live.dropped
+
+    def _opening(self, shard: int) -> asyncio.Future[ShardOutbox]:
+        """The opening of ``shard``'s outbox under way (or done, not taken yet), else a new
+        one: the assignment's fence and the first step of the shard can both ask for it before
+        it is open (Faust's recovery does not wait for the fence), and a second producer of the
+        shard's transactional id would fence the first one, which the shard then writes through.
+        """
+        opening = self.fenced.get(shard)
+        if opening is None:
+            opening = self.fenced[shard] = asyncio.ensure_future(self.open_outbox(shard))
+        return opening
+
+    async def _outbox(self, opening: asyncio.Future[ShardOutbox]) -> ShardOutbox:
+        """The outbox ``opening`` opens (its error is raised, and the next asks open again);
+        a caller cancelled while it opens leaves it to the others, or to :meth:`unfence`."""
+        try:
+            return await asyncio.shield(opening)
+        except BaseException:
+            if opening.done() and (opening.cancelled() or opening.exception() is not None):
+                for shard, entry in list(self.fenced.items()):
+                    if entry is opening:
+                        del self.fenced[shard]
+            raise
 
     async def load(self, owned: set[int]) -> None:
         """Own exactly ``owned`` (tables recovered), and have the reader read exactly those."""
@@ -340,7 +366,10 @@ class Shards:
     async def unfence(self, shards: set[int] | None = None) -> None:
         """Close the outboxes opened for ``shards`` (all: None) that no shard took."""
         for shard in sorted(self.fenced if shards is None else shards & set(self.fenced)):
-            await _close_outbox(shard, self.fenced.pop(shard))
+            opening = self.fenced.pop(shard)
+            await asyncio.wait([opening])  # (one still opening is let finish, then closed)
+            if not opening.cancelled() and opening.exception() is None:
+                await _close_outbox(shard, opening.result())
 
     @staticmethod
     async def close(dropped: list[LiveShard]) -> None:

@@ -83,9 +83,38 @@ def registry():
         subprocess.run([str(ROOT / "scripts" / "registry.sh"), "down"], check=False)
 
 
+#: of a failed test, each worker's first lines at ERROR or above go into its report (CI prints
+#: only the report: a worker that crashed would otherwise show as a wait that timed out)
+PROBLEM_LINES = 6
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for pipeline in getattr(item, "pipelines", []):
+            for worker in pipeline.workers:
+                problems = worker_problems(worker.log_path)
+                if problems:
+                    report.sections.append((f"{worker.log_path} (errors)", problems))
+
+
+def worker_problems(path) -> str:
+    """The first PROBLEM_LINES lines of a worker's log at ERROR or CRITICAL (the first is the
+    cause, as a rule), shortened."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    found = [line[:400] for line in lines if "] [ERROR] " in line or "] [CRITICAL] " in line]
+    return "\n".join(found[:PROBLEM_LINES])
+
+
 @pytest.fixture
 def pipeline_factory(kafka, request):
     made: list[Pipeline] = []
+    request.node.pipelines = made  # (read by pytest_runtest_makereport)
 
     def make(**settings) -> Pipeline:
         name = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:30]

@@ -1,6 +1,8 @@
 """The keeper of a worker's shards (agents/shards.py): what it holds, what the engine reads,
 and what a revocation changes, without a broker (tables as dicts)."""
 
+import asyncio
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from agents.shards import Shards
 from app.config import Config
 from app.settings import Settings
-from tests.unit.fakes import fake_shard_tables
+from tests.unit.fakes import fake_shard_tables, settle, until
 
 MODEL = "LogisticRegression"
 
@@ -96,3 +98,96 @@ async def test_window_flags_are_counted_and_a_reset_said_once(keeper, caplog):
     assert after == {"too_late": 1, "distinct_capped": 1, "windows_reset": 2}
     said = [r for r in caplog.records if "stored by other features" in r.getMessage()]
     assert len(said) == 1
+
+
+class Opener:
+    """Opens shards' transactional outboxes as the test lets it: each opening waits for
+    ``release``; ``fail`` makes the next one fail as Kafka refusing the transactional id does."""
+
+    def __init__(self) -> None:
+        self.opened: list[int] = []
+        self.closed: list[object] = []
+        self.release = asyncio.Event()
+        self.fail: Exception | None = None
+
+    async def __call__(self, shard: int):
+        self.opened.append(shard)
+        await self.release.wait()
+        if self.fail is not None:
+            failed, self.fail = self.fail, None
+            raise failed
+        outbox = SimpleNamespace(shard=shard)
+
+        async def close() -> None:
+            self.closed.append(outbox)
+
+        outbox.close = close
+        return outbox
+
+
+@pytest.fixture
+def transactional(app):
+    """A keeper under exactly_once whose engine runs, and what opens its shards' outboxes."""
+    config = Config.build(Settings(model=MODEL, checkpoint_every=1000, checkpoint_seconds=2.0))
+    tables = replace(fake_shard_tables(config.specs), exactly_once=True)
+    opener = Opener()
+    keeper = Shards(config, tables, open_outbox=opener)
+    keeper.reader = Reader()
+    return keeper, opener
+
+
+async def test_a_shard_stepped_while_its_assignment_s_fence_opens_it_waits_for_that_opening(
+    transactional,
+):
+    # Faust's recovery does not wait for the fence: the engine can step a shard whose outbox
+    # the fence is still opening (slow on a fresh broker), and a second producer of the shard's
+    # transactional id would fence the first
+    keeper, opener = transactional
+    fencing = asyncio.ensure_future(keeper.fence({0, 1}))
+    await until(lambda: opener.opened == [0])
+    keeper.own({0, 1})
+    stepping = [asyncio.ensure_future(keeper.ready_to_step(s)) for s in (0, 1, 0)]
+    await settle()  # (shard 1's step opens it: the fence, on shard 0 still, then waits for it)
+    assert opener.opened == [0, 1] and not any(t.done() for t in stepping)
+    opener.release.set()
+    await fencing
+    first, second, again = [await t for t in stepping]
+    assert opener.opened == [0, 1]  # one producer per shard
+    assert first is again is keeper.owned(0) and second is keeper.owned(1)
+    assert first.own_outbox.shard == 0 and second.own_outbox.shard == 1
+    assert keeper.fenced == {} and opener.closed == []
+    await keeper.fence({0, 1})  # assigned again, kept: their producers stay
+    assert opener.opened == [0, 1] and keeper.fenced == {}
+
+
+async def test_a_shard_revoked_while_its_outbox_opens_has_it_closed_once_opened(transactional):
+    keeper, opener = transactional
+    keeper.own({0})
+    stepping = asyncio.ensure_future(keeper.ready_to_step(0))
+    await until(lambda: opener.opened == [0])
+    revoking = asyncio.ensure_future(keeper.revoke({0}))
+    await settle()
+    assert not revoking.done()  # (the opening is let finish, then closed)
+    opener.release.set()
+    await revoking
+    assert await stepping is None
+    assert [o.shard for o in opener.closed] == [0] and keeper.fenced == {}
+
+
+async def test_an_opening_that_fails_fails_every_waiter_and_the_next_ask_opens_again(
+    transactional,
+):
+    keeper, opener = transactional
+    opener.fail = RuntimeError("TransactionalIdAuthorizationFailed")
+    fencing = asyncio.ensure_future(keeper.fence({0}))
+    await until(lambda: opener.opened == [0])
+    keeper.own({0})
+    stepping = asyncio.ensure_future(keeper.ready_to_step(0))
+    await settle()
+    opener.release.set()
+    for waiter in (fencing, stepping):
+        with pytest.raises(RuntimeError, match="TransactionalIdAuthorization"):
+            await waiter
+    assert keeper.fenced == {}
+    live = await keeper.ready_to_step(0)
+    assert opener.opened == [0, 0] and live.own_outbox.shard == 0
