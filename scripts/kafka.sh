@@ -15,7 +15,9 @@
 # Jars come from Maven Central through Maven (scripts/kafka/pom.xml) once, into $KAFKA_HOME/lib.
 # Each broker's log: $KAFKA_HOME/run/broker-N/server.log. `up` refuses a port it cannot bind (one
 # listened on, or held by a connection: keep KAFKA_PORT below the kernel's ephemeral range), and a
-# broker that exits during start-up is reported with the first error line of its log.
+# broker that exits during start-up is reported with the first error line of its log. A run dir's
+# cluster keeps the ports it was started on ($KAFKA_RUN/port): `up` with another KAFKA_PORT while
+# it runs is refused, and `status` reports its own ports.
 #
 # Secured broker: KAFKA_SECURITY=sasl_ssl (default plaintext: the cluster above) makes `up` start ONE
 # broker (KRaft, combined broker/controller; `up 3` is refused) with authentication and ACLs:
@@ -144,6 +146,8 @@ PROPS
 # ---- secured broker (KAFKA_SECURITY=sasl_ssl) ----------------------------------------------------
 # "$run/mode" holds sasl_ssl while the run dir is a secured broker's; a plain `up` leaves no such file.
 run_mode() { cat "$run/mode" 2>/dev/null || echo plaintext; }
+# "$run/port" holds the KAFKA_PORT the run dir's cluster was started on (its ports, not the caller's)
+run_port() { cat "$run/port" 2>/dev/null || echo "$KAFKA_PORT"; }
 secured() { [[ "$(run_mode)" == sasl_ssl ]]; }
 mtls_port() { echo $((KAFKA_PORT + 50)); }
 sec_dir() { echo "$run/security"; }
@@ -377,6 +381,10 @@ cmd_up() {
         if ((running > 0)) && [[ "$(run_mode)" != "$mode" ]]; then
             die "a $(run_mode) cluster is running from $run; run 'scripts/kafka.sh down' first"
         fi
+        if ((running > 0)) && [[ "$(run_port)" != "$KAFKA_PORT" ]]; then
+            die "a cluster is running from $run on port $(run_port), not KAFKA_PORT=$KAFKA_PORT;" \
+                "run 'scripts/kafka.sh down' first, or give the second cluster a folder of its own (KAFKA_RUN)"
+        fi
         if ((running == cur)) && ((cur == n)); then
             wait_up "$cur"
             if secured; then secured_banner "already running"; else
@@ -403,6 +411,7 @@ cmd_up() {
         write_client_files
     fi
     echo "$n" >"$run/brokers"
+    echo "$KAFKA_PORT" >"$run/port"
     local cid scram=()
     if secured; then
         for i in "${SCRAM_USERS[@]}"; do scram+=(--add-scram "SCRAM-SHA-512=[name=$i,password=$(password "$i")]"); done
@@ -441,6 +450,7 @@ cmd_status() {
     local n i
     n="$(cluster_size)"
     ((n > 0)) || { echo "kafka.sh: not running"; return 1; }
+    KAFKA_PORT="$(run_port)" # (the ports it was started on)
     for ((i = 0; i < n; i++)); do
         alive "$i" && answers "$i" || { echo "kafka.sh: broker $i is down"; return 1; }
     done

@@ -1,6 +1,9 @@
-"""scripts/kafka.sh refuses, before starting anything, a port its cluster cannot bind."""
+"""scripts/kafka.sh refuses, before starting anything, a port its cluster cannot bind, and a
+second cluster over the run dir of one running on other ports."""
 
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -64,3 +67,33 @@ def test_up_refuses_a_kafka_port_out_of_range(port):
     assert result.returncode == 1
     assert "KAFKA_PORT must be a port number from 1024 to 65433" in result.stderr
     assert f"got '{port}'" in result.stderr
+
+
+def test_a_cluster_running_on_other_ports_is_named_not_taken_for_the_one_asked_for(tmp_path):
+    # A cluster of this run dir is "running" (a process the script takes for its broker 0, a
+    # socket answering on the port it was started on); `up` and `status` with another
+    # KAFKA_PORT must neither say it runs on that port nor start a second one over its data.
+    run = tmp_path / "run"
+    (run / "broker-0").mkdir(parents=True)
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        broker = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(120)", "broker-0/server.properties"]
+        )
+        try:
+            (run / "broker-0/pid").write_text(f"{broker.pid}\n")
+            (run / "brokers").write_text("1\n")
+            (run / "port").write_text(f"{port}\n")
+            other = port + 1
+            up = own_kafka(other, run, "up")
+            status = own_kafka(other, run, "status")
+        finally:
+            broker.kill()
+            broker.wait()
+    assert up.returncode == 1 and "already running" not in up.stdout
+    assert f"a cluster is running from {run} on port {port}, not KAFKA_PORT={other}" in up.stderr
+    assert status.returncode == 0
+    assert status.stdout.strip() == f"kafka.sh: 1 broker(s) up, bootstrap 127.0.0.1:{port}"
+    assert sorted(p.name for p in run.iterdir()) == ["broker-0", "brokers", "port"]
