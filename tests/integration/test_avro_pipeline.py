@@ -12,6 +12,7 @@ and give the ``features`` command the same rows as its enriched topic.
 import json
 import os
 import signal
+import socket
 import time
 
 import orjson
@@ -318,9 +319,11 @@ def test_a_registry_that_cannot_be_reached_at_start_up_is_one_line_and_exit_2(
 ):
     path = tmp_path / "streamlearn.toml"
     path.write_text(EVENTS)
-    url = "http://127.0.0.1:18082/apis/ccompat/v7"  # (nothing listens there)
-    pipeline = pipeline_factory(model=LR.text, config=str(path), schema_registry_url=url)
-    done = pipeline.command("worker", timeout=60)
+    with socket.socket() as bound:  # (held and not listening: a connection is refused)
+        bound.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{bound.getsockname()[1]}/apis/ccompat/v7"
+        pipeline = pipeline_factory(model=LR.text, config=str(path), schema_registry_url=url)
+        done = pipeline.command("worker", timeout=60)
     assert done.returncode == 2
     assert done.stderr.startswith(
         f"streamlearn: the schema registry at {url} cannot be reached: ClientConnectorError"
