@@ -194,10 +194,7 @@ class Engine(Service):
         self.encode: Callable[[dict], bytes] = orjson.dumps
         self.encode_shadow: Callable[[dict], bytes] = orjson.dumps
         if self.prediction_ids is not None:
-            ids = self.prediction_ids
-            self.encode = PredictionEncoder(ids[config.predictions_topic])
-            if self.shadow is not None:
-                self.encode_shadow = PredictionEncoder(ids[self.shadow])
+            self.use_prediction_ids(self.prediction_ids)
         #: STREAMLEARN_PROCESSING_GUARANTEE=exactly_once: each shard's output in transactions
         self.exactly_once = config.exactly_once
         #: what a message goes through before windows and models (app/contracts/intake.py)
@@ -228,6 +225,14 @@ class Engine(Service):
         #: wall-clock time the engine first took an event, and last finished a batch
         self.first_taken: float | None = None
         self.last_taken: float | None = None
+
+    def use_prediction_ids(self, ids: dict[str, int]) -> None:
+        """Write predictions (and the shadow topic's) as Avro with the schema id registered for
+        each topic (``ids``, by topic: the worker's start-up registers them)."""
+        self.prediction_ids = ids
+        self.encode = PredictionEncoder(ids[self.config.predictions_topic])
+        if self.shadow is not None:
+            self.encode_shadow = PredictionEncoder(ids[self.shadow])
 
     async def on_start(self) -> None:
         # The worker has started: the objects it holds now (Faust, River, the tables' caches)

@@ -3,8 +3,9 @@
 :func:`build_app` builds the Faust app a :class:`app.config.Config` describes (its codecs
 registered, its web URL the one other workers reach it at: ``STREAMLEARN_WEB_URL``);
 ``app/worker.py`` adds every part to it, top to bottom, and ``app/__init__.py`` turns a start-up
-error into one line and exit status 2. :class:`StreamlearnWorker` does the same for Kafka refusing
-the worker as it starts. This module imports none of the parts.
+error into one line and exit status 2. :class:`StreamlearnWorker` does the same for what the
+worker alone needs (the app's ``start_checks``: the schema registry) and for Kafka refusing the
+worker as it starts. This module imports none of the parts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import faust
 
@@ -30,18 +33,37 @@ class StreamlearnApp(faust.App):
     module Faust's autodiscovery fails to import is logged and left out: a worker that reads
     nothing)."""
 
+    #: what ``faust -A app worker`` checks before the worker starts, and no other command (the
+    #: schema registry: ``models rollback`` needs none): each raises :class:`StartRefused`
+    start_checks: list[Callable[[], None]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.start_checks = []
+
 
 class StartRefused(RuntimeError):
-    """Kafka refused the worker before it started (a wrong password, a plaintext client on a
-    TLS port, no ACL on its group): the text says what to check. The worker ends as a start-up
-    error does: this one line on stderr and exit status 2, no traceback."""
+    """The worker cannot start: Kafka refused it (a wrong password, a plaintext client on a TLS
+    port, no ACL on its group), or the schema registry cannot be used; the text says what to
+    check. The worker ends as a start-up error does: this one line on stderr and exit status 2,
+    no traceback."""
 
 
 class StreamlearnWorker(faust.Worker):
     """Faust's worker, except that a :class:`StartRefused` raised while it starts ends it as a
-    start-up error (mode's worker logs a traceback and exits 1)."""
+    start-up error (mode's worker logs a traceback and exits 1); the app's ``start_checks``
+    run first, before anything is logged (only ``faust -A app worker`` makes this worker)."""
 
     refused: StartRefused | None = None
+
+    def __init__(self, app: faust.App, *args: Any, **kwargs: Any) -> None:
+        for check in getattr(app, "start_checks", ()):
+            try:
+                check()
+            except StartRefused as exc:
+                print(f"streamlearn: {exc}", file=sys.stderr, flush=True)
+                raise SystemExit(2) from None
+        super().__init__(app, *args, **kwargs)
 
     async def start(self) -> None:
         try:

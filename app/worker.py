@@ -1,16 +1,18 @@
 """The worker, assembled in one place, top to bottom, as Faust's own examples declare an app.
 
 Reads the settings (``app/settings.py``); builds, in this order: the :class:`~app.config.Config`,
-the schema registry's client when a topic is Avro (the registry asked once: one that cannot be
-reached is a start-up error), the prediction schema registered with
-STREAMLEARN_PREDICTIONS_FORMAT=avro (one the registry refuses is a start-up error), the Faust
-app, its topics and tables, the shard keeper, the engine (which imports the transform), the
-re-key stage, the label agents, the guard, the figures and pages of the web view (and the token
-every request to it needs, when one is set), and the commands; then makes the data directory
-(only once everything could be built). Keeps what it built in a :class:`Worker`;
-``app/__init__.py`` builds one per process, when ``app.app`` is first asked for (``faust -A app
-...``), and turns a start-up error into one line and exit status 2. No other module builds state
-when imported.
+the schema registry's client when a topic is Avro, the Faust app, its topics and tables, the shard
+keeper, the engine (which imports the transform), the re-key stage, the label agents, the guard,
+the figures and pages of the web view (and the token every request to it needs, when one is set),
+and the commands; then makes the data directory (only once everything could be built). The
+registry is asked only by ``faust -A app worker``, before the worker starts (the app's
+``start_checks``): one that cannot be reached, or refuses the prediction schema registered with
+STREAMLEARN_PREDICTIONS_FORMAT=avro, is a start-up error; the other commands (``models
+rollback`` in an outage) need no registry, and ``features`` asks it when it reads Avro.
+
+Keeps what it built in a :class:`Worker`; ``app/__init__.py`` builds one per process, when
+``app.app`` is first asked for (``faust -A app ...``), and turns a start-up error into one line
+and exit status 2. No other module builds state when imported.
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from app.commands import models as models_command
 from app.commands import replay
 from app.config import Config
 from app.contracts import prediction_avro
-from app.faust_app import StreamlearnApp, build_app, datadir, settings_warnings, warn_at_start
+from app.faust_app import (
+    StartRefused,
+    StreamlearnApp,
+    build_app,
+    datadir,
+    settings_warnings,
+    warn_at_start,
+)
 from app.kafka import registry as schema_registry
 from app.kafka.topics import Topics
 from app.kafka.transaction import shard_outboxes
@@ -76,13 +85,24 @@ def prediction_schemas(config: Config) -> dict[str, int]:
     return {t: ids[f"{t}-value"] for t in topics}
 
 
+def registry_at_start(config: Config, engine: Engine) -> None:
+    """The registry answers, and the engine has the ids of its prediction schemas
+    (STREAMLEARN_PREDICTIONS_FORMAT=avro); else a :class:`StartRefused` with the reason."""
+    try:
+        schema_registry.check_at_start(config.settings)
+        if config.settings.predictions_format == "avro":
+            engine.use_prediction_ids(prediction_schemas(config))
+    except schema_registry.RegistryError as exc:
+        raise StartRefused(str(exc)) from None
+
+
 def build(settings: Settings) -> Worker:
     """The worker ``settings`` describe, every part added to its Faust app."""
     config = Config.build(settings)  # every model, feature and mapping parsed, once
-    # Avro anywhere: the registry must answer now (a RegistryError: one line, exit 2); the one
-    # client's session is closed by the engine when it stops
-    registry = schema_registry.connect(settings) if schema_registry.needed(settings) else None
-    prediction_ids = prediction_schemas(config) if settings.predictions_format == "avro" else None
+    # Avro anywhere: the one client (a RegistryError if its settings cannot be used); its
+    # session is opened by what first asks, and closed by the engine when it stops
+    needed = schema_registry.needed(settings)
+    registry = schema_registry.RegistryClient.configured(settings) if needed else None
     app = build_app(config)
     topics = Topics(app, config)
 
@@ -118,7 +138,9 @@ def build(settings: Settings) -> Worker:
     )
     shards = Shards(config, shard_tables, FaustConsumer(app, topics.scoring), opener)
     shard_keeper.install(app, shards, checkpoints)
-    engine = Engine(app, config, shards, topics, counters, registry, prediction_ids)
+    engine = Engine(app, config, shards, topics, counters, registry)
+    if needed:  # (the worker only, before it starts: a StartRefused is one line, exit 2)
+        app.start_checks.append(lambda: registry_at_start(config, engine))
     app.service(engine)  # started once the tables are recovered, stopped before them
     rekey = Rekey(app, config, topics, registry) if config.rekey else None
     if rekey is not None:

@@ -8,9 +8,10 @@ command starts, each in order). Writes OUTPUT: one JSON line per event taken, ``
 ``parquet`` extra). Messages the stream would refuse are counted and left out, and a summary
 says why. A progress bar on a terminal. The features are ``app/features/offline.py``'s, the stream's
 code. With ``format = "avro"`` in ``[events]``, only ``kafka:TOPIC`` (a JSONL file holds no
-Avro): each record's writer schema is loaded into the intake's decoder before it is taken
-(``RegistryClient.load_retrying``, as the engine does: fetched once by id, the registry waited
-for up to STREAMLEARN_SCHEMA_REGISTRY_TIMEOUT), so that the rows equal the enriched topic's.
+Avro): the registry must answer first (else one line, exit 1), then each record's writer schema
+is loaded into the intake's decoder before it is taken (``RegistryClient.load_retrying``, as the
+engine does: fetched once by id, the registry waited for up to
+STREAMLEARN_SCHEMA_REGISTRY_TIMEOUT), so that the rows equal the enriched topic's.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from app.config import Config
 from app.contracts.mapping import Origin
 from app.features.offline import OfflineFeatures, counted
 from app.kafka.reader import bar, records
-from app.kafka.registry import RegistryClient, RegistryUnavailable
+from app.kafka.registry import RegistryClient, RegistryError, RegistryUnavailable
 
 KAFKA = "kafka:"
 #: rows per Parquet row group
@@ -138,6 +139,11 @@ async def topic_rows(
     this started, each partition in order (partitions interleaved). Avro: each record's schema
     loaded first (a set lookup once it is known)."""
     decoder = offline.intake.decoder
+    if decoder is not None:  # (asked here: a worker's start-up check is the worker's only)
+        try:
+            await registry.check()
+        except RegistryError as exc:
+            raise click.ClickException(str(exc)) from None
     async for record in records(config.settings, topic):
         if decoder is not None:
             try:

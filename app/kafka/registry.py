@@ -390,12 +390,11 @@ def needed(settings: Any) -> bool:
     return "avro" in formats
 
 
-def connect(settings: Any, **options: Any) -> RegistryClient:
-    """The client of the settings' registry, once the registry has answered (at start-up: a
+def check_at_start(settings: Any, **options: Any) -> None:
+    """Whether the settings' registry answers and serves Avro (before the worker starts: a
     ``RegistryError`` with one line when it cannot be used). The check runs in a thread of its
     own, with its own event loop and session (the caller may be about to run a loop, or be in
-    one); the client returned opens its session in the loop that first uses it."""
-    client = RegistryClient.configured(settings, **options)
+    one)."""
 
     async def check() -> None:
         async with RegistryClient.configured(settings, **options) as probe:
@@ -403,13 +402,12 @@ def connect(settings: Any, **options: Any) -> RegistryClient:
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, check()).result()
-    return client
 
 
 def register_at_start(settings: Any, schemas: dict[str, str], **options: Any) -> dict[str, int]:
     """Register each Avro schema of ``schemas`` (subject -> JSON text) and give their ids, by
-    subject (at start-up, in a thread of its own as :func:`connect`): the same schema again is
-    the same id; a registry that refuses one, or cannot be reached, is a one-line
+    subject (at start-up, in a thread of its own as :func:`check_at_start`): the same schema
+    again is the same id; a registry that refuses one, or cannot be reached, is a one-line
     ``RegistryError`` naming the subject."""
 
     async def register() -> dict[str, int]:

@@ -317,6 +317,8 @@ def test_a_registry_that_stops_answering_pauses_reading_and_nothing_is_lost_or_l
 def test_a_registry_that_cannot_be_reached_at_start_up_is_one_line_and_exit_2(
     pipeline_factory, tmp_path
 ):
+    """... for the worker, and for ``features`` reading Avro; the commands that read no Avro
+    (``models`` in an outage: list, rollback) do not ask it."""
     path = tmp_path / "streamlearn.toml"
     path.write_text(EVENTS)
     with socket.socket() as bound:  # (held and not listening: a connection is refused)
@@ -324,11 +326,22 @@ def test_a_registry_that_cannot_be_reached_at_start_up_is_one_line_and_exit_2(
         url = f"http://127.0.0.1:{bound.getsockname()[1]}/apis/ccompat/v7"
         pipeline = pipeline_factory(model=LR.text, config=str(path), schema_registry_url=url)
         done = pipeline.command("worker", timeout=60)
+        features = pipeline.command(
+            "features", f"kafka:{pipeline.events}", "--out", str(tmp_path / "f.jsonl")
+        )
+        listed = pipeline.command("models", "list")
+    unreachable = f"the schema registry at {url} cannot be reached: ClientConnectorError"
     assert done.returncode == 2
-    assert done.stderr.startswith(
-        f"streamlearn: the schema registry at {url} cannot be reached: ClientConnectorError"
-    )
+    assert done.stderr.startswith(f"streamlearn: {unreachable}")
     assert done.stderr.count("\n") == 1
+    assert features.returncode == 1, features.stderr[-2000:]
+    assert features.stderr.startswith(f"features: {unreachable}")
+    assert features.stderr.count("\n") == 1 and not (tmp_path / "f.jsonl").exists()
+    # (past the registry: to Kafka, where no worker of this app has written anything)
+    checkpoints = f"{pipeline.id}-shard-checkpoints-changelog"
+    assert listed.stderr == (
+        f"models list: topic {checkpoints!r} does not exist on kafka://{pipeline.bootstrap}\n"
+    )
 
 
 def test_the_rekey_stage_keys_avro_events_by_their_mapped_key(pipeline_factory, tmp_path, registry):

@@ -137,3 +137,26 @@ def test_a_transform_beside_the_config_file_is_imported(tmp_path):
     result = faust(["features", str(events), "--out", str(out)], {"CONFIG": str(config)}, tmp_path)
     assert result.returncode == 0, result.stderr
     assert orjson.loads(out.read_bytes())["x"] == {"amount": 5.0}
+
+
+def test_the_worker_s_start_checks_run_before_it_starts_and_a_refusal_is_one_line(capsys):
+    # (the worker's only: Faust makes the other commands' worker from faust.Worker)
+    from types import SimpleNamespace
+
+    from app.faust_app import StartRefused, StreamlearnWorker
+
+    asked = []
+
+    def unreachable() -> None:
+        asked.append("registry")
+        raise StartRefused("the schema registry at http://r.test cannot be reached: refused")
+
+    def never() -> None:
+        asked.append("after")
+
+    app = SimpleNamespace(start_checks=[unreachable, never])
+    with pytest.raises(SystemExit) as stopped:
+        StreamlearnWorker(app)
+    assert stopped.value.code == 2 and asked == ["registry"]
+    err = capsys.readouterr().err
+    assert err == "streamlearn: the schema registry at http://r.test cannot be reached: refused\n"
