@@ -238,6 +238,11 @@ class Engine(Service):
         # The worker has started: the objects it holds now (Faust, River, the tables' caches)
         # live as long as it does. Taking them out of the cyclic collector's sight, and letting
         # it run less often, keeps each event's garbage cheap to collect.
+        if self.config.settings.predictions_format == "avro" and self.prediction_ids is None:
+            raise EngineError(  # (never predictions as JSON on a topic its readers take as Avro)
+                "STREAMLEARN_PREDICTIONS_FORMAT=avro: the prediction schema is not registered "
+                "(faust -A app worker registers it before the worker starts)"
+            )
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, 20, 100)

@@ -29,6 +29,7 @@ recovery and revocation. :class:`WorkerFigures` is what the web views read of th
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -201,7 +202,7 @@ class Shards:
         for shard in sorted(assigned):
             live = self.live.get(shard)
             if live is None or live.own_outbox is None:
-                await self._outbox(self._opening(shard))
+                await asyncio.shield(self._opening(shard))  # (its error is raised)
         # Each changelog of every assigned shard ends with a record, not a transaction's marker:
         # Faust's recovery also reads again what it has not seen of shards a worker keeps
         # (their checkpoints are written past it), up to the end. (A shard kept is waited for
@@ -245,11 +246,11 @@ class Shards:
             async with live.opening:
                 if live.own_outbox is None and not live.dropped:
                     opening = self._opening(live.shard)
-                    outbox = await self._outbox(opening)
+                    outbox = await asyncio.shield(opening)  # (its error is raised)
                     if self.fenced.get(live.shard) is not opening:
-                        continue  # (revoked meanwhile: :meth:`unfence` closes it)
+                        continue  # (revoked or stopped meanwhile: :meth:`unfence` closes it)
                     del self.fenced[live.shard]
-                    if live.dropped:
+                    if live.dropped or self.reader is None:
                         await _close_outbox(live.shard, outbox)
                         return False
                     live.own_outbox = outbox
@@ -264,19 +265,16 @@ class Shards:
         opening = self.fenced.get(shard)
         if opening is None:
             opening = self.fenced[shard] = asyncio.ensure_future(self.open_outbox(shard))
+            # (a callback, run before any waiter resumes: even with every waiter cancelled)
+            opening.add_done_callback(functools.partial(self._failed, shard))
         return opening
 
-    async def _outbox(self, opening: asyncio.Future[ShardOutbox]) -> ShardOutbox:
-        """The outbox ``opening`` opens (its error is raised, and the next asks open again);
-        a caller cancelled while it opens leaves it to the others, or to :meth:`unfence`."""
-        try:
-            return await asyncio.shield(opening)
-        except BaseException:
-            if opening.done() and (opening.cancelled() or opening.exception() is not None):
-                for shard, entry in list(self.fenced.items()):
-                    if entry is opening:
-                        del self.fenced[shard]
-            raise
+    def _failed(self, shard: int, opening: asyncio.Future[ShardOutbox]) -> None:
+        """An opening that failed is forgotten: its waiters get its error, the next ask opens
+        again (a caller cancelled while it opens leaves it to the others, or to unfence)."""
+        failed = opening.cancelled() or opening.exception() is not None
+        if failed and self.fenced.get(shard) is opening:
+            del self.fenced[shard]
 
     async def load(self, owned: set[int]) -> None:
         """Own exactly ``owned`` (tables recovered), and have the reader read exactly those."""
@@ -364,12 +362,13 @@ class Shards:
         return dropped
 
     async def unfence(self, shards: set[int] | None = None) -> None:
-        """Close the outboxes opened for ``shards`` (all: None) that no shard took."""
-        for shard in sorted(self.fenced if shards is None else shards & set(self.fenced)):
-            opening = self.fenced.pop(shard)
-            await asyncio.wait([opening])  # (one still opening is let finish, then closed)
-            if not opening.cancelled() and opening.exception() is None:
-                await _close_outbox(shard, opening.result())
+        """Close the outboxes opened for ``shards`` (all: None) that no shard took; one still
+        opening is let finish, then closed (even if this is cancelled meanwhile)."""
+        chosen = sorted(self.fenced if shards is None else shards & set(self.fenced))
+        taken = [(shard, self.fenced.pop(shard)) for shard in chosen]  # (all at once)
+        if taken:
+            closing = [asyncio.ensure_future(_close_opened(*entry)) for entry in taken]
+            await asyncio.shield(asyncio.gather(*closing))
 
     @staticmethod
     async def close(dropped: list[LiveShard]) -> None:
@@ -382,6 +381,7 @@ class Shards:
     async def stop(self) -> None:
         """The engine stops: write what every shard has not checkpointed, then let go of the
         outbox (its producer stops next)."""
+        self.reader = None  # (from now on no shard's outbox is opened: :meth:`opened`)
         for live in self.live.values():
             live.reading = False
         for shard, live in sorted(self.live.items()):
@@ -392,7 +392,6 @@ class Shards:
         await self.close(list(self.live.values()))
         await self.unfence()
         self.checkpoints.outbox = None
-        self.reader = None
 
     # -- the checkpoint loop ---------------------------------------------------------------
 
@@ -504,6 +503,13 @@ def install(app: faust.App, shards: Shards, checkpoints_table: Any) -> None:
         stay unacknowledged and a crash replays them."""
         for shard, stage, seconds in shards.slow_checkpoints(time.monotonic(), SLOW_CHECKPOINT):
             log.warning("shard %d: checkpoint still %s after %.0f s", shard, stage, seconds)
+
+
+async def _close_opened(shard: int, opening: asyncio.Future[ShardOutbox]) -> None:
+    """Close the outbox ``opening`` opens, once it is open (nothing: its opening failed)."""
+    await asyncio.wait([opening])
+    if not opening.cancelled() and opening.exception() is None:
+        await _close_outbox(shard, opening.result())
 
 
 async def _close_outbox(shard: int, outbox: ShardOutbox) -> None:

@@ -140,7 +140,7 @@ def test_a_transform_beside_the_config_file_is_imported(tmp_path):
 
 
 def test_the_worker_s_start_checks_run_before_it_starts_and_a_refusal_is_one_line(capsys):
-    # (the worker's only: Faust makes the other commands' worker from faust.Worker)
+    # (the worker's only: Faust runs the other commands in mode's plain Worker)
     from types import SimpleNamespace
 
     from app.faust_app import StartRefused, StreamlearnWorker

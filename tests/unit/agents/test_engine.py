@@ -10,7 +10,7 @@ from aiokafka import TopicPartition
 from fastavro import parse_schema, schemaless_reader
 
 from agents import engine as engine_module
-from agents.engine import Engine
+from agents.engine import Engine, EngineError
 from agents.shards import Shards
 from app import parts
 from app.config import Config
@@ -433,3 +433,17 @@ async def test_a_read_s_output_is_handed_over_at_its_end_whatever_its_size(make_
     more = [record(i, event(i)) for i in range(150, 170)]
     assert await engine.take_read({TopicPartition(engine.source, 0): more}) is None
     assert learned(engine) == 170 and sent_at == [150, 170]
+
+
+async def test_predictions_format_avro_never_starts_without_the_registered_schema(make_engine):
+    # (the worker's start-up registers it: an engine started otherwise would write JSON where
+    # the team's consumers read Avro)
+    avro = {"predictions_format": "avro", "schema_registry_url": "http://registry.test"}
+    engine = make_engine(**avro)
+    with pytest.raises(EngineError, match="the prediction schema is not registered"):
+        await engine.on_start()
+    assert engine.consumer is None and engine.producer is None
+    engine.use_prediction_ids({"predictions": 7})
+    prediction = {"id": "e0", "key": None, "model": "lr", "version": 0, "y_pred": True}
+    prediction |= {"proba": None, "ts": 1.0, "latency_ms": None}
+    assert engine.encode(prediction)[:5] == b"\x00\x00\x00\x00\x07"

@@ -102,17 +102,19 @@ async def test_window_flags_are_counted_and_a_reset_said_once(keeper, caplog):
 
 class Opener:
     """Opens shards' transactional outboxes as the test lets it: each opening waits for
-    ``release``; ``fail`` makes the next one fail as Kafka refusing the transactional id does."""
+    ``release`` (a shard of ``one_by_one``: for its own event there); ``fail`` makes the next
+    one fail as Kafka refusing the transactional id does."""
 
     def __init__(self) -> None:
         self.opened: list[int] = []
         self.closed: list[object] = []
         self.release = asyncio.Event()
+        self.one_by_one: dict[int, asyncio.Event] = {}
         self.fail: Exception | None = None
 
     async def __call__(self, shard: int):
         self.opened.append(shard)
-        await self.release.wait()
+        await self.one_by_one.get(shard, self.release).wait()
         if self.fail is not None:
             failed, self.fail = self.fail, None
             raise failed
@@ -189,5 +191,52 @@ async def test_an_opening_that_fails_fails_every_waiter_and_the_next_ask_opens_a
         with pytest.raises(RuntimeError, match="TransactionalIdAuthorization"):
             await waiter
     assert keeper.fenced == {}
+    live = await keeper.ready_to_step(0)
+    assert opener.opened == [0, 0] and live.own_outbox.shard == 0
+
+
+async def test_shards_revoked_while_their_outboxes_open_each_have_theirs_closed(transactional):
+    keeper, opener = transactional
+    opener.one_by_one = {0: asyncio.Event(), 1: asyncio.Event()}
+    keeper.own({0, 1})
+    stepping = [asyncio.ensure_future(keeper.ready_to_step(s)) for s in (0, 1)]
+    await until(lambda: opener.opened == [0, 1])
+    revoking = asyncio.ensure_future(keeper.revoke({0, 1}))
+    await settle()
+    opener.one_by_one[1].set()  # (shard 1 opens first, its step waiting on it)
+    await settle()
+    opener.one_by_one[0].set()
+    await revoking
+    assert [await t for t in stepping] == [None, None]
+    assert sorted(o.shard for o in opener.closed) == [0, 1] and keeper.fenced == {}
+
+
+async def test_a_step_waiting_for_its_outbox_when_the_engine_stops_opens_no_second_one(
+    transactional,
+):
+    keeper, opener = transactional
+    keeper.own({0})
+    stepping = asyncio.ensure_future(keeper.ready_to_step(0))
+    await until(lambda: opener.opened == [0])
+    stopping = asyncio.ensure_future(keeper.stop())
+    await settle()
+    opener.release.set()
+    await stopping
+    assert await stepping is None
+    assert opener.opened == [0] and [o.shard for o in opener.closed] == [0]
+    assert keeper.fenced == {} and keeper.owned(0).own_outbox is None
+
+
+async def test_an_opening_that_fails_with_no_one_waiting_is_not_kept(transactional):
+    keeper, opener = transactional
+    opener.fail = RuntimeError("no answer within 60 s")
+    fencing = asyncio.ensure_future(keeper.fence({0}))
+    await until(lambda: opener.opened == [0])
+    fencing.cancel()  # (Faust's rebalance handler cancelled: the opening goes on)
+    await settle()
+    opener.release.set()
+    await settle()
+    assert keeper.fenced == {}
+    keeper.own({0})
     live = await keeper.ready_to_step(0)
     assert opener.opened == [0, 0] and live.own_outbox.shard == 0
