@@ -26,7 +26,6 @@ building the app, creating its data directory or reading the environment.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 #: the pure core: no faust, mode or aiokafka, no app built, no environment read at import
@@ -73,6 +72,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'app' has no attribute {name!r}")
     from app import settings
     from app.contracts.transform import TransformError
+    from app.faust_app import start_error
     from app.kafka.auth import SecurityError
     from app.kafka.registry import RegistryError
     from app.settings import SettingsError
@@ -81,8 +81,6 @@ def __getattr__(name: str) -> Any:
     try:
         parts = build(settings.settings)  # (the settings are read on first use)
     except (SettingsError, SecurityError, TransformError, RegistryError) as exc:
-        # the user's to fix: one line, no traceback
-        print(f"streamlearn: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        start_error(exc)  # the user's to fix: one line, no traceback
     globals().update(app=parts.app, parts=parts)
     return globals()[name]

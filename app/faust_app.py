@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 
@@ -25,7 +25,7 @@ from app.kafka.auth import faust_credentials
 from app.models import codec
 from app.settings import DEV_SECRET
 
-__all__ = ["StartRefused", "StreamlearnApp", "StreamlearnWorker", "build_app"]
+__all__ = ["StartRefused", "StreamlearnApp", "StreamlearnWorker", "build_app", "start_error"]
 
 
 class StreamlearnApp(faust.App):
@@ -61,8 +61,7 @@ class StreamlearnWorker(faust.Worker):
             try:
                 check()
             except StartRefused as exc:
-                print(f"streamlearn: {exc}", file=sys.stderr, flush=True)
-                raise SystemExit(2) from None
+                start_error(exc)
         super().__init__(app, *args, **kwargs)
 
     async def start(self) -> None:
@@ -77,8 +76,14 @@ class StreamlearnWorker(faust.Worker):
         except SystemExit:
             if self.refused is None:
                 raise
-        print(f"streamlearn: {self.refused}", file=sys.stderr, flush=True)
-        raise SystemExit(2)
+        start_error(self.refused)
+
+
+def start_error(reason: BaseException) -> NoReturn:
+    """End the command as a start-up error: ``reason`` as one line on stderr, exit status 2,
+    no traceback (the user's to fix)."""
+    print(f"streamlearn: {reason}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None
 
 
 def build_app(config: Config) -> StreamlearnApp:

@@ -95,16 +95,16 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call" and report.failed:
         for pipeline in getattr(item, "pipelines", []):
             for worker in pipeline.workers:
-                problems = worker_problems(worker.log_path)
+                problems = worker_problems(worker)
                 if problems:
                     report.sections.append((f"{worker.log_path} (errors)", problems))
 
 
-def worker_problems(path) -> str:
+def worker_problems(worker) -> str:
     """The first PROBLEM_LINES lines of a worker's log at ERROR or CRITICAL (the first is the
     cause, as a rule), shortened."""
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        lines = worker.log().splitlines()
     except OSError:
         return ""
     found = [line[:400] for line in lines if "] [ERROR] " in line or "] [CRITICAL] " in line]
